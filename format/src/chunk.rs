@@ -1,0 +1,364 @@
+//! Content-defined chunks of the canonical tar stream.
+//!
+//! Chunks are small because BEAM files are: a release's modules average a few KiB to tens of
+//! KiB, and a hot upgrade usually changes a few percent of them, scattered. Smaller chunks
+//! cost more manifest entries (about 64 000 for 1 GiB) but keep a next version's download
+//! close to the size of what really changed.
+//!
+//! The stream is cut with FastCDC (2020, normalisation level 1, the `fastcdc` crate's gear
+//! table) at 4 KiB minimum, 16 KiB average and 64 KiB maximum: each cut is the one FastCDC
+//! finds in the next `max` bytes of the stream. Cuts depend only on nearby content, so a
+//! changed module in a new version changes one or two chunks and the rest are shared. Each
+//! chunk is addressed by the sha256 of its **uncompressed** bytes and stored compressed on
+//! its own (SPEC.md §4).
+//!
+//! [`Chunker`] is a `Write` sink: the canonical tar writer streams into it and it hands each
+//! finished chunk to a [`ChunkSink`], so no artifact is ever held whole in memory.
+//! [`Reassembler`] is the way back: it checks every chunk and the whole stream.
+
+use std::io::{self, Write};
+
+use fastcdc::v2020::{Normalization, cut, select_masks};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::{Digest, HashingWriter};
+
+/// Smallest chunk, except the last of a stream.
+pub const MIN_CHUNK: usize = 4 * 1024;
+/// Target average chunk size.
+pub const AVG_CHUNK: usize = 16 * 1024;
+/// Largest chunk.
+pub const MAX_CHUNK: usize = 64 * 1024;
+/// The chunking parameters' name, recorded in every manifest.
+pub const CHUNKING: &str = "fastcdc-2020-l1/4k/16k/64k";
+
+/// One chunk of a stream: its address and uncompressed length.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkRef {
+    pub digest: Digest,
+    pub length: u64,
+}
+
+/// A chunked stream: its digest, length and chunks in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkedStream {
+    pub digest: Digest,
+    pub length: u64,
+    pub chunking: String,
+    pub chunks: Vec<ChunkRef>,
+}
+
+/// Receives each chunk as the [`Chunker`] cuts it.
+pub trait ChunkSink {
+    fn put(&mut self, chunk: &ChunkRef, data: &[u8]) -> io::Result<()>;
+}
+
+impl<F: FnMut(&ChunkRef, &[u8]) -> io::Result<()>> ChunkSink for F {
+    fn put(&mut self, chunk: &ChunkRef, data: &[u8]) -> io::Result<()> {
+        self(chunk, data)
+    }
+}
+
+/// Cuts what is written into content-defined chunks.
+#[derive(Debug)]
+pub struct Chunker<S> {
+    buf: Vec<u8>,
+    sink: S,
+    whole: Sha256,
+    length: u64,
+    chunks: Vec<ChunkRef>,
+    masks: (u64, u64),
+}
+
+impl<S: ChunkSink> Chunker<S> {
+    pub fn new(sink: S) -> Self {
+        Self {
+            buf: Vec::with_capacity(2 * MAX_CHUNK),
+            sink,
+            whole: Sha256::new(),
+            length: 0,
+            chunks: Vec::new(),
+            masks: select_masks(AVG_CHUNK, Normalization::Level1),
+        }
+    }
+
+    fn cut_len(&self, data: &[u8]) -> usize {
+        let (s, l) = self.masks;
+        cut(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK, s, l, s << 1, l << 1).1
+    }
+
+    /// Emits chunks while a full cut window is buffered (or all of it, at the end).
+    fn drain(&mut self, at_end: bool) -> io::Result<()> {
+        let mut pos = 0;
+        while self.buf.len() - pos >= MAX_CHUNK || (at_end && pos < self.buf.len()) {
+            let n = self.cut_len(&self.buf[pos..]).max(1);
+            let data = &self.buf[pos..pos + n];
+            let chunk = ChunkRef {
+                digest: Digest::of(data),
+                length: n as u64,
+            };
+            self.sink.put(&chunk, data)?;
+            self.chunks.push(chunk);
+            pos += n;
+        }
+        self.buf.drain(..pos);
+        Ok(())
+    }
+
+    /// Flushes the last chunk and returns the chunked stream and the sink.
+    pub fn finish(mut self) -> io::Result<(ChunkedStream, S)> {
+        self.drain(true)?;
+        let stream = ChunkedStream {
+            digest: Digest::from_bytes(self.whole.finalize().into()),
+            length: self.length,
+            chunking: CHUNKING.to_owned(),
+            chunks: self.chunks,
+        };
+        Ok((stream, self.sink))
+    }
+}
+
+impl<S: ChunkSink> Write for Chunker<S> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.whole.update(data);
+        self.length += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 2 * MAX_CHUNK {
+            self.drain(false)?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a chunk or a reassembled stream was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChunkError {
+    #[error("chunk {expected} has digest {actual}: its bytes were altered")]
+    Digest { expected: Digest, actual: Digest },
+    #[error("chunk {digest} is {actual} bytes; the manifest says {expected}")]
+    Length { digest: Digest, expected: u64, actual: u64 },
+    #[error(
+        "the reassembled stream has digest {actual} and {actual_len} bytes; the manifest says {expected} and {expected_len} bytes"
+    )]
+    Stream {
+        expected: Digest,
+        actual: Digest,
+        expected_len: u64,
+        actual_len: u64,
+    },
+    #[error("chunk {digest} is not valid zstd data")]
+    Decompress {
+        digest: Digest,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write the reassembled stream")]
+    Write(#[source] io::Error),
+}
+
+/// Checks that `data` is the chunk `chunk` names.
+pub fn verify_chunk(chunk: &ChunkRef, data: &[u8]) -> Result<(), ChunkError> {
+    if data.len() as u64 != chunk.length {
+        return Err(ChunkError::Length {
+            digest: chunk.digest,
+            expected: chunk.length,
+            actual: data.len() as u64,
+        });
+    }
+    let actual = Digest::of(data);
+    if actual != chunk.digest {
+        return Err(ChunkError::Digest {
+            expected: chunk.digest,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Writes a chunked stream back, verifying each chunk on the way and the whole at the end.
+#[derive(Debug)]
+pub struct Reassembler<W: Write> {
+    out: HashingWriter<W>,
+    expected: Digest,
+    expected_len: u64,
+}
+
+impl<W: Write> Reassembler<W> {
+    pub fn new(stream: &ChunkedStream, out: W) -> Self {
+        Self {
+            out: HashingWriter::new(out),
+            expected: stream.digest,
+            expected_len: stream.length,
+        }
+    }
+
+    /// Verifies `data` as `chunk` and appends it.
+    pub fn push(&mut self, chunk: &ChunkRef, data: &[u8]) -> Result<(), ChunkError> {
+        verify_chunk(chunk, data)?;
+        self.out.write_all(data).map_err(ChunkError::Write)
+    }
+
+    /// Checks the whole stream's digest and length; returns the writer.
+    pub fn finish(self) -> Result<W, ChunkError> {
+        let (actual, actual_len, out) = self.out.finish();
+        if actual != self.expected || actual_len != self.expected_len {
+            return Err(ChunkError::Stream {
+                expected: self.expected,
+                actual,
+                expected_len: self.expected_len,
+                actual_len,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Compresses a chunk for storage (zstd, level 3).
+#[cfg(feature = "zstd")]
+pub fn compress_chunk(data: &[u8]) -> io::Result<Vec<u8>> {
+    zstd::bulk::compress(data, 3)
+}
+
+/// Decompresses a stored chunk, refusing output larger than the chunk's recorded length (so a
+/// hostile store cannot send a decompression bomb), then verifies it.
+#[cfg(feature = "zstd")]
+pub fn decompress_chunk(chunk: &ChunkRef, stored: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    let capacity = usize::try_from(chunk.length).unwrap_or(usize::MAX).min(MAX_CHUNK);
+    let data = zstd::bulk::decompress(stored, capacity).map_err(|source| ChunkError::Decompress {
+        digest: chunk.digest,
+        source,
+    })?;
+    verify_chunk(chunk, &data)?;
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random bytes (xorshift), so tests need no RNG crate.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn chunk_all(data: &[u8], write_size: usize) -> (ChunkedStream, Vec<Vec<u8>>) {
+        let mut pieces = Vec::new();
+        let mut chunker = Chunker::new(|_: &ChunkRef, d: &[u8]| {
+            pieces.push(d.to_vec());
+            Ok(())
+        });
+        for part in data.chunks(write_size) {
+            chunker.write_all(part).unwrap();
+        }
+        let (stream, _) = chunker.finish().unwrap();
+        (stream, pieces)
+    }
+
+    #[test]
+    fn chunks_are_independent_of_write_sizes_and_within_bounds() {
+        let data = noise(7, 3_000_000);
+        let (a, pieces) = chunk_all(&data, 1);
+        let (b, _) = chunk_all(&data, 4096);
+        let (c, _) = chunk_all(&data, 1 << 20);
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(a.digest, Digest::of(&data));
+        assert_eq!(pieces.concat(), data);
+        let n = a.chunks.len();
+        assert!(n > 10, "expected many chunks, got {n}");
+        for (i, ch) in a.chunks.iter().enumerate() {
+            assert!(ch.length as usize <= MAX_CHUNK);
+            assert!(
+                i == n - 1 || ch.length as usize >= MIN_CHUNK,
+                "chunk {i} is {} bytes",
+                ch.length
+            );
+        }
+    }
+
+    #[test]
+    fn a_local_edit_changes_few_chunks() {
+        let mut data = noise(9, 4_000_000);
+        let (before, _) = chunk_all(&data, 65536);
+        data.splice(2_000_000..2_000_010, noise(3, 500));
+        let (after, _) = chunk_all(&data, 65536);
+        let old: std::collections::HashSet<_> = before.chunks.iter().collect();
+        let new_chunks = after.chunks.iter().filter(|c| !old.contains(c)).count();
+        assert!(new_chunks <= 3, "{new_chunks} chunks changed for one local edit");
+    }
+
+    #[test]
+    fn reassembly_checks_every_chunk_and_the_whole() {
+        let data = noise(11, 700_000);
+        let (stream, pieces) = chunk_all(&data, 8192);
+        let mut r = Reassembler::new(&stream, Vec::new());
+        for (c, p) in stream.chunks.iter().zip(&pieces) {
+            r.push(c, p).unwrap();
+        }
+        assert_eq!(r.finish().unwrap(), data);
+
+        let mut flipped = pieces[1].clone();
+        flipped[5] ^= 1;
+        let mut r = Reassembler::new(&stream, Vec::new());
+        r.push(&stream.chunks[0], &pieces[0]).unwrap();
+        assert!(matches!(
+            r.push(&stream.chunks[1], &flipped),
+            Err(ChunkError::Digest { .. })
+        ));
+        let truncated = &pieces[1][..pieces[1].len() - 1];
+        assert!(matches!(
+            verify_chunk(&stream.chunks[1], truncated),
+            Err(ChunkError::Length { .. })
+        ));
+
+        // Chunks that verify one by one but are in the wrong order fail the stream check.
+        let mut r = Reassembler::new(&stream, Vec::new());
+        r.push(&stream.chunks[1], &pieces[1]).unwrap();
+        r.push(&stream.chunks[0], &pieces[0]).unwrap();
+        for (c, p) in stream.chunks.iter().zip(&pieces).skip(2) {
+            r.push(c, p).unwrap();
+        }
+        assert!(matches!(r.finish(), Err(ChunkError::Stream { .. })));
+    }
+
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn compression_round_trips_and_refuses_bombs() {
+        let data = vec![b'a'; 60_000];
+        let chunk = ChunkRef {
+            digest: Digest::of(&data),
+            length: data.len() as u64,
+        };
+        let stored = compress_chunk(&data).unwrap();
+        assert!(stored.len() < 1000);
+        assert_eq!(decompress_chunk(&chunk, &stored).unwrap(), data);
+        let small = ChunkRef {
+            digest: chunk.digest,
+            length: 10,
+        };
+        assert!(matches!(
+            decompress_chunk(&small, &stored),
+            Err(ChunkError::Decompress { .. })
+        ));
+        assert!(matches!(
+            decompress_chunk(&chunk, b"not zstd"),
+            Err(ChunkError::Decompress { .. })
+        ));
+    }
+}

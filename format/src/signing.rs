@@ -1,0 +1,487 @@
+//! ed25519 keys, signatures and the signed manifest envelope.
+//!
+//! Keys and signatures are text of the form `name:base64` (as Nix writes them), so that a
+//! verifier can hold several trusted keys and keys can rotate: a secret key is
+//! `name:base64(32-byte seed)`, a public key `name:base64(32 bytes)`, a signature
+//! `name:base64(64 bytes)`.
+//!
+//! A signature covers `rel-manifest-v1\n` followed by the manifest's canonical JSON; the
+//! prefix keeps a manifest signature from being valid for anything else rel signs. The
+//! envelope is `{"signed": <manifest>, "signatures": ["name:base64", ...]}`.
+//!
+//! [`verify`] accepts a manifest only if a trusted key signed it **and** it is the artifact
+//! that was asked for: a valid signature on another release, version, kind or from-version
+//! is refused (SPEC.md §6).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::manifest::{Kind, MAX_MANIFEST_BYTES, Manifest, ManifestError, canonical_json};
+use crate::version::Version;
+
+/// Domain separation for manifest signatures.
+pub const MANIFEST_CONTEXT: &[u8] = b"rel-manifest-v1\n";
+
+/// Why a key, a signature or a signed manifest was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    #[error("{what} `{text}` is not of the form `name:base64`")]
+    Form { what: &'static str, text: String },
+    #[error("{what} `{name}` has an invalid name: use letters, digits and `._-`, at most 128")]
+    Name { what: &'static str, name: String },
+    #[error("{what} `{name}` has {actual} bytes after base64 decoding; {expected} are expected")]
+    Length {
+        what: &'static str,
+        name: String,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("public key `{0}` is not a valid ed25519 point")]
+    BadPoint(String),
+    #[error("manifest is not signed by any trusted key (signed by: {signers}; trusted: {trusted})")]
+    Untrusted { signers: String, trusted: String },
+    #[error("the signature of `{0}` on the manifest does not verify: the manifest or the signature was altered")]
+    Invalid(String),
+    #[error("manifest is for {actual}, but {expected} was asked for")]
+    Mismatch { expected: String, actual: String },
+    #[error("manifest envelope is not valid JSON of the form {{\"signed\": ..., \"signatures\": [...]}}")]
+    Envelope(#[source] serde_json::Error),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+fn valid_key_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Splits and decodes `name:base64` into a name and exactly `N` bytes.
+fn decode<const N: usize>(what: &'static str, text: &str) -> Result<(String, [u8; N]), SignatureError> {
+    let text = text.trim();
+    let (name, payload) = text.split_once(':').ok_or_else(|| SignatureError::Form {
+        what,
+        text: text.to_owned(),
+    })?;
+    if !valid_key_name(name) {
+        return Err(SignatureError::Name {
+            what,
+            name: name.to_owned(),
+        });
+    }
+    let bytes = B64.decode(payload).map_err(|_| SignatureError::Form {
+        what,
+        text: format!("{name}:…"),
+    })?;
+    let arr: [u8; N] = bytes.as_slice().try_into().map_err(|_| SignatureError::Length {
+        what,
+        name: name.to_owned(),
+        expected: N,
+        actual: bytes.len(),
+    })?;
+    Ok((name.to_owned(), arr))
+}
+
+/// A named ed25519 signing key.
+pub struct SecretKey {
+    name: String,
+    key: SigningKey,
+}
+
+impl SecretKey {
+    /// A key from 32 random bytes the caller supplies (this crate does no I/O, randomness
+    /// included).
+    pub fn from_seed(name: &str, seed: [u8; 32]) -> Result<Self, SignatureError> {
+        if !valid_key_name(name) {
+            return Err(SignatureError::Name {
+                what: "secret key",
+                name: name.to_owned(),
+            });
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            key: SigningKey::from_bytes(&seed),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The matching public key.
+    pub fn public(&self) -> PublicKey {
+        PublicKey {
+            name: self.name.clone(),
+            key: self.key.verifying_key(),
+        }
+    }
+
+    /// Signs a manifest and wraps it in an envelope.
+    pub fn sign(&self, manifest: &Manifest) -> Result<SignedManifest, SignatureError> {
+        manifest.validate()?;
+        let mut env = SignedManifest {
+            signed: manifest.clone(),
+            signatures: Vec::new(),
+        };
+        env.add_signature(self);
+        Ok(env)
+    }
+
+    /// The secret key text, `name:base64(seed)`. Keep it secret.
+    pub fn to_secret_string(&self) -> String {
+        format!("{}:{}", self.name, B64.encode(self.key.to_bytes()))
+    }
+}
+
+impl FromStr for SecretKey {
+    type Err = SignatureError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, seed) = decode::<32>("secret key", s)?;
+        Ok(Self {
+            name,
+            key: SigningKey::from_bytes(&seed),
+        })
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({}:<redacted>)", self.name)
+    }
+}
+
+/// A named ed25519 public key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    name: String,
+    key: VerifyingKey,
+}
+
+impl PublicKey {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl FromStr for PublicKey {
+    type Err = SignatureError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, bytes) = decode::<32>("public key", s)?;
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| SignatureError::BadPoint(name.clone()))?;
+        Ok(Self { name, key })
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, B64.encode(self.key.as_bytes()))
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({self})")
+    }
+}
+
+/// The keys a verifier trusts, by name.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedKeys {
+    keys: BTreeMap<String, PublicKey>,
+}
+
+impl TrustedKeys {
+    pub fn new(keys: impl IntoIterator<Item = PublicKey>) -> Self {
+        Self {
+            keys: keys.into_iter().map(|k| (k.name.clone(), k)).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+}
+
+/// A manifest and its signatures, as stored and served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedManifest {
+    pub signed: Manifest,
+    pub signatures: Vec<String>,
+}
+
+fn message(canonical: &[u8]) -> Vec<u8> {
+    [MANIFEST_CONTEXT, canonical].concat()
+}
+
+impl SignedManifest {
+    /// Adds one more signature (a second key during a rotation, say).
+    pub fn add_signature(&mut self, key: &SecretKey) {
+        let sig = key.key.sign(&message(&self.signed.canonical_bytes()));
+        self.signatures
+            .push(format!("{}:{}", key.name, B64.encode(sig.to_bytes())));
+    }
+
+    /// The envelope's bytes: canonical JSON, so the same artifact stores the same bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        canonical_json(&serde_json::to_value(self).expect("an envelope always serialises"))
+    }
+
+    /// Reads an envelope and checks its signatures against `trusted`, without the
+    /// is-it-what-I-asked-for check (the registry uses this on upload). Returns the manifest
+    /// and the name of the trusted key that signed it.
+    pub fn verify_signature(bytes: &[u8], trusted: &TrustedKeys) -> Result<(SignedManifest, String), SignatureError> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge(bytes.len()).into());
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            signed: Value,
+            signatures: Vec<String>,
+        }
+        let raw: Raw = serde_json::from_slice(bytes).map_err(SignatureError::Envelope)?;
+        // Verify over the bytes as signed, before interpreting the manifest.
+        let msg = message(&canonical_json(&raw.signed));
+        let mut signers = Vec::new();
+        for sig in &raw.signatures {
+            let (name, sig_bytes) = decode::<64>("signature", sig)?;
+            if let Some(key) = trusted.keys.get(&name) {
+                let sig = ed25519_dalek::Signature::from_bytes(&sig_bytes);
+                key.key
+                    .verify_strict(&msg, &sig)
+                    .map_err(|_| SignatureError::Invalid(name.clone()))?;
+                let manifest = Manifest::from_value(raw.signed)?;
+                return Ok((
+                    SignedManifest {
+                        signed: manifest,
+                        signatures: raw.signatures.clone(),
+                    },
+                    name,
+                ));
+            }
+            signers.push(name);
+        }
+        Err(SignatureError::Untrusted {
+            signers: if signers.is_empty() {
+                "nobody".into()
+            } else {
+                signers.join(", ")
+            },
+            trusted: if trusted.is_empty() {
+                "none".into()
+            } else {
+                trusted.names().collect::<Vec<_>>().join(", ")
+            },
+        })
+    }
+}
+
+/// The artifact a client asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub name: String,
+    pub version: Version,
+    pub kind: Kind,
+    /// For an upgrade: the version the node runs, which the upgrade must start from.
+    pub from: Option<Version>,
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} `{}` `{}`", self.kind, self.name, self.version)?;
+        if let Some(from) = &self.from {
+            write!(f, " from `{from}`")?;
+        }
+        Ok(())
+    }
+}
+
+/// Verifies a stored envelope: a trusted key signed it and it is exactly `expected`.
+pub fn verify(bytes: &[u8], trusted: &TrustedKeys, expected: &Expected) -> Result<(Manifest, String), SignatureError> {
+    let (env, signer) = SignedManifest::verify_signature(bytes, trusted)?;
+    let m = env.signed;
+    let from_ok = match &expected.from {
+        None => expected.kind == Kind::Release || !m.from.is_empty(),
+        Some(from) => m.from.contains(from),
+    };
+    if m.name != expected.name || m.version != expected.version || m.kind != expected.kind || !from_ok {
+        let mut actual = format!("{} `{}` `{}`", m.kind, m.name, m.version);
+        if !m.from.is_empty() {
+            let list: Vec<String> = m.from.iter().map(|v| format!("`{v}`")).collect();
+            actual.push_str(&format!(" from {}", list.join(", ")));
+        }
+        return Err(SignatureError::Mismatch {
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok((m, signer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::tests::sample;
+
+    fn key(name: &str, seed: u8) -> SecretKey {
+        SecretKey::from_seed(name, [seed; 32]).unwrap()
+    }
+
+    fn expected_for(m: &Manifest) -> Expected {
+        Expected {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            kind: m.kind,
+            from: m.from.first().cloned(),
+        }
+    }
+
+    #[test]
+    fn keys_round_trip_through_text() {
+        let k = key("ci-2024", 7);
+        let back: SecretKey = k.to_secret_string().parse().unwrap();
+        assert_eq!(back.public(), k.public());
+        let p: PublicKey = k.public().to_string().parse().unwrap();
+        assert_eq!(p, k.public());
+        assert!(k.public().to_string().starts_with("ci-2024:"));
+        assert_eq!(format!("{k:?}"), "SecretKey(ci-2024:<redacted>)");
+    }
+
+    #[test]
+    fn malformed_keys_are_refused_by_name() {
+        assert_eq!(
+            "nocolon".parse::<PublicKey>().unwrap_err().to_string(),
+            "public key `nocolon` is not of the form `name:base64`"
+        );
+        assert!(matches!(
+            "a b:AAAA".parse::<PublicKey>(),
+            Err(SignatureError::Name { .. })
+        ));
+        assert_eq!(
+            "k:AAAA".parse::<PublicKey>().unwrap_err().to_string(),
+            "public key `k` has 3 bytes after base64 decoding; 32 are expected"
+        );
+    }
+
+    #[test]
+    fn sign_and_verify_round_trip() {
+        let k = key("ci", 1);
+        let m = sample(Kind::Upgrade);
+        let bytes = k.sign(&m).unwrap().to_bytes();
+        let (got, signer) = verify(&bytes, &TrustedKeys::new([k.public()]), &expected_for(&m)).unwrap();
+        assert_eq!((got, signer.as_str()), (m, "ci"));
+    }
+
+    #[test]
+    fn any_changed_byte_fails_verification() {
+        let k = key("ci", 1);
+        let m = sample(Kind::Release);
+        let bytes = k.sign(&m).unwrap().to_bytes();
+        let trusted = TrustedKeys::new([k.public()]);
+        let exp = expected_for(&m);
+        let mut refused = 0;
+        for i in 0..bytes.len() {
+            for bit in [0x01u8, 0x20] {
+                let mut b = bytes.clone();
+                b[i] ^= bit;
+                if verify(&b, &trusted, &exp).is_ok() {
+                    // Only a byte that parses to the very same canonical document and signature
+                    // may pass; there is none, since the envelope is canonical.
+                    panic!(
+                        "flipping bit {bit:#x} of byte {i} ({:?}) still verified",
+                        bytes[i] as char
+                    );
+                }
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, bytes.len() * 2);
+    }
+
+    #[test]
+    fn untrusted_and_rotated_keys() {
+        let old = key("ci-2023", 1);
+        let new = key("ci-2024", 2);
+        let m = sample(Kind::Release);
+        let exp = expected_for(&m);
+        let mut env = old.sign(&m).unwrap();
+        let err = verify(&env.to_bytes(), &TrustedKeys::new([new.public()]), &exp).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "manifest is not signed by any trusted key (signed by: ci-2023; trusted: ci-2024)"
+        );
+        env.add_signature(&new);
+        let (_, signer) = verify(&env.to_bytes(), &TrustedKeys::new([new.public()]), &exp).unwrap();
+        assert_eq!(signer, "ci-2024");
+        // A key with a trusted name but other bytes is not the trusted key.
+        let impostor = key("ci-2024", 3);
+        let bytes = impostor.sign(&m).unwrap().to_bytes();
+        let err = verify(&bytes, &TrustedKeys::new([new.public()]), &exp).unwrap_err();
+        assert!(matches!(err, SignatureError::Invalid(ref n) if n == "ci-2024"), "{err}");
+    }
+
+    #[test]
+    fn a_valid_signature_on_another_artifact_is_refused() {
+        let k = key("ci", 1);
+        let trusted = TrustedKeys::new([k.public()]);
+        let m = sample(Kind::Upgrade);
+        let bytes = k.sign(&m).unwrap().to_bytes();
+        let base = expected_for(&m);
+        let other_version = Expected {
+            version: "0.1.0+20240103-12-ccccccc".parse().unwrap(),
+            ..base.clone()
+        };
+        let err = verify(&bytes, &trusted, &other_version).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "manifest is for upgrade `shop` `0.1.0+20240102-11-bbbbbbb` from `0.1.0+20240101-10-aaaaaaa`, but upgrade `shop` `0.1.0+20240103-12-ccccccc` from `0.1.0+20240101-10-aaaaaaa` was asked for"
+        );
+        for wrong in [
+            Expected {
+                name: "other".into(),
+                ..base.clone()
+            },
+            Expected {
+                kind: Kind::Release,
+                from: None,
+                ..base.clone()
+            },
+            Expected {
+                from: Some("0.0.9".parse().unwrap()),
+                ..base.clone()
+            },
+        ] {
+            assert!(
+                matches!(verify(&bytes, &trusted, &wrong), Err(SignatureError::Mismatch { .. })),
+                "{wrong}"
+            );
+        }
+    }
+
+    #[test]
+    fn envelope_bytes_are_canonical_and_bounded() {
+        let k = key("ci", 1);
+        let env = k.sign(&sample(Kind::Release)).unwrap();
+        let bytes = env.to_bytes();
+        let reparsed: SignedManifest = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(reparsed.to_bytes(), bytes);
+        let huge = vec![b' '; MAX_MANIFEST_BYTES + 1];
+        let err = SignedManifest::verify_signature(&huge, &TrustedKeys::new([k.public()])).unwrap_err();
+        assert!(matches!(err, SignatureError::Manifest(ManifestError::TooLarge(_))));
+    }
+}
