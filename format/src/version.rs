@@ -433,8 +433,10 @@ mod tests {
 
     #[test]
     fn auto_version_orders_by_build_fields_not_by_string() {
-        // String order puts "1000" before "381"; semver compares metadata as strings too.
-        assert!("0.0.1+20171204-1000-49ab6e0" > "0.0.1+20171116-381-eddcacc");
+        // Same-day builds: string order puts "1000" before "381", and so does semver, which
+        // compares build metadata as strings.
+        assert!("0.0.1+20171116-1000-49ab6e0" < "0.0.1+20171116-381-eddcacc");
+        assert!(v("0.0.1+20171116-1000-49ab6e0") > v("0.0.1+20171116-381-eddcacc"));
         assert_sorted(&[
             "0.0.1",
             "0.0.1+20171116-381-eddcacc",
