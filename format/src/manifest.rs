@@ -355,7 +355,8 @@ pub(crate) mod tests {
 
     #[test]
     fn invalid_manifests_are_refused_with_a_reason() {
-        let cases: Vec<(Box<dyn Fn(&mut Manifest)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Manifest)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|m| m.from.clear()),
                 "an upgrade needs at least one `from` version",

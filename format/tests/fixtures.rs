@@ -1,13 +1,14 @@
 //! The format crate on real OTP releases built by `fixtures/build.sh` (Debian's OTP 25).
+#![allow(clippy::print_stdout)] // the dedup report is printed on purpose
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::PathBuf;
 
+use rel_format::Version;
 use rel_format::archive::{Limits, canonicalize};
 use rel_format::chunk::{ChunkRef, ChunkedStream, Chunker, Reassembler};
-use rel_format::Version;
 
 fn fixtures() -> PathBuf {
     let dir = std::env::var_os("REL_FIXTURES")
@@ -22,7 +23,11 @@ fn fixtures() -> PathBuf {
 }
 
 fn versions() -> Vec<String> {
-    std::fs::read_to_string(fixtures().join("VERSIONS")).unwrap().lines().map(str::to_owned).collect()
+    std::fs::read_to_string(fixtures().join("VERSIONS"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn tarball(version: &str) -> Vec<u8> {
@@ -70,7 +75,11 @@ fn reads_the_release_from_each_fixture() {
         assert!(seen.lib_dirs.contains(&format!("demo-{v}")), "{:?}", seen.lib_dirs);
         assert!(rel.app("sasl").is_some());
         assert!(seen.erts_dirs.is_empty(), "fixtures ship no ERTS");
-        assert!(seen.native.is_none(), "fixtures carry no native code: {:?}", seen.native);
+        assert!(
+            seen.native.is_none(),
+            "fixtures carry no native code: {:?}",
+            seen.native
+        );
     }
     let (_, _, seen) = ingest(&tarball(&versions()[2]));
     assert!(seen.release(None).unwrap().app("demo_extra").is_some());
@@ -81,7 +90,9 @@ fn canonical_form_ignores_compression_and_round_trips() {
     let v = &versions()[0];
     let gz = tarball(v);
     let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut plain).unwrap();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_end(&mut plain)
+        .unwrap();
     let zst = zstd::encode_all(plain.as_slice(), 3).unwrap();
 
     let (from_gz, chunks, _) = ingest(&gz);
@@ -144,7 +155,10 @@ fn consecutive_versions_share_most_chunks() {
         )
         .unwrap();
         assert!(ratio > 0.95, "dedup too low: {report}");
-        assert!(new_bytes * 20 < new.length, "more than 5% of the bytes are new: {report}");
+        assert!(
+            new_bytes * 20 < new.length,
+            "more than 5% of the bytes are new: {report}"
+        );
     }
     // Shown with `--nocapture`; the README quotes it.
     print!("{report}");

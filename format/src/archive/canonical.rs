@@ -317,12 +317,12 @@ fn libc_of(elf_prefix: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Reads a release tarball (`.tar`, `.tar.gz`, `.tar.zst`; recognised by content, not name)
-/// and writes its canonical form to `out`.
-pub fn canonicalize<R: Read, W: Write>(input: R, out: W, limits: Limits) -> Result<(W, Ingested), ArchiveError> {
+/// Opens a tar stream that may be gzip- or zstd-compressed, recognised by content (not by
+/// file name).
+pub fn decompress<'a, R: Read + 'a>(input: R) -> Result<Box<dyn Read + 'a>, ArchiveError> {
     let mut input = BufReader::with_capacity(1 << 16, input);
     let magic = input.fill_buf().map_err(ArchiveError::Read)?;
-    let reader: Box<dyn Read + '_> = if magic.starts_with(&[0x1f, 0x8b]) {
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(input))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         zstd_reader(input)?
@@ -332,25 +332,53 @@ pub fn canonicalize<R: Read, W: Write>(input: R, out: W, limits: Limits) -> Resu
         return Err(ArchiveError::Unsupported("xz"));
     } else {
         Box::new(input)
-    };
-    let mut archive = tar::Archive::new(reader);
+    })
+}
+
+/// One member of an input tar, checked by the shared rules.
+#[derive(Debug)]
+pub struct CheckedMember {
+    /// The normalised path; `None` for the archive root (`./`).
+    pub path: Option<String>,
+    pub raw_path: Vec<u8>,
+    pub kind: MemberKind,
+    pub size: u64,
+}
+
+/// Checks a tar entry's path, type, mode and link target. `None` for entries that carry no
+/// member (pax global headers).
+pub fn check_entry<R: Read>(entry: &tar::Entry<'_, R>, limits: &Limits) -> Result<Option<CheckedMember>, ArchiveError> {
+    let raw_path = entry.path_bytes().into_owned();
+    let header = entry.header();
+    let entry_type = header.entry_type();
+    if matches!(entry_type, tar::EntryType::XGlobalHeader) {
+        return Ok(None);
+    }
+    let path = check_member_path(&raw_path, limits)?;
+    let shown = path
+        .clone()
+        .unwrap_or_else(|| String::from_utf8_lossy(&raw_path).into_owned());
+    let mode = header.mode().map_err(ArchiveError::Read)?;
+    let link = entry.link_name_bytes();
+    let kind = member_kind(&shown, entry_type, mode, link.as_deref(), limits)?;
+    Ok(Some(CheckedMember {
+        path,
+        raw_path,
+        kind,
+        size: entry.size(),
+    }))
+}
+
+/// Reads a release tarball (`.tar`, `.tar.gz`, `.tar.zst`) and writes its canonical form to
+/// `out`.
+pub fn canonicalize<R: Read, W: Write>(input: R, out: W, limits: Limits) -> Result<(W, Ingested), ArchiveError> {
+    let mut archive = tar::Archive::new(decompress(input)?);
     let mut writer = CanonicalTar::new(out, limits);
     for entry in archive.entries().map_err(ArchiveError::Read)? {
         let mut entry = entry.map_err(ArchiveError::Read)?;
-        let raw_path = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_path).into_owned();
-        let header = entry.header();
-        let entry_type = header.entry_type();
-        if matches!(entry_type, tar::EntryType::XGlobalHeader) {
-            continue;
+        if let Some(member) = check_entry(&entry, &limits)? {
+            writer.append(&member.raw_path, &member.kind, member.size, &mut entry)?;
         }
-        let mode = header.mode().map_err(ArchiveError::Read)?;
-        let link = entry.link_name_bytes().map(|l| l.into_owned());
-        // The checks use the normalised path; a bad path is reported by `append`.
-        let checked = check_member_path(&raw_path, &limits)?.unwrap_or_else(|| shown.clone());
-        let kind = member_kind(&checked, entry_type, mode, link.as_deref(), &limits)?;
-        let size = entry.size();
-        writer.append(&raw_path, &kind, size, &mut entry)?;
     }
     writer.finish()
 }

@@ -14,7 +14,9 @@
 
 mod canonical;
 
-pub use canonical::{CanonicalTar, Ingested, NativeCode, canonicalize};
+pub use canonical::{
+    CanonicalTar, CheckedMember, IngestError, Ingested, NativeCode, canonicalize, check_entry, decompress,
+};
 
 use std::collections::HashSet;
 

@@ -1,0 +1,3 @@
+//! The `rel` command's library: what the binary runs, usable in-process by tests.
+
+pub mod local;

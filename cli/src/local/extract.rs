@@ -1,0 +1,162 @@
+//! Extraction of untrusted archives.
+//!
+//! Every member passes the rules of `rel_format::archive` (no absolute paths, no `..`, links
+//! that stay inside, no devices, no setuid/setgid, size and count limits). On top of that,
+//! no member may be written *through* a symlink or a file: each parent must be a real
+//! directory. Everything is written into a fresh temporary directory beside the target and
+//! renamed into place at the end, so a refused archive leaves nothing behind and the target
+//! appears whole or not at all.
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rel_format::archive::{ArchiveError, Limits, MemberKind, MemberSet, check_entry, decompress};
+
+/// What an extraction wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtractReport {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// Why an archive was not extracted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    #[error("`{0}` already exists; extraction only creates a new directory")]
+    TargetExists(PathBuf),
+    #[error("refused to extract into `{target}`")]
+    Refused {
+        target: PathBuf,
+        #[source]
+        source: ArchiveError,
+    },
+    #[error("cannot write `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Extracts a tar stream (plain, gzip or zstd) into the new directory `target`.
+pub fn extract<R: Read>(input: R, target: &Path, limits: Limits) -> Result<ExtractReport, ExtractError> {
+    if fs::symlink_metadata(target).is_ok() {
+        return Err(ExtractError::TargetExists(target.to_owned()));
+    }
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ExtractError::Io { path, source }
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.rel-tmp-"))
+        .tempdir_in(parent)
+        .map_err(io_err(parent))?;
+    let refused = |source| ExtractError::Refused {
+        target: target.to_owned(),
+        source,
+    };
+
+    let mut archive = tar::Archive::new(decompress(input).map_err(refused)?);
+    let mut members = MemberSet::default();
+    for entry in archive.entries().map_err(|e| refused(ArchiveError::Read(e)))? {
+        let mut entry = entry.map_err(|e| refused(ArchiveError::Read(e)))?;
+        let Some(member) = check_entry(&entry, &limits).map_err(refused)? else {
+            continue;
+        };
+        let Some(path) = member.path else { continue };
+        members
+            .admit(&path, &member.kind, member.size, &limits)
+            .map_err(refused)?;
+        let dest = tmp.path().join(&path);
+        ensure_parents(tmp.path(), &path).map_err(|e| match e {
+            Parent::Through(through) => refused(ArchiveError::ThroughNonDir {
+                path: path.clone(),
+                through,
+            }),
+            Parent::Io(p, source) => ExtractError::Io { path: p, source },
+        })?;
+        match &member.kind {
+            MemberKind::Dir => match fs::symlink_metadata(&dest) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(refused(ArchiveError::Duplicate(path))),
+                Err(_) => fs::create_dir(&dest).map_err(io_err(&dest))?,
+            },
+            MemberKind::File { executable } => {
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&dest)
+                    .map_err(io_err(&dest))?;
+                let written = io::copy(&mut (&mut entry).take(member.size), &mut file).map_err(io_err(&dest))?;
+                if written != member.size {
+                    return Err(refused(ArchiveError::SizeMismatch {
+                        path,
+                        expected: member.size,
+                        actual: written,
+                    }));
+                }
+                let mode = if *executable { 0o755 } else { 0o644 };
+                fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(io_err(&dest))?;
+            }
+            MemberKind::Symlink { target: link } => {
+                std::os::unix::fs::symlink(link, &dest).map_err(io_err(&dest))?;
+            }
+            MemberKind::HardLink { target: original } => {
+                fs::hard_link(tmp.path().join(original), &dest).map_err(io_err(&dest))?;
+            }
+        }
+    }
+    let report = ExtractReport {
+        entries: members.entries(),
+        bytes: members.bytes(),
+    };
+    let kept = tmp.keep();
+    fs::rename(&kept, target).map_err(|source| {
+        let _ = fs::remove_dir_all(&kept);
+        ExtractError::Io {
+            path: target.to_owned(),
+            source,
+        }
+    })?;
+    Ok(report)
+}
+
+enum Parent {
+    Through(String),
+    Io(PathBuf, io::Error),
+}
+
+/// Creates the parents of `path` under `root`, refusing to pass through anything that is not
+/// a real directory (a symlink made by an earlier member, or a file).
+fn ensure_parents(root: &Path, path: &str) -> Result<(), Parent> {
+    let mut current = root.to_path_buf();
+    let mut shown = String::new();
+    let parts: Vec<&str> = path.split('/').collect();
+    for part in &parts[..parts.len() - 1] {
+        current.push(part);
+        if !shown.is_empty() {
+            shown.push('/');
+        }
+        shown.push_str(part);
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(Parent::Through(shown)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&current).map_err(|e| Parent::Io(current.clone(), e))?;
+            }
+            Err(e) => return Err(Parent::Io(current.clone(), e)),
+        }
+    }
+    Ok(())
+}

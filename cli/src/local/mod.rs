@@ -1,0 +1,11 @@
+//! The filesystem side of archives: packing a release folder into the canonical tar, and
+//! extracting an archive without trusting it.
+//!
+//! `rel-format` holds the rules (member paths, link targets, limits); this module applies
+//! them to real directories.
+
+mod extract;
+mod pack;
+
+pub use extract::{ExtractError, ExtractReport, extract};
+pub use pack::{PackError, pack_dir};
