@@ -13,13 +13,16 @@
 //! - [`manifest`]: what an artifact is, in canonical JSON.
 //! - [`signing`]: ed25519 keys, signatures and verification of the artifact asked for.
 
+pub mod api;
 pub mod archive;
+pub mod channel;
 pub mod chunk;
 pub mod digest;
 pub mod manifest;
 pub mod release;
 pub mod signing;
 pub mod term;
+pub mod upgrade_path;
 pub mod version;
 
 pub use digest::{Digest, DigestError};

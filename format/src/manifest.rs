@@ -204,7 +204,8 @@ impl Manifest {
     }
 }
 
-fn is_rfc3339_utc(s: &str) -> bool {
+/// True for a `YYYY-MM-DDTHH:MM:SSZ` time.
+pub fn is_rfc3339_utc(s: &str) -> bool {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     b.len() == 20

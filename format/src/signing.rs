@@ -46,11 +46,15 @@ pub enum SignatureError {
     },
     #[error("public key `{0}` is not a valid ed25519 point")]
     BadPoint(String),
-    #[error("manifest is not signed by any trusted key (signed by: {signers}; trusted: {trusted})")]
-    Untrusted { signers: String, trusted: String },
-    #[error("the signature of `{0}` on the manifest does not verify: the manifest or the signature was altered")]
-    Invalid(String),
-    #[error("manifest is for {actual}, but {expected} was asked for")]
+    #[error("{what} is not signed by any trusted key (signed by: {signers}; trusted: {trusted})")]
+    Untrusted {
+        what: &'static str,
+        signers: String,
+        trusted: String,
+    },
+    #[error("the signature of `{key}` on the {what} does not verify: the {what} or the signature was altered")]
+    Invalid { what: &'static str, key: String },
+    #[error("the registry sent {actual}, but {expected} was asked for")]
     Mismatch { expected: String, actual: String },
     #[error("manifest envelope is not valid JSON of the form {{\"signed\": ..., \"signatures\": [...]}}")]
     Envelope(#[source] serde_json::Error),
@@ -216,59 +220,88 @@ impl TrustedKeys {
     }
 }
 
-/// A manifest and its signatures, as stored and served.
+/// A document rel signs: a manifest, a channel pointer.
+pub trait Signable: Serialize + serde::de::DeserializeOwned + Clone {
+    /// Prefixed to the canonical JSON before signing, so a signature over one kind of
+    /// document is never valid for another.
+    const CONTEXT: &'static [u8];
+    /// What the document is, for error messages.
+    const WHAT: &'static str;
+    /// Checks bounds and cross-field rules after parsing.
+    fn check(&self) -> Result<(), ManifestError>;
+}
+
+impl Signable for Manifest {
+    const CONTEXT: &'static [u8] = MANIFEST_CONTEXT;
+    const WHAT: &'static str = "manifest";
+    fn check(&self) -> Result<(), ManifestError> {
+        self.validate()
+    }
+}
+
+/// A signed document and its signatures, as stored and served:
+/// `{"signed": <document>, "signatures": ["name:base64", ...]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignedManifest {
-    pub signed: Manifest,
+#[serde(deny_unknown_fields, bound(deserialize = "T: serde::de::DeserializeOwned"))]
+pub struct Envelope<T> {
+    pub signed: T,
     pub signatures: Vec<String>,
 }
 
-fn message(canonical: &[u8]) -> Vec<u8> {
-    [MANIFEST_CONTEXT, canonical].concat()
+/// A signed manifest.
+pub type SignedManifest = Envelope<Manifest>;
+
+fn message<T: Signable>(canonical: &[u8]) -> Vec<u8> {
+    [T::CONTEXT, canonical].concat()
 }
 
-impl SignedManifest {
+impl<T: Signable> Envelope<T> {
+    /// Checks `document` and signs it.
+    pub fn sign(document: T, key: &SecretKey) -> Result<Self, SignatureError> {
+        document.check()?;
+        let mut env = Envelope {
+            signed: document,
+            signatures: Vec::new(),
+        };
+        env.add_signature(key);
+        Ok(env)
+    }
+
     /// Adds one more signature (a second key during a rotation, say).
     pub fn add_signature(&mut self, key: &SecretKey) {
-        let sig = key.key.sign(&message(&self.signed.canonical_bytes()));
+        let canonical = canonical_json(&serde_json::to_value(&self.signed).expect("documents serialise"));
+        let sig = key.key.sign(&message::<T>(&canonical));
         self.signatures
             .push(format!("{}:{}", key.name, B64.encode(sig.to_bytes())));
     }
 
-    /// The envelope's bytes: canonical JSON, so the same artifact stores the same bytes.
+    /// The envelope's bytes: canonical JSON, so the same document stores the same bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         canonical_json(&serde_json::to_value(self).expect("an envelope always serialises"))
     }
 
-    /// Reads an envelope and checks its signatures against `trusted`, without the
-    /// is-it-what-I-asked-for check (the registry uses this on upload). Returns the manifest
+    /// Reads an envelope and checks its signatures against `trusted`. Returns the envelope
     /// and the name of the trusted key that signed it.
-    pub fn verify_signature(bytes: &[u8], trusted: &TrustedKeys) -> Result<(SignedManifest, String), SignatureError> {
+    pub fn verify_signature(bytes: &[u8], trusted: &TrustedKeys) -> Result<(Self, String), SignatureError> {
         if bytes.len() > MAX_MANIFEST_BYTES {
             return Err(ManifestError::TooLarge(bytes.len()).into());
         }
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Raw {
-            signed: Value,
-            signatures: Vec<String>,
-        }
-        let raw: Raw = serde_json::from_slice(bytes).map_err(SignatureError::Envelope)?;
-        // Verify over the bytes as signed, before interpreting the manifest.
-        let msg = message(&canonical_json(&raw.signed));
+        let raw: Envelope<Value> = serde_json::from_slice(bytes).map_err(SignatureError::Envelope)?;
+        // Verify over the bytes as signed, before interpreting the document.
+        let msg = message::<T>(&canonical_json(&raw.signed));
         let mut signers = Vec::new();
         for sig in &raw.signatures {
             let (name, sig_bytes) = decode::<64>("signature", sig)?;
             if let Some(key) = trusted.keys.get(&name) {
                 let sig = ed25519_dalek::Signature::from_bytes(&sig_bytes);
-                key.key
-                    .verify_strict(&msg, &sig)
-                    .map_err(|_| SignatureError::Invalid(name.clone()))?;
-                let manifest = Manifest::from_value(raw.signed)?;
+                key.key.verify_strict(&msg, &sig).map_err(|_| SignatureError::Invalid {
+                    what: T::WHAT,
+                    key: name.clone(),
+                })?;
+                let document = Self::parse_document(raw.signed)?;
                 return Ok((
-                    SignedManifest {
-                        signed: manifest,
+                    Envelope {
+                        signed: document,
                         signatures: raw.signatures.clone(),
                     },
                     name,
@@ -277,6 +310,7 @@ impl SignedManifest {
             signers.push(name);
         }
         Err(SignatureError::Untrusted {
+            what: T::WHAT,
             signers: if signers.is_empty() {
                 "nobody".into()
             } else {
@@ -288,6 +322,36 @@ impl SignedManifest {
                 trusted.names().collect::<Vec<_>>().join(", ")
             },
         })
+    }
+
+    /// Reads an envelope without checking any signature; for a registry that was told to
+    /// trust no particular key. Signatures must still be well-formed.
+    pub fn parse_unverified(bytes: &[u8]) -> Result<Self, SignatureError> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge(bytes.len()).into());
+        }
+        let raw: Envelope<Value> = serde_json::from_slice(bytes).map_err(SignatureError::Envelope)?;
+        if raw.signatures.is_empty() {
+            return Err(SignatureError::Untrusted {
+                what: T::WHAT,
+                signers: "nobody".into(),
+                trusted: "any".into(),
+            });
+        }
+        for sig in &raw.signatures {
+            decode::<64>("signature", sig)?;
+        }
+        Ok(Envelope {
+            signed: Self::parse_document(raw.signed)?,
+            signatures: raw.signatures,
+        })
+    }
+
+    fn parse_document(value: Value) -> Result<T, SignatureError> {
+        let document: T =
+            serde_json::from_value(value).map_err(|e| SignatureError::Manifest(ManifestError::Json(e)))?;
+        document.check()?;
+        Ok(document)
     }
 }
 
@@ -432,7 +496,10 @@ mod tests {
         let impostor = key("ci-2024", 3);
         let bytes = impostor.sign(&m).unwrap().to_bytes();
         let err = verify(&bytes, &TrustedKeys::new([new.public()]), &exp).unwrap_err();
-        assert!(matches!(err, SignatureError::Invalid(ref n) if n == "ci-2024"), "{err}");
+        assert!(
+            matches!(err, SignatureError::Invalid { ref key, .. } if key == "ci-2024"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -449,7 +516,7 @@ mod tests {
         let err = verify(&bytes, &trusted, &other_version).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "manifest is for upgrade `shop` `0.1.0+20240102-11-bbbbbbb` from `0.1.0+20240101-10-aaaaaaa`, but upgrade `shop` `0.1.0+20240103-12-ccccccc` from `0.1.0+20240101-10-aaaaaaa` was asked for"
+            "the registry sent upgrade `shop` `0.1.0+20240102-11-bbbbbbb` from `0.1.0+20240101-10-aaaaaaa`, but upgrade `shop` `0.1.0+20240103-12-ccccccc` from `0.1.0+20240101-10-aaaaaaa` was asked for"
         );
         for wrong in [
             Expected {

@@ -180,10 +180,10 @@ impl<W: Write> CanonicalTar<W> {
                     self.seen.rel_files.push((path.clone(), reader.head));
                 } else if self.seen.native.as_ref().is_none_or(|n| n.libc.is_none()) {
                     // Prefer an executable that names its libc over a NIF that does not.
-                    if let Some(found) = native_code(&path, &reader.head) {
-                        if self.seen.native.is_none() || found.libc.is_some() {
-                            self.seen.native = Some(found);
-                        }
+                    if let Some(found) = native_code(&path, &reader.head)
+                        && (self.seen.native.is_none() || found.libc.is_some())
+                    {
+                        self.seen.native = Some(found);
                     }
                 }
             }

@@ -240,13 +240,13 @@ impl MemberSet {
                 max: limits.max_total_bytes,
             });
         }
-        if let MemberKind::HardLink { target } = kind {
-            if !self.files.contains(target) {
-                return Err(ArchiveError::HardLinkTarget {
-                    path: path.to_owned(),
-                    target: target.clone(),
-                });
-            }
+        if let MemberKind::HardLink { target } = kind
+            && !self.files.contains(target)
+        {
+            return Err(ArchiveError::HardLinkTarget {
+                path: path.to_owned(),
+                target: target.clone(),
+            });
         }
         if !self.all.insert(path.to_owned()) {
             return Err(ArchiveError::Duplicate(path.to_owned()));

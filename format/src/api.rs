@@ -1,0 +1,107 @@
+//! The registry's HTTP API v1 bodies (SPEC.md §7), shared by the server and the client.
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::manifest::Kind;
+use crate::version::Version;
+
+/// Most digests one "which are missing?" request may ask about.
+pub const MAX_MISSING_QUERY: usize = 100_000;
+
+/// Every error: a stable machine code and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    /// With `missing_chunks`: the chunks a manifest names that the store lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<Digest>,
+}
+
+/// `POST /v1/chunks/missing` request and response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digests {
+    pub digests: Vec<Digest>,
+}
+
+/// `PUT /v1/manifests` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub name: String,
+    pub version: Version,
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<Version>,
+    /// The store key of the manifest.
+    pub key: String,
+    /// The key that signed it, when the registry checks signatures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+}
+
+/// `GET /v1/releases` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseNames {
+    pub releases: Vec<String>,
+}
+
+/// One stored artifact in a version listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactInfo {
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<Version>,
+    /// Bytes of the canonical tar.
+    pub bytes: u64,
+    pub chunks: u64,
+    pub created: String,
+}
+
+/// One version in `GET /v1/releases/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: Version,
+    pub artifacts: Vec<ArtifactInfo>,
+    /// Channels currently pointing at this version.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub yanked: bool,
+}
+
+/// `GET /v1/releases/{name}` response: versions in rel's order, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionList {
+    pub name: String,
+    pub versions: Vec<VersionInfo>,
+}
+
+/// `PUT /v1/releases/{name}/versions/{version}/yank` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Yank {
+    pub yanked: bool,
+}
+
+/// `POST /v1/admin/gc` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct GcRequest {
+    /// Only chunks older than this many seconds are deleted; defaults to the registry's grace.
+    #[serde(default)]
+    pub grace_seconds: Option<u64>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `POST /v1/admin/gc` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    pub manifests: u64,
+    pub chunks_referenced: u64,
+    pub chunks_seen: u64,
+    pub chunks_deleted: u64,
+    pub bytes_deleted: u64,
+    /// Unreferenced chunks kept because they are younger than the grace period.
+    pub chunks_in_grace: u64,
+    pub dry_run: bool,
+}

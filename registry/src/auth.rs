@@ -1,0 +1,305 @@
+//! Bearer tokens with scopes per release-name glob.
+//!
+//! Tokens are kept hashed (sha256) in a TOML file, each with a name, scopes, release-name
+//! globs and an expiry; there are no eternal tokens. The file is re-read when it changes, so
+//! revoking a token is deleting its entry. With no token file the registry is in
+//! development mode: everything is allowed, which `serve` only permits on a loopback
+//! address unless told `--insecure`.
+//!
+//! ```toml
+//! anonymous_pull = false
+//!
+//! [[tokens]]
+//! name = "ci"
+//! sha256 = "<hex of sha256 of the token>"
+//! scopes = ["push"]
+//! releases = ["demo", "shop_*"]
+//! expires = "2027-01-01T00:00:00Z"
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// What a token may do. `admin` implies `push`, and `push` implies `pull`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Pull,
+    Push,
+    Admin,
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scope::Pull => "pull",
+            Scope::Push => "push",
+            Scope::Admin => "admin",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    pub name: String,
+    pub sha256: String,
+    pub scopes: Vec<Scope>,
+    #[serde(default = "all_releases")]
+    pub releases: Vec<String>,
+    pub expires: String,
+}
+
+fn all_releases() -> Vec<String> {
+    vec!["*".into()]
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFile {
+    #[serde(default)]
+    pub anonymous_pull: bool,
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+}
+
+/// Why a token file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("token file `{path}`: {message}")]
+pub struct TokenFileError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl TokenFile {
+    pub fn parse(path: &Path, text: &str) -> Result<Self, TokenFileError> {
+        let err = |message: String| TokenFileError {
+            path: path.to_owned(),
+            message,
+        };
+        let file: TokenFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        for t in &file.tokens {
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                return Err(err(format!(
+                    "token `{}`: sha256 must be 64 lowercase hex digits",
+                    t.name
+                )));
+            }
+            if !rel_format::manifest::is_rfc3339_utc(&t.expires) {
+                return Err(err(format!(
+                    "token `{}`: expires must be `YYYY-MM-DDTHH:MM:SSZ`",
+                    t.name
+                )));
+            }
+            if t.scopes.is_empty() {
+                return Err(err(format!("token `{}` has no scopes", t.name)));
+            }
+        }
+        Ok(file)
+    }
+}
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// Development mode: no token file, everything allowed.
+    Open,
+    Anonymous {
+        pull_allowed: bool,
+    },
+    Token(TokenEntry),
+}
+
+/// `*` matches any run of characters, `?` one character; everything else itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+impl Principal {
+    /// Allows the request, or says why not. `name` is the release concerned, if any.
+    pub fn require(&self, scope: Scope, name: Option<&str>) -> Result<(), ApiError> {
+        match self {
+            Principal::Open => Ok(()),
+            Principal::Anonymous { pull_allowed: true } if scope == Scope::Pull => Ok(()),
+            Principal::Anonymous { .. } => Err(ApiError::Unauthorized(format!(
+                "this needs a token with `{scope}` scope (Authorization: Bearer ...)"
+            ))),
+            Principal::Token(t) => {
+                if !t.scopes.iter().any(|s| *s >= scope) {
+                    return Err(ApiError::Forbidden(format!(
+                        "token `{}` lacks the `{scope}` scope",
+                        t.name
+                    )));
+                }
+                if let Some(name) = name
+                    && !t.releases.iter().any(|g| glob_match(g, name))
+                {
+                    return Err(ApiError::Forbidden(format!(
+                        "token `{}` may not access release `{name}`",
+                        t.name
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a listing may show release `name`.
+    pub fn may_see(&self, name: &str) -> bool {
+        self.require(Scope::Pull, Some(name)).is_ok()
+    }
+}
+
+/// The token file, re-read when it changes on disk.
+#[derive(Debug)]
+pub struct Tokens {
+    path: Option<PathBuf>,
+    state: Mutex<(Option<SystemTime>, TokenFile)>,
+}
+
+impl Tokens {
+    /// Development mode: no tokens.
+    pub fn open() -> Self {
+        Self {
+            path: None,
+            state: Mutex::new((None, TokenFile::default())),
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, TokenFileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TokenFileError {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let file = TokenFile::parse(path, &text)?;
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        Ok(Self {
+            path: Some(path.to_owned()),
+            state: Mutex::new((mtime, file)),
+        })
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.path.is_none()
+    }
+
+    fn current(&self) -> TokenFile {
+        let mut state = self.state.lock().expect("not poisoned");
+        if let Some(path) = &self.path {
+            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            if mtime != state.0 {
+                match std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| TokenFile::parse(path, &t).map_err(|e| e.to_string()))
+                {
+                    Ok(file) => {
+                        tracing::info!(path = %path.display(), tokens = file.tokens.len(), "token file reloaded");
+                        *state = (mtime, file);
+                    }
+                    // A broken edit keeps the previous tokens working, loudly.
+                    Err(e) => tracing::error!(path = %path.display(), error = %e, "token file not reloaded"),
+                }
+            }
+        }
+        state.1.clone()
+    }
+
+    /// The principal for an `Authorization` header value, at time `now` (RFC 3339 UTC).
+    pub fn principal(&self, authorization: Option<&str>, now: &str) -> Result<Principal, ApiError> {
+        if self.is_open() {
+            return Ok(Principal::Open);
+        }
+        let file = self.current();
+        let Some(header) = authorization else {
+            return Ok(Principal::Anonymous {
+                pull_allowed: file.anonymous_pull,
+            });
+        };
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
+        let hash = rel_format::Digest::of(token.trim().as_bytes()).hex();
+        let entry = file
+            .tokens
+            .into_iter()
+            .find(|t| t.sha256 == hash)
+            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?;
+        if now >= entry.expires.as_str() {
+            return Err(ApiError::Unauthorized(format!(
+                "token `{}` expired at {}",
+                entry.name, entry.expires
+            )));
+        }
+        Ok(Principal::Token(entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "demo"));
+        assert!(glob_match("shop_*", "shop_eu"));
+        assert!(!glob_match("shop_*", "shopx"));
+        assert!(glob_match("d?mo", "demo"));
+        assert!(glob_match("*o*", "demo"));
+        assert!(!glob_match("demo", "demo2"));
+    }
+
+    #[test]
+    fn scopes_nest_and_globs_restrict() {
+        let t = |scopes: Vec<Scope>| {
+            Principal::Token(TokenEntry {
+                name: "t".into(),
+                sha256: String::new(),
+                scopes,
+                releases: vec!["demo*".into()],
+                expires: String::new(),
+            })
+        };
+        assert!(t(vec![Scope::Admin]).require(Scope::Pull, Some("demo")).is_ok());
+        assert!(t(vec![Scope::Push]).require(Scope::Pull, Some("demo2")).is_ok());
+        assert!(matches!(
+            t(vec![Scope::Pull]).require(Scope::Push, Some("demo")),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            t(vec![Scope::Admin]).require(Scope::Pull, Some("other")),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            Principal::Anonymous { pull_allowed: false }.require(Scope::Pull, None),
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert!(
+            Principal::Anonymous { pull_allowed: true }
+                .require(Scope::Pull, Some("x"))
+                .is_ok()
+        );
+    }
+}

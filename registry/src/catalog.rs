@@ -1,0 +1,160 @@
+//! What a release name holds, read from the store and cached.
+//!
+//! The registry keeps no state of its own, so every replica builds this view from the
+//! bucket: a listing of `manifests/<name>/` and `yanked/<name>/`, plus a summary of each
+//! manifest. Manifests are write-once, so a summary read once is good forever; only the
+//! listings are refreshed, at most every `ttl` (and at once after this replica's own
+//! writes). A replica therefore sees another replica's push within `ttl`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rel_format::Version;
+use rel_format::manifest::{Kind, Manifest};
+use rel_format::signing::SignedManifest;
+use rel_format::upgrade_path::{ArtifactSummary, UpgradeGraph};
+use tokio::sync::Mutex;
+
+use crate::store::{Store, StoreError, parse_manifest_key};
+
+/// What the catalog keeps of one manifest.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub key: String,
+    pub kind: Kind,
+    pub version: Version,
+    pub from: Vec<Version>,
+    pub bytes: u64,
+    pub chunks: u64,
+    pub created: String,
+}
+
+impl Summary {
+    pub fn of(key: String, m: &Manifest) -> Self {
+        Summary {
+            key,
+            kind: m.kind,
+            version: m.version.clone(),
+            from: m.from.clone(),
+            bytes: m.tar.length,
+            chunks: m.tar.chunks.len() as u64,
+            created: m.created.clone(),
+        }
+    }
+}
+
+/// The view of one release name.
+#[derive(Debug)]
+pub struct NameView {
+    loaded: Instant,
+    /// By version, in rel's order.
+    pub versions: BTreeMap<Version, Vec<Arc<Summary>>>,
+    pub yanked: Vec<Version>,
+    pub graph: UpgradeGraph,
+}
+
+impl NameView {
+    pub fn is_yanked(&self, v: &Version) -> bool {
+        self.yanked.contains(v)
+    }
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    store: Store,
+    ttl: Duration,
+    views: Mutex<HashMap<String, Arc<NameView>>>,
+    summaries: std::sync::Mutex<HashMap<String, Arc<Summary>>>,
+}
+
+impl Catalog {
+    pub fn new(store: Store, ttl: Duration) -> Self {
+        Self {
+            store,
+            ttl,
+            views: Mutex::default(),
+            summaries: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Forgets the view of `name`, after a write by this replica.
+    pub async fn invalidate(&self, name: &str) {
+        self.views.lock().await.remove(name);
+    }
+
+    /// Remembers a manifest this replica just stored.
+    pub fn remember(&self, summary: Summary) {
+        self.summaries
+            .lock()
+            .expect("not poisoned")
+            .insert(summary.key.clone(), Arc::new(summary));
+    }
+
+    /// The current view of `name` (empty when nothing is stored under it).
+    pub async fn view(&self, name: &str) -> Result<Arc<NameView>, StoreError> {
+        let mut views = self.views.lock().await;
+        if let Some(v) = views.get(name)
+            && v.loaded.elapsed() < self.ttl
+        {
+            return Ok(v.clone());
+        }
+        let view = Arc::new(self.load(name).await?);
+        views.insert(name.to_owned(), view.clone());
+        Ok(view)
+    }
+
+    async fn load(&self, name: &str) -> Result<NameView, StoreError> {
+        let listed = self.store.list(&format!("manifests/{name}")).await?;
+        let mut versions: BTreeMap<Version, Vec<Arc<Summary>>> = BTreeMap::new();
+        for obj in listed {
+            let key = obj.key.to_string();
+            let Some((key_name, _, _)) = parse_manifest_key(&obj.key) else {
+                continue;
+            };
+            if key_name != name {
+                continue;
+            }
+            let cached = self.summaries.lock().expect("not poisoned").get(&key).cloned();
+            let summary = match cached {
+                Some(s) => s,
+                None => {
+                    let bytes = self.store.get(&obj.key).await?.bytes;
+                    match SignedManifest::parse_unverified(&bytes) {
+                        Ok(env) => {
+                            let s = Arc::new(Summary::of(key.clone(), &env.signed));
+                            self.summaries.lock().expect("not poisoned").insert(key, s.clone());
+                            s
+                        }
+                        Err(e) => {
+                            tracing::error!(key, error = %e, "stored manifest does not parse; skipped");
+                            continue;
+                        }
+                    }
+                }
+            };
+            versions.entry(summary.version.clone()).or_default().push(summary);
+        }
+        let mut yanked = Vec::new();
+        for obj in self.store.list(&format!("yanked/{name}")).await? {
+            if let Some(Ok(v)) = obj.key.filename().map(str::parse::<Version>) {
+                yanked.push(v);
+            }
+        }
+        let graph = UpgradeGraph::new(
+            versions.values().flatten().map(|s| ArtifactSummary {
+                kind: s.kind,
+                version: s.version.clone(),
+                from: s.from.clone(),
+                bytes: s.bytes,
+            }),
+            yanked.iter().cloned(),
+        );
+        Ok(NameView {
+            loaded: Instant::now(),
+            versions,
+            yanked,
+            graph,
+        })
+    }
+}

@@ -1,0 +1,88 @@
+//! Every error the API returns, mapped to a status and a JSON `{code, message}` in one place.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rel_format::Digest;
+use rel_format::api::ErrorBody;
+
+use crate::store::StoreError;
+
+/// An API error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the manifest names {} chunk(s) that are not stored; upload them first", .0.len())]
+    MissingChunks(Vec<Digest>),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("storage failed")]
+    Storage(#[from] StoreError),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::MissingChunks(_) => (StatusCode::UNPROCESSABLE_ENTITY, "missing_chunks"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Storage(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Storage(StoreError::AlreadyExists(_) | StoreError::Conflict(_)) => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            ApiError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = if status.is_server_error() {
+            // The details stay in the log; clients learn that storage failed.
+            let chain = std::error::Error::source(&self).map(|s| {
+                let mut text = s.to_string();
+                let mut next = s.source();
+                while let Some(n) = next {
+                    text = format!("{text}: {n}");
+                    next = n.source();
+                }
+                text
+            });
+            tracing::error!(error = %self, cause = chain.as_deref().unwrap_or(""), "request failed");
+            "the registry's storage failed; try again".to_owned()
+        } else {
+            self.to_string()
+        };
+        let missing = match self {
+            ApiError::MissingChunks(m) => m,
+            _ => Vec::new(),
+        };
+        (
+            status,
+            Json(ErrorBody {
+                code: code.to_owned(),
+                message,
+                missing,
+            }),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,111 @@
+//! The rel registry: signed, content-addressed OTP release artifacts over `object_store`.
+//!
+//! It keeps no state of its own: chunks, manifests, channel pointers and yank markers all
+//! live in the object store (a local folder by default, S3 in production), so several
+//! replicas can serve one bucket. Each replica caches only what is immutable or what it can
+//! re-list ([`catalog`]). The HTTP API is SPEC.md §7; `rel serve` runs it.
+
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod metrics;
+mod routes;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use rel_format::TrustedKeys;
+use tokio::net::TcpListener;
+
+pub use config::{Config, ConfigError};
+pub use error::ApiError;
+pub use store::{Store, StoreError};
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub store: Store,
+    pub catalog: catalog::Catalog,
+    pub tokens: auth::Tokens,
+    /// Keys whose signatures the registry accepts on manifests and channel pointers. Empty:
+    /// any well-formed signed document is accepted and trust is left to hosts.
+    pub publishers: TrustedKeys,
+    pub metrics: metrics::Metrics,
+    /// Chunks are swept no sooner than this after garbage collection marked them.
+    pub gc_grace: Duration,
+    pub(crate) gc: routes::admin::GcState,
+    /// The clock, replaceable in tests.
+    pub now: fn() -> SystemTime,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// How a registry is set up, beyond its store.
+#[derive(Debug)]
+pub struct Options {
+    pub tokens: auth::Tokens,
+    pub publishers: TrustedKeys,
+    pub catalog_ttl: Duration,
+    pub gc_grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            tokens: auth::Tokens::open(),
+            publishers: TrustedKeys::default(),
+            catalog_ttl: Duration::from_secs(2),
+            gc_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, options: Options) -> Self {
+        AppState(Arc::new(Inner {
+            catalog: catalog::Catalog::new(store.clone(), options.catalog_ttl),
+            store,
+            tokens: options.tokens,
+            publishers: options.publishers,
+            metrics: metrics::Metrics::default(),
+            gc_grace: options.gc_grace,
+            gc: routes::admin::GcState::default(),
+            now: SystemTime::now,
+        }))
+    }
+
+    /// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
+    pub fn now_rfc3339(&self) -> String {
+        let secs = (self.now)()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        rel_format::manifest::rfc3339_utc(secs)
+    }
+}
+
+/// The registry's HTTP application.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` completes, then finishes in-flight
+/// requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,134 @@
+//! Manifests: upload (signature and chunks checked, write-once) and download.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use rel_format::api::Stored;
+use rel_format::manifest::{Kind, MAX_MANIFEST_BYTES};
+use rel_format::signing::SignedManifest;
+use serde::Deserialize;
+
+use super::{Caller, check_name, parse_version};
+use crate::AppState;
+use crate::auth::Scope;
+use crate::catalog::Summary;
+use crate::error::ApiError;
+use crate::store::{StoreError, manifest_key};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/manifests",
+            put(upload).layer(DefaultBodyLimit::max(MAX_MANIFEST_BYTES)),
+        )
+        .route("/v1/releases/{name}/versions/{version}/release", get(get_release))
+        .route("/v1/releases/{name}/versions/{version}/upgrade", get(get_upgrade))
+}
+
+async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Response, ApiError> {
+    let refused = |e: rel_format::SignatureError| ApiError::Invalid(e.to_string());
+    let (env, signer) = if state.publishers.is_empty() {
+        (SignedManifest::parse_unverified(&body).map_err(refused)?, None)
+    } else {
+        let (env, signer) = SignedManifest::verify_signature(&body, &state.publishers).map_err(|e| match e {
+            rel_format::SignatureError::Untrusted { .. } | rel_format::SignatureError::Invalid { .. } => {
+                ApiError::Forbidden(e.to_string())
+            }
+            e => refused(e),
+        })?;
+        (env, Some(signer))
+    };
+    let m = &env.signed;
+    caller.require(Scope::Push, Some(&m.name))?;
+
+    // Content first, pointer last: every chunk must already be stored.
+    let digests: Vec<_> = m.tar.chunks.iter().map(|c| c.digest).collect();
+    let missing = super::chunks::find_missing(&state, &digests).await?;
+    if !missing.is_empty() {
+        return Err(ApiError::MissingChunks(missing));
+    }
+    let key = manifest_key(&m.name, &m.version, m.kind, &m.from);
+    // Stored in canonical form: the same artifact always has the same bytes.
+    match state.store.put_create(&key, Bytes::from(env.to_bytes())).await {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists(_)) => {
+            let what = if m.kind == Kind::Release { "release" } else { "upgrade" };
+            return Err(ApiError::Conflict(format!(
+                "{what} `{}` `{}` is already stored; versions are immutable, push a new version",
+                m.name, m.version
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    state.catalog.remember(Summary::of(key.to_string(), m));
+    state.catalog.invalidate(&m.name).await;
+    state
+        .metrics
+        .add("rel_manifests_stored_total", format!("kind=\"{}\"", m.kind), 1);
+    tracing::info!(name = %m.name, version = %m.version, kind = %m.kind, signer = signer.as_deref().unwrap_or("-"), "manifest stored");
+    let stored = Stored {
+        name: m.name.clone(),
+        version: m.version.clone(),
+        kind: m.kind,
+        from: m.from.clone(),
+        key: key.to_string(),
+        signer,
+    };
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+fn envelope(bytes: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+async fn get_release(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    check_name(&name)?;
+    caller.require(Scope::Pull, Some(&name))?;
+    let version = parse_version(&version)?;
+    let key = manifest_key(&name, &version, Kind::Release, &[]);
+    match state.store.get(&key).await {
+        Ok(obj) => Ok(envelope(obj.bytes)),
+        Err(StoreError::NotFound(_)) => Err(ApiError::NotFound(format!(
+            "release `{name}` `{version}` is not stored"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct FromQuery {
+    from: String,
+}
+
+async fn get_upgrade(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((name, version)): Path<(String, String)>,
+    Query(q): Query<FromQuery>,
+) -> Result<Response, ApiError> {
+    check_name(&name)?;
+    caller.require(Scope::Pull, Some(&name))?;
+    let version = parse_version(&version)?;
+    let from = parse_version(&q.from)?;
+    let view = state.catalog.view(&name).await?;
+    let best = view
+        .versions
+        .get(&version)
+        .into_iter()
+        .flatten()
+        .filter(|s| s.kind == Kind::Upgrade && s.from.contains(&from))
+        .min_by_key(|s| s.bytes)
+        .ok_or_else(|| ApiError::NotFound(format!("no upgrade of `{name}` to `{version}` from `{from}` is stored")))?;
+    let obj = state
+        .store
+        .get(&object_store::path::Path::from(best.key.as_str()))
+        .await?;
+    Ok(envelope(obj.bytes))
+}

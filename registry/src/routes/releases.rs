@@ -1,0 +1,127 @@
+//! Release listings, version listings, upgrade paths and yanking.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use rel_format::api::{ArtifactInfo, ReleaseNames, VersionInfo, VersionList, Yank};
+use rel_format::upgrade_path::{PathError, Plan};
+use serde::Deserialize;
+
+use super::{Caller, check_name, parse_version};
+use crate::AppState;
+use crate::auth::Scope;
+use crate::error::ApiError;
+use crate::store::yank_key;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/releases", get(names))
+        .route("/v1/releases/{name}", get(versions))
+        .route("/v1/releases/{name}/upgrade-path", get(upgrade_path))
+        .route("/v1/releases/{name}/versions/{version}/yank", put(yank))
+}
+
+async fn names(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<ReleaseNames>, ApiError> {
+    caller.require(Scope::Pull, None).or_else(|e| match &caller {
+        // A token limited to some names may still list those.
+        crate::auth::Principal::Token(_) => Ok(()),
+        _ => Err(e),
+    })?;
+    let mut releases: Vec<String> = state
+        .store
+        .list_dirs("manifests")
+        .await?
+        .into_iter()
+        .filter(|n| caller.may_see(n))
+        .collect();
+    releases.sort();
+    Ok(Json(ReleaseNames { releases }))
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<VersionList>, ApiError> {
+    check_name(&name)?;
+    caller.require(Scope::Pull, Some(&name))?;
+    let view = state.catalog.view(&name).await?;
+    if view.versions.is_empty() {
+        return Err(ApiError::NotFound(format!("release `{name}` is not stored")));
+    }
+    let channels = super::channels::current(&state, &name).await?;
+    let versions = view
+        .versions
+        .iter()
+        .map(|(version, artifacts)| VersionInfo {
+            version: version.clone(),
+            artifacts: artifacts
+                .iter()
+                .map(|s| ArtifactInfo {
+                    kind: s.kind,
+                    from: s.from.clone(),
+                    bytes: s.bytes,
+                    chunks: s.chunks,
+                    created: s.created.clone(),
+                })
+                .collect(),
+            channels: channels
+                .iter()
+                .filter(|p| &p.version == version)
+                .map(|p| p.channel.clone())
+                .collect(),
+            yanked: view.is_yanked(version),
+        })
+        .collect();
+    Ok(Json(VersionList { name, versions }))
+}
+
+#[derive(Deserialize)]
+struct PathQuery {
+    from: String,
+    to: String,
+}
+
+async fn upgrade_path(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> Result<Json<Plan>, ApiError> {
+    check_name(&name)?;
+    caller.require(Scope::Pull, Some(&name))?;
+    let (from, to) = (parse_version(&q.from)?, parse_version(&q.to)?);
+    let view = state.catalog.view(&name).await?;
+    view.graph.path(&from, &to).map(Json).map_err(|e| match e {
+        PathError::UnknownTarget(_) | PathError::NoPath { .. } => ApiError::NotFound(e.to_string()),
+        PathError::Yanked(_) => ApiError::Conflict(e.to_string()),
+        e => ApiError::Invalid(e.to_string()),
+    })
+}
+
+async fn yank(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((name, version)): Path<(String, String)>,
+    Json(body): Json<Yank>,
+) -> Result<Response, ApiError> {
+    check_name(&name)?;
+    caller.require(Scope::Admin, Some(&name))?;
+    let version = parse_version(&version)?;
+    let view = state.catalog.view(&name).await?;
+    if !view.versions.contains_key(&version) {
+        return Err(ApiError::NotFound(format!("`{name}` `{version}` is not stored")));
+    }
+    let key = yank_key(&name, &version);
+    if body.yanked {
+        let marker = serde_json::json!({ "yanked_at": state.now_rfc3339() });
+        state.store.put_overwrite(&key, marker.to_string().into()).await?;
+    } else {
+        state.store.delete(&key).await?;
+    }
+    state.catalog.invalidate(&name).await;
+    tracing::info!(%name, %version, yanked = body.yanked, "yank changed");
+    Ok((StatusCode::OK, Json(body)).into_response())
+}

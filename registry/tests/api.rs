@@ -1,0 +1,450 @@
+//! The HTTP API in-process (`oneshot`) over an in-memory store.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Artifact, artifact, call, key, noise, push};
+use rel_format::Kind;
+use rel_format::channel::{CHANNEL_SCHEMA, ChannelPointer, SignedChannel};
+use rel_registry::{AppState, Options, Store, app};
+
+fn memory() -> Store {
+    Store::new(Arc::new(object_store::memory::InMemory::new()), "memory://")
+}
+
+fn open_app() -> axum::Router {
+    app(AppState::new(memory(), Options::default()))
+}
+
+fn release(version: &str, seed: u64) -> Artifact {
+    artifact("demo", version, Kind::Release, &[], &noise(seed, 200_000), &key("ci"))
+}
+
+#[tokio::test]
+async fn push_is_content_first_and_write_once() {
+    let app = open_app();
+    let a = release("0.1.0+20240101-381-eddcacc", 1);
+
+    // The manifest alone is refused and the missing chunks are named.
+    let r = call(&app, "PUT", "/v1/manifests", None, &[], a.envelope.clone()).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["code"], "missing_chunks");
+    assert_eq!(r.json()["missing"].as_array().unwrap().len(), a.chunks.len());
+
+    let r = push(&app, None, &a).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["kind"], "release");
+
+    // Same name, version and kind again: 409, and the stored manifest is untouched.
+    let again = release("0.1.0+20240101-381-eddcacc", 2);
+    let r = push(&app, None, &again).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap().contains("already stored"));
+    let r = call(
+        &app,
+        "GET",
+        "/v1/releases/demo/versions/0.1.0+20240101-381-eddcacc/release",
+        None,
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body.as_ref(),
+        a.envelope.as_slice(),
+        "stored bytes are the canonical envelope of the first push"
+    );
+
+    // Every chunk of the stored manifest is now reported present.
+    let digests: Vec<_> = a.chunks.iter().map(|(c, _)| c.digest.to_string()).collect();
+    let body = serde_json::json!({ "digests": digests }).to_string();
+    let r = call(
+        &app,
+        "POST",
+        "/v1/chunks/missing",
+        None,
+        &[("content-type", "application/json".into())],
+        body,
+    )
+    .await;
+    assert_eq!(r.json()["digests"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn chunks_are_verified_while_received() {
+    let app = open_app();
+    let a = release("1.0.0", 3);
+    let (c, data) = &a.chunks[0];
+    let put = |digest: String, len: String, body: Vec<u8>| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                "PUT",
+                &format!("/v1/chunks/{digest}"),
+                None,
+                &[("rel-chunk-length", len)],
+                body,
+            )
+            .await
+        }
+    };
+    // Another chunk's bytes under this digest.
+    let r = put(
+        c.digest.to_string(),
+        a.chunks[1].0.length.to_string(),
+        a.chunks[1].1.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text().contains("its bytes were altered") || r.text().contains("bytes; the manifest says"),
+        "{}",
+        r.text()
+    );
+    // Wrong declared length.
+    let r = put(c.digest.to_string(), (c.length + 1).to_string(), data.clone()).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    // Not zstd at all.
+    let r = put(c.digest.to_string(), c.length.to_string(), b"garbage".to_vec()).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    // No length header; bad digest text.
+    let r = call(
+        &app,
+        "PUT",
+        &format!("/v1/chunks/{}", c.digest),
+        None,
+        &[],
+        data.clone(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = put("sha256:zz".into(), c.length.to_string(), data.clone()).await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    // Nothing was stored by the refusals.
+    let r = call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "").await;
+    assert_eq!(r.status, 404);
+    // The right bytes: 201, then 200, then served with immutable caching.
+    assert_eq!(
+        put(c.digest.to_string(), c.length.to_string(), data.clone())
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        put(c.digest.to_string(), c.length.to_string(), data.clone())
+            .await
+            .status,
+        200
+    );
+    let response = tower::ServiceExt::oneshot(
+        app.clone(),
+        axum::http::Request::get(format!("/v1/chunks/{}", c.digest))
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+}
+
+#[tokio::test]
+async fn versions_are_listed_in_rel_order_with_upgrade_paths() {
+    let app = open_app();
+    let (v1, v2, v3) = (
+        "0.1.0+20240101-381-eddcacc",
+        "0.1.0+20240101-1000-49ab6e0",
+        "0.2.0+20240110-1012-77aa0c1",
+    );
+    // Pushed out of order.
+    for (i, v) in [v3, v1, v2].iter().enumerate() {
+        assert_eq!(push(&app, None, &release(v, 10 + i as u64)).await.status, 201);
+    }
+    let up12 = artifact("demo", v2, Kind::Upgrade, &[v1], &noise(20, 30_000), &key("ci"));
+    let up23 = artifact("demo", v3, Kind::Upgrade, &[v2], &noise(21, 30_000), &key("ci"));
+    assert_eq!(push(&app, None, &up12).await.status, 201);
+    assert_eq!(push(&app, None, &up23).await.status, 201);
+
+    let r = call(&app, "GET", "/v1/releases/demo", None, &[], "").await;
+    let listed: Vec<String> = r.json()["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        listed,
+        vec![v1, v2, v3],
+        "string order would put the 1000-commit build first"
+    );
+
+    let path = format!("/v1/releases/demo/upgrade-path?from={}&to={}", enc(v1), enc(v3));
+    let r = call(&app, "GET", &path, None, &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let plan = r.json();
+    assert_eq!(plan["strategy"], "hot-upgrade");
+    assert_eq!(plan["steps"].as_array().unwrap().len(), 2);
+    assert_eq!(plan["steps"][0]["to"], v2);
+    assert_eq!(plan["total_bytes"], up12.manifest.tar.length + up23.manifest.tar.length);
+
+    // The upgrade manifest is found by its from-version.
+    let r = call(
+        &app,
+        "GET",
+        &format!("/v1/releases/demo/versions/{}/upgrade?from={}", enc(v2), enc(v1)),
+        None,
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.body.as_ref(), up12.envelope.as_slice());
+    let r = call(
+        &app,
+        "GET",
+        &format!("/v1/releases/demo/versions/{}/upgrade?from={}", enc(v3), enc(v1)),
+        None,
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+
+    // Yanking v2 breaks the chain: the plan falls back to the full release and says why.
+    let r = call(
+        &app,
+        "PUT",
+        &format!("/v1/releases/demo/versions/{}/yank", enc(v2)),
+        None,
+        &[("content-type", "application/json".into())],
+        r#"{"yanked":true}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let plan = call(&app, "GET", &path, None, &[], "").await.json();
+    assert_eq!(plan["strategy"], "full-release");
+    assert!(plan["reason"].as_str().unwrap().contains("restarts the node"));
+    let listing = call(&app, "GET", "/v1/releases/demo", None, &[], "").await.json();
+    assert_eq!(listing["versions"][1]["yanked"], true);
+    // A yanked target is refused.
+    let to_yanked = format!("/v1/releases/demo/upgrade-path?from={}&to={}", enc(v1), enc(v2));
+    assert_eq!(call(&app, "GET", &to_yanked, None, &[], "").await.status, 409);
+}
+
+fn enc(v: &str) -> String {
+    v.replace('+', "%2B")
+}
+
+fn pointer(version: &str, seq: u64) -> Vec<u8> {
+    let p = ChannelPointer {
+        schema: CHANNEL_SCHEMA.into(),
+        name: "demo".into(),
+        channel: "production".into(),
+        version: version.parse().unwrap(),
+        sequence: seq,
+        expires: "2099-01-01T00:00:00Z".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+    };
+    SignedChannel::sign(p, &key("ci")).unwrap().to_bytes()
+}
+
+#[tokio::test]
+async fn channels_move_by_growing_sequence_only() {
+    let app = open_app();
+    push(&app, None, &release("1.0.0", 30)).await;
+    push(&app, None, &release("1.1.0", 31)).await;
+    let url = "/v1/releases/demo/channels/production";
+    assert_eq!(call(&app, "GET", url, None, &[], "").await.status, 404);
+    assert_eq!(call(&app, "PUT", url, None, &[], pointer("1.0.0", 1)).await.status, 200);
+    let r = call(&app, "PUT", url, None, &[], pointer("1.1.0", 1)).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("must carry 2, not 1"), "{}", r.text());
+    assert_eq!(call(&app, "PUT", url, None, &[], pointer("1.1.0", 2)).await.status, 200);
+    let r = call(&app, "GET", url, None, &[], "").await;
+    let (env, _) =
+        SignedChannel::verify_signature(&r.body, &rel_format::TrustedKeys::new([key("ci").public()])).unwrap();
+    assert_eq!((env.signed.version.as_str(), env.signed.sequence), ("1.1.0", 2));
+    let listing = call(&app, "GET", "/v1/releases/demo", None, &[], "").await.json();
+    assert_eq!(listing["versions"][1]["channels"], serde_json::json!(["production"]));
+    // A version that is not stored cannot be promoted.
+    assert_eq!(call(&app, "PUT", url, None, &[], pointer("9.9.9", 3)).await.status, 404);
+}
+
+#[tokio::test]
+async fn publisher_keys_are_enforced() {
+    let options = Options {
+        publishers: rel_format::TrustedKeys::new([key("ci").public()]),
+        ..Options::default()
+    };
+    let app = app(AppState::new(memory(), options));
+    let rogue = artifact("demo", "1.0.0", Kind::Release, &[], &noise(40, 50_000), &key("rogue"));
+    let r = push(&app, None, &rogue).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("not signed by any trusted key (signed by: rogue; trusted: ci)"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(push(&app, None, &release("1.0.0", 41)).await.status, 201);
+    let r = push(
+        &app,
+        None,
+        &Artifact {
+            envelope: tamper(&release("1.0.1", 42).envelope),
+            ..release("1.0.1", 42)
+        },
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+}
+
+fn tamper(envelope: &[u8]) -> Vec<u8> {
+    String::from_utf8(envelope.to_vec())
+        .unwrap()
+        .replace("rel tests", "rel tEsts")
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors() {
+    let app = open_app();
+    for (method, uri, status) in [
+        ("GET", "/v1/releases/..%2Fetc", 400),
+        ("GET", "/v1/releases/demo/versions/1.0%2F..%2Fx/release", 400),
+        ("GET", "/v1/releases/demo/upgrade-path?from=1&to=", 400),
+        ("GET", "/v1/releases/nothing", 404),
+        ("GET", "/v1/nowhere", 404),
+        ("PUT", "/v1/manifests", 422),
+    ] {
+        let r = call(&app, method, uri, None, &[], "{}").await;
+        assert_eq!(r.status, status, "{method} {uri}: {}", r.text());
+        let body = r.json();
+        assert!(body["code"].is_string() && body["message"].is_string(), "{body}");
+    }
+    let huge = vec![b'{'; 40 << 20];
+    let r = call(&app, "PUT", "/v1/manifests", None, &[], huge).await;
+    assert_eq!(r.status, 413);
+}
+
+#[tokio::test]
+async fn operations_endpoints() {
+    let app = open_app();
+    assert_eq!(call(&app, "GET", "/healthz", None, &[], "").await.text(), "ok\n");
+    let spec = call(&app, "GET", "/v1/openapi.json", None, &[], "").await.json();
+    assert_eq!(spec["openapi"], "3.0.3");
+    for path in [
+        "/v1/manifests",
+        "/v1/chunks/missing",
+        "/v1/releases/{name}/upgrade-path",
+        "/v1/admin/gc",
+    ] {
+        assert!(spec["paths"][path].is_object(), "openapi lacks {path}");
+    }
+    push(&app, None, &release("1.0.0", 50)).await;
+    let metrics = call(&app, "GET", "/metrics", None, &[], "").await.text();
+    assert!(
+        metrics.contains("rel_manifests_stored_total{kind=\"release\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rel_http_requests_total{method=\"PUT\",route=\"/v1/chunks\",status=\"201\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
+    let store = memory();
+    let options = Options {
+        gc_grace: std::time::Duration::from_secs(0),
+        ..Options::default()
+    };
+    let app = app(AppState::new(store.clone(), options));
+    let kept = release("1.0.0", 60);
+    assert_eq!(push(&app, None, &kept).await.status, 201);
+    // An abandoned push: chunks without a manifest.
+    let orphan = release("2.0.0", 61);
+    for (c, d) in &orphan.chunks {
+        call(
+            &app,
+            "PUT",
+            &format!("/v1/chunks/{}", c.digest),
+            None,
+            &[("rel-chunk-length", c.length.to_string())],
+            d.clone(),
+        )
+        .await;
+    }
+    let gc = |app: axum::Router| async move {
+        call(
+            &app,
+            "POST",
+            "/v1/admin/gc",
+            None,
+            &[("content-type", "application/json".into())],
+            "{}",
+        )
+        .await
+        .json()
+    };
+    // Times are compared in whole seconds (S3 reports no finer), and a chunk written in the
+    // mark's second counts as refreshed; step past it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let first = gc(app.clone()).await;
+    assert_eq!(first["chunks_deleted"], 0, "the first run only marks: {first}");
+    // A push of the orphan's content now is told to re-upload the marked chunks...
+    let digests: Vec<_> = orphan.chunks.iter().map(|(c, _)| c.digest.to_string()).collect();
+    let body = serde_json::json!({ "digests": digests }).to_string();
+    let missing = call(
+        &app,
+        "POST",
+        "/v1/chunks/missing",
+        None,
+        &[("content-type", "application/json".into())],
+        body,
+    )
+    .await
+    .json();
+    assert_eq!(missing["digests"].as_array().unwrap().len(), orphan.chunks.len());
+    // ...and one chunk re-uploaded after the mark survives the sweep, the rest go.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (c, d) = &orphan.chunks[0];
+    call(
+        &app,
+        "PUT",
+        &format!("/v1/chunks/{}", c.digest),
+        None,
+        &[("rel-chunk-length", c.length.to_string())],
+        d.clone(),
+    )
+    .await;
+    let second = gc(app.clone()).await;
+    assert_eq!(
+        second["chunks_deleted"].as_u64().unwrap(),
+        orphan.chunks.len() as u64 - 1,
+        "{second}"
+    );
+    assert_eq!(
+        call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "")
+            .await
+            .status,
+        200
+    );
+    // The stored release is whole.
+    for (c, _) in &kept.chunks {
+        assert_eq!(
+            call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "")
+                .await
+                .status,
+            200
+        );
+    }
+}
