@@ -167,6 +167,19 @@ impl Principal {
         }
     }
 
+    /// Allows a registry-wide operation (garbage collection): a token needs `scope` over
+    /// every release name (a `*` glob), not just some.
+    pub fn require_global(&self, scope: Scope) -> Result<(), ApiError> {
+        self.require(scope, None)?;
+        match self {
+            Principal::Token(t) if !t.releases.iter().any(|g| g == "*") => Err(ApiError::Forbidden(format!(
+                "token `{}` is limited to some releases; this operation concerns all of them",
+                t.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a listing may show release `name`.
     pub fn may_see(&self, name: &str) -> bool {
         self.require(Scope::Pull, Some(name)).is_ok()

@@ -83,7 +83,7 @@ async fn gc(
     Caller(caller): Caller,
     body: Option<Json<GcRequest>>,
 ) -> Result<Json<GcReport>, ApiError> {
-    caller.require(Scope::Admin, None)?;
+    caller.require_global(Scope::Admin)?;
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let grace = req.grace_seconds.map_or(state.gc_grace, Duration::from_secs);
     let _running = state.gc.run.lock().await;
