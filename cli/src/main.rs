@@ -1,5 +1,5 @@
 //! `rel`: push, pull, verify and upgrade OTP releases.
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+    rel::run(std::env::args_os())
 }

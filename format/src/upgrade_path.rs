@@ -11,7 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::Kind;
 use crate::version::Version;
@@ -28,7 +28,7 @@ pub struct ArtifactSummary {
 }
 
 /// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub kind: Kind,
     /// For an upgrade step, the version it starts from.
@@ -39,7 +39,7 @@ pub struct Step {
 }
 
 /// How the plan gets there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Nothing to do.
@@ -51,7 +51,7 @@ pub enum Strategy {
 }
 
 /// An answer to "from A to B".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub from: Version,
     pub to: Version,

@@ -1,0 +1,281 @@
+//! The command line: every flag of every command, with help and examples.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::env;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rel",
+    version,
+    about = "Signed, content-addressed OTP releases for zero-downtime hot upgrades",
+    after_help = "Examples:\n  rel serve                                    # a registry on ./rel-data\n  rel keygen ci --out-dir keys\n  rel push _build/prod/rel/shop/shop-0.1.0.tar.gz --key keys/ci.key\n  rel versions shop\n  rel path shop --from 0.1.0 --to 0.2.0\n  rel pull shop --version 0.2.0 -o shop.tar.gz --trusted-key keys/ci.pub\n\nExit codes: 0 success, 1 failure (not found, verification failed, refused), 2 usage error."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Registry URL.
+    #[arg(long, global = true, env = env::REL_REGISTRY, value_name = "URL")]
+    pub registry: Option<String>,
+    /// Bearer token for the registry.
+    #[arg(long, global = true, env = env::REL_TOKEN, value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Client config file (default: $XDG_CONFIG_HOME/rel/config.toml).
+    #[arg(long = "client-config", global = true, env = env::REL_CONFIG, value_name = "FILE")]
+    pub client_config: Option<PathBuf>,
+    /// Local chunk cache (default: $XDG_CACHE_HOME/rel/chunks).
+    #[arg(long, global = true, env = env::REL_CACHE_DIR, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Print nothing but errors (and requested output).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log more (repeat for more detail).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a registry.
+    Serve(ServeArgs),
+    /// Make an ed25519 key pair: NAME.key (secret, mode 0600) and NAME.pub.
+    Keygen(KeygenArgs),
+    /// Chunk, sign and upload a release (or an upgrade).
+    Push(PushArgs),
+    /// Fetch and verify a release, then write it as a tarball or a folder.
+    Pull(PullArgs),
+    /// List a release's versions in order.
+    Versions(NameArgs),
+    /// Summarise one stored version.
+    Show(ShowArgs),
+    /// The cheapest upgrade path between two versions.
+    Path(PathArgs),
+    /// Point a channel at a version (signed, with a growing sequence).
+    Promote(PromoteArgs),
+    /// Hide a version from resolution without deleting it.
+    Yank(YankArgs),
+    /// Verify a signed manifest file, or a release against the registry.
+    Verify(VerifyArgs),
+    /// Print an AUTO_VERSION string for the git work tree, as edeliver makes it.
+    Version(VersionArgs),
+    /// Collect chunks that no manifest references (admin).
+    Gc(GcArgs),
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = env::REL_LISTEN, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Storage: file://PATH (default file://rel-data), s3://BUCKET[/PREFIX] or memory://.
+    #[arg(long, env = env::REL_STORE, value_name = "URL")]
+    pub store: Option<String>,
+    /// Registry config file (TOML).
+    #[arg(long, env = env::REL_SERVER_CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Accept only manifests and channel pointers signed by these keys (repeatable).
+    #[arg(long = "publisher-key", env = env::REL_PUBLISHER_KEYS, value_delimiter = ',', value_name = "FILE")]
+    pub publisher_keys: Vec<PathBuf>,
+    /// Token file (TOML; tokens stored as sha256).
+    #[arg(long, env = env::REL_TOKENS, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
+    /// Allow a non-loopback address without tokens.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Start even if the store ignores create-only and compare-and-swap writes.
+    #[arg(long)]
+    pub accept_unsafe_store: bool,
+    /// Stop after this many seconds (for demos and tests).
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    pub exit_after: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Key name, recorded in every signature (e.g. `ci-2026`).
+    pub name: String,
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    Release,
+    Upgrade,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// A release: .tar.gz, .tar, .tar.zst or an unpacked release folder.
+    pub artifact: PathBuf,
+    /// Secret key to sign with.
+    #[arg(long, env = env::REL_KEY, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Also point this channel at the pushed version.
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: Option<String>,
+    /// Release name (default: from the .rel file).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Version (default: from the .rel file; picks among several).
+    #[arg(long = "release-version", value_name = "VERSION")]
+    pub version: Option<String>,
+    /// What the artifact is.
+    #[arg(long, value_enum, default_value = "release")]
+    pub kind: KindArg,
+    /// For an upgrade: the versions it upgrades from (repeatable).
+    #[arg(long, value_name = "VERSION")]
+    pub from: Vec<String>,
+    /// Parallel uploads.
+    #[arg(long, default_value_t = 8)]
+    pub jobs: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Trusted publisher key: a NAME.pub file or `name:base64` (repeatable).
+    #[arg(long = "trusted-key", env = env::REL_TRUSTED_KEYS, value_delimiter = ',', value_name = "KEY")]
+    pub trusted_keys: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    pub name: String,
+    /// Exact version to pull.
+    #[arg(
+        long = "version",
+        value_name = "VERSION",
+        conflicts_with = "channel",
+        required_unless_present = "channel"
+    )]
+    pub version: Option<String>,
+    /// Pull what this channel points at.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Write a tarball; the extension picks the format: .tar.gz, .tar or .tar.zst.
+    #[arg(
+        short = 'o',
+        long,
+        value_name = "FILE",
+        conflicts_with = "into",
+        required_unless_present = "into"
+    )]
+    pub output: Option<PathBuf>,
+    /// Extract into this new directory.
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Accept a channel pointer older than one already seen. Dangerous: it is how a
+    /// rollback attack looks.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Parallel downloads.
+    #[arg(long, default_value_t = 16)]
+    pub jobs: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    pub name: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    pub name: String,
+    pub version: String,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    pub name: String,
+    #[arg(long, value_name = "VERSION")]
+    pub from: String,
+    #[arg(long, value_name = "VERSION")]
+    pub to: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    pub name: String,
+    pub version: String,
+    #[arg(long)]
+    pub channel: String,
+    #[arg(long, env = env::REL_KEY, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// How long the pointer stays valid; hosts refuse it afterwards (e.g. 30d, 12h).
+    #[arg(long, default_value = "30d", value_name = "DURATION")]
+    pub expires_in: String,
+}
+
+#[derive(Debug, Args)]
+pub struct YankArgs {
+    pub name: String,
+    pub version: String,
+    /// Undo a yank.
+    #[arg(long)]
+    pub undo: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A signed manifest (.json), or a release tarball or folder to check against the
+    /// registry's signed manifest.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Metadata tokens joined by `+` (or `,`): date, time, commit-count, commit-count-branch,
+    /// revision, branch, branch-unless-master, mix-env.
+    #[arg(long, env = "AUTO_VERSION", value_name = "TOKENS")]
+    pub auto_version: Option<String>,
+    /// Base version (default: from mix.exs, an .app.src or rebar.config).
+    #[arg(long, value_name = "VERSION")]
+    pub base: Option<String>,
+    /// The git work tree.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Override the registry's grace period.
+    #[arg(long, value_name = "SECONDS")]
+    pub grace_seconds: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}

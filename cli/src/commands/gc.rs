@@ -1,0 +1,34 @@
+//! `rel gc`.
+
+use anyhow::Result;
+use rel_format::api::GcRequest;
+
+use crate::cli::GcArgs;
+use crate::client::Client;
+use crate::progress::human;
+use crate::settings::Settings;
+
+pub async fn run(s: &Settings, args: &GcArgs) -> Result<()> {
+    let client = Client::new(&s.registry, s.token.clone());
+    let report = client
+        .gc(GcRequest {
+            grace_seconds: args.grace_seconds,
+            dry_run: args.dry_run,
+        })
+        .await?;
+    if args.json {
+        crate::print_json(&report);
+    } else if !s.quiet {
+        crate::say(&format!(
+            "{} manifests reference {} chunks; {} chunks stored; deleted {} ({}); {} waiting out the grace period{}",
+            report.manifests,
+            report.chunks_referenced,
+            report.chunks_seen,
+            report.chunks_deleted,
+            human(report.bytes_deleted),
+            report.chunks_in_grace,
+            if report.dry_run { " (dry run)" } else { "" }
+        ));
+    }
+    Ok(())
+}

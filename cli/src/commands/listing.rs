@@ -1,0 +1,183 @@
+//! Reading commands: `versions`, `show`, `path`.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+use rel_format::manifest::{Kind, Manifest};
+use rel_format::signing::SignedManifest;
+use rel_format::upgrade_path::Strategy;
+use rel_format::{Expected, Version};
+use serde::Serialize;
+
+use crate::cli::{NameArgs, PathArgs, ShowArgs};
+use crate::client::Client;
+use crate::progress::human;
+use crate::settings::Settings;
+
+pub async fn versions(s: &Settings, args: &NameArgs) -> Result<()> {
+    let client = Client::new(&s.registry, s.token.clone());
+    let list = client.versions(&args.name).await?;
+    if args.json {
+        crate::print_json(&list);
+        return Ok(());
+    }
+    let mut out = String::new();
+    for v in &list.versions {
+        let mut parts = Vec::new();
+        for a in &v.artifacts {
+            match a.kind {
+                Kind::Release => parts.push(format!("release {}", human(a.bytes))),
+                Kind::Upgrade => {
+                    let from: Vec<&str> = a.from.iter().map(Version::as_str).collect();
+                    parts.push(format!("upgrade from {} {}", from.join(","), human(a.bytes)));
+                }
+            }
+        }
+        let created = v.artifacts.iter().map(|a| a.created.as_str()).min().unwrap_or("");
+        let mut flags = String::new();
+        if !v.channels.is_empty() {
+            let _ = write!(flags, "  [{}]", v.channels.join(", "));
+        }
+        if v.yanked {
+            flags.push_str("  (yanked)");
+        }
+        let _ = writeln!(out, "{:<32} {created}  {}{flags}", v.version.as_str(), parts.join("; "));
+    }
+    crate::print_raw(&out);
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct Shown {
+    manifest: Manifest,
+    signer: Option<String>,
+    shared_with_previous: Option<(Version, usize)>,
+}
+
+pub async fn show(s: &Settings, args: &ShowArgs) -> Result<()> {
+    let client = Client::new(&s.registry, s.token.clone());
+    let version: Version = args.version.parse()?;
+    let bytes = client.release_manifest(&args.name, &version).await?;
+    let (manifest, signer) = if args.trust.trusted_keys.is_empty() && s.trusted_keys.is_empty() {
+        (SignedManifest::parse_unverified(&bytes)?.signed, None)
+    } else {
+        let trusted = s.trusted(&args.trust.trusted_keys)?;
+        let expected = Expected {
+            name: args.name.clone(),
+            version: version.clone(),
+            kind: Kind::Release,
+            from: None,
+        };
+        let (m, signer) = rel_format::signing::verify(&bytes, &trusted, &expected)?;
+        (m, Some(signer))
+    };
+    // Dedup against the previous stored release.
+    let list = client.versions(&args.name).await?;
+    let previous = list
+        .versions
+        .iter()
+        .filter(|v| v.version < version && v.artifacts.iter().any(|a| a.kind == Kind::Release))
+        .map(|v| v.version.clone())
+        .next_back();
+    let mut shared = None;
+    if let Some(prev) = previous {
+        let prev_bytes = client.release_manifest(&args.name, &prev).await?;
+        let prev_m = SignedManifest::parse_unverified(&prev_bytes)?.signed;
+        let have: HashSet<_> = prev_m.tar.chunks.iter().map(|c| c.digest).collect();
+        shared = Some((
+            prev,
+            manifest.tar.chunks.iter().filter(|c| have.contains(&c.digest)).count(),
+        ));
+    }
+    let shown = Shown {
+        manifest,
+        signer,
+        shared_with_previous: shared,
+    };
+    if args.json {
+        crate::print_json(&shown);
+        return Ok(());
+    }
+    let m = &shown.manifest;
+    let mut out = String::new();
+    let _ = writeln!(out, "{} {} ({})", m.name, m.version, m.kind);
+    let _ = writeln!(out, "  created   {} by {}", m.created, m.builder);
+    let _ = writeln!(
+        out,
+        "  signer    {}",
+        shown.signer.as_deref().unwrap_or("(not verified: pass --trusted-key)")
+    );
+    let p = &m.platform;
+    let native = match (&p.os, &p.arch) {
+        (Some(os), Some(arch)) => format!(
+            ", native code for {os}/{arch}{}",
+            p.libc.as_ref().map(|l| format!("-{l}")).unwrap_or_default()
+        ),
+        _ => ", no native code".into(),
+    };
+    let _ = writeln!(
+        out,
+        "  erts      {}{}{native}",
+        p.erts,
+        if p.erts_included {
+            " (included)"
+        } else {
+            " (not included)"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  tar       {} {} in {} chunks",
+        m.tar.digest,
+        human(m.tar.length),
+        m.tar.chunks.len()
+    );
+    if let Some((prev, n)) = &shown.shared_with_previous {
+        let _ = writeln!(
+            out,
+            "  dedup     {n} of {} chunks shared with {prev}",
+            m.tar.chunks.len()
+        );
+    }
+    let _ = writeln!(out, "  apps");
+    for a in &m.apps {
+        let _ = writeln!(out, "    {:<24} {}", a.name, a.version);
+    }
+    crate::print_raw(&out);
+    Ok(())
+}
+
+pub async fn path(s: &Settings, args: &PathArgs) -> Result<()> {
+    let client = Client::new(&s.registry, s.token.clone());
+    let (from, to): (Version, Version) = (args.from.parse()?, args.to.parse()?);
+    let plan = client.path(&args.name, &from, &to).await.context("no upgrade path")?;
+    if args.json {
+        crate::print_json(&plan);
+        return Ok(());
+    }
+    let mut out = String::new();
+    let how = match plan.strategy {
+        Strategy::AlreadyThere => "nothing to do",
+        Strategy::HotUpgrade => "hot upgrade, no restart",
+        Strategy::FullRelease => "full release, restarts the node",
+    };
+    let _ = writeln!(out, "{} {} -> {}: {how}", args.name, plan.from, plan.to);
+    for (i, step) in plan.steps.iter().enumerate() {
+        let from = step
+            .from
+            .as_ref()
+            .map_or_else(|| "(install)".to_owned(), ToString::to_string);
+        let _ = writeln!(
+            out,
+            "  {}. {:<8} {from} -> {}  {}",
+            i + 1,
+            step.kind.to_string(),
+            step.to,
+            human(step.bytes)
+        );
+    }
+    let _ = writeln!(out, "  total {}: {}", human(plan.total_bytes), plan.reason);
+    crate::print_raw(&out);
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! One module per command; `lib.rs` dispatches.
+
+pub mod gc;
+pub mod keygen;
+pub mod listing;
+pub mod promote;
+pub mod pull;
+pub mod push;
+pub mod serve;
+pub mod verify;
+pub mod version;

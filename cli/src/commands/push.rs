@@ -1,0 +1,267 @@
+//! `rel push`: canonicalise and chunk a release, sign its manifest, upload what is missing.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt};
+use rel_format::archive::{Ingested, Limits, canonicalize};
+use rel_format::chunk::{ChunkRef, ChunkedStream, Chunker, compress_chunk};
+use rel_format::manifest::{AppRef, Kind, Manifest, Platform, SCHEMA};
+use rel_format::{Digest, Version};
+use serde::Serialize;
+
+use crate::cache::ChunkCache;
+use crate::cli::{KindArg, PushArgs};
+use crate::client::{Client, ClientError};
+use crate::local::pack_dir;
+use crate::progress::{Progress, human};
+use crate::settings::Settings;
+
+#[derive(Debug, Serialize)]
+struct Report {
+    name: String,
+    version: Version,
+    kind: Kind,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    from: Vec<Version>,
+    digest: Digest,
+    bytes: u64,
+    chunks: usize,
+    uploaded_chunks: usize,
+    uploaded_bytes: u64,
+    already_stored: bool,
+    channel: Option<String>,
+}
+
+/// Canonicalises and chunks `path` into the cache; returns the stream and what was seen.
+pub(crate) fn ingest(path: &Path, cache: &ChunkCache) -> Result<(ChunkedStream, Ingested)> {
+    let sink = |c: &ChunkRef, data: &[u8]| -> std::io::Result<()> {
+        if !cache.contains(&c.digest) {
+            cache.put(&c.digest, &compress_chunk(data)?)?;
+        }
+        Ok(())
+    };
+    let chunker = Chunker::new(sink);
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let (chunker, seen) = if meta.is_dir() {
+        pack_dir(path, chunker, Limits::default())?
+    } else {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
+        canonicalize(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            chunker,
+            Limits::default(),
+        )
+        .with_context(|| format!("`{}` is not a usable release archive", path.display()))?
+    };
+    let (stream, _) = chunker.finish().context("cannot write to the chunk cache")?;
+    Ok((stream, seen))
+}
+
+fn builder() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    format!(
+        "rel {} on {}",
+        env!("CARGO_PKG_VERSION"),
+        host.as_deref().unwrap_or("unknown host")
+    )
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rel_format::manifest::rfc3339_utc(secs)
+}
+
+/// Builds the manifest of an ingested release.
+pub(crate) fn manifest_for(
+    stream: ChunkedStream,
+    seen: &Ingested,
+    name: Option<&str>,
+    version: Option<&str>,
+    kind: Kind,
+    from: &[String],
+) -> Result<Manifest> {
+    let spec = seen.release(version)?;
+    let name = name.map_or_else(|| spec.name.clone(), str::to_owned);
+    let version: Version = match version {
+        Some(v) => v.parse()?,
+        None => spec.version.clone(),
+    };
+    let from = from
+        .iter()
+        .map(|f| f.parse::<Version>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let native = seen.native.as_ref();
+    let manifest = Manifest {
+        schema: SCHEMA.into(),
+        kind,
+        name,
+        version,
+        from,
+        tar: stream,
+        platform: Platform {
+            erts_included: seen.erts_dirs.contains(spec.erts.as_str()),
+            erts: spec.erts.clone(),
+            os: native.map(|n| n.os.clone()),
+            arch: native.map(|n| n.arch.clone()),
+            libc: native.and_then(|n| n.libc.clone()),
+        },
+        apps: spec
+            .apps
+            .iter()
+            .map(|a| AppRef {
+                name: a.name.clone(),
+                version: a.version.clone(),
+            })
+            .collect(),
+        created: now_rfc3339(),
+        builder: builder(),
+    };
+    manifest.validate()?;
+    Ok(manifest)
+}
+
+/// Uploads `digests` from the cache, `jobs` at a time.
+pub(crate) async fn upload(
+    client: &Client,
+    cache: &ChunkCache,
+    digests: &[Digest],
+    lengths: &HashMap<Digest, u64>,
+    jobs: usize,
+    progress: &Progress,
+) -> Result<u64> {
+    futures::stream::iter(digests.iter().copied())
+        .map(|d| async move {
+            let data = cache
+                .get(&d)
+                .with_context(|| format!("chunk {d} vanished from the cache"))?;
+            let n = data.len() as u64;
+            client.put_chunk(&d, lengths[&d], data).await?;
+            progress.inc(n);
+            Ok::<u64, anyhow::Error>(n)
+        })
+        .buffer_unordered(jobs.max(1))
+        .try_fold(0, |acc, n| async move { Ok(acc + n) })
+        .await
+}
+
+pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
+    let key = s.secret_key(args.key.as_deref())?;
+    let kind = match args.kind {
+        KindArg::Release => Kind::Release,
+        KindArg::Upgrade => Kind::Upgrade,
+    };
+    if kind == Kind::Upgrade && args.from.is_empty() {
+        bail!("an upgrade needs --from VERSION (the version it upgrades from)");
+    }
+    let cache = ChunkCache::new(&s.cache_dir)
+        .with_context(|| format!("cannot create the chunk cache `{}`", s.cache_dir.display()))?;
+    let path = args.artifact.clone();
+    let cache2 = cache.clone();
+    let (stream, seen) = tokio::task::spawn_blocking(move || ingest(&path, &cache2)).await??;
+    let manifest = manifest_for(
+        stream,
+        &seen,
+        args.name.as_deref(),
+        args.version.as_deref(),
+        kind,
+        &args.from,
+    )?;
+    let envelope = key.sign(&manifest)?.to_bytes();
+    let client = Client::new(&s.registry, s.token.clone());
+
+    let lengths: HashMap<Digest, u64> = manifest.tar.chunks.iter().map(|c| (c.digest, c.length)).collect();
+    let mut unique: Vec<Digest> = lengths.keys().copied().collect();
+    unique.sort();
+    let missing = client.missing(&unique).await?;
+    let progress = Progress::bytes(missing.iter().map(|d| lengths[d]).sum(), "push", s.quiet);
+    let mut uploaded_bytes = upload(&client, &cache, &missing, &lengths, args.jobs, &progress).await?;
+    let mut uploaded_chunks = missing.len();
+
+    let mut already_stored = false;
+    let mut attempt = 0;
+    loop {
+        match client.put_manifest(envelope.clone()).await {
+            Ok(_) => break,
+            Err(ClientError::Api {
+                status, ref missing, ..
+            }) if status == 422 && !missing.is_empty() && attempt == 0 => {
+                // A chunk vanished between the query and the manifest (collected, or another
+                // replica's view): upload those and try once more.
+                uploaded_bytes += upload(&client, &cache, missing, &lengths, args.jobs, &progress).await?;
+                uploaded_chunks += missing.len();
+                attempt += 1;
+            }
+            Err(e @ ClientError::Api { status, .. }) if status == 409 => {
+                let stored = client
+                    .release_or_upgrade(&manifest)
+                    .await
+                    .ok()
+                    .and_then(|b| rel_format::signing::SignedManifest::parse_unverified(&b).ok());
+                if stored.is_some_and(|env| env.signed.tar.digest == manifest.tar.digest) {
+                    already_stored = true;
+                    break;
+                }
+                return Err(e).context(format!(
+                    "{} `{}` `{}` is already stored with different contents",
+                    manifest.kind, manifest.name, manifest.version
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    progress.finish();
+    if let Some(channel) = &args.channel {
+        super::promote::promote(s, &client, &key, &manifest.name, &manifest.version, channel, "30d").await?;
+    }
+
+    let report = Report {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        kind: manifest.kind,
+        from: manifest.from.clone(),
+        digest: manifest.tar.digest,
+        bytes: manifest.tar.length,
+        chunks: manifest.tar.chunks.len(),
+        uploaded_chunks,
+        uploaded_bytes,
+        already_stored,
+        channel: args.channel.clone(),
+    };
+    if args.json {
+        crate::print_json(&report);
+    } else if !s.quiet {
+        let what = if already_stored { "already stored" } else { "pushed" };
+        crate::say(&format!(
+            "{what} {} {} ({}): {} in {} chunks; {} new chunks uploaded ({} compressed), {} already in the registry",
+            report.name,
+            report.version,
+            report.kind,
+            human(report.bytes),
+            report.chunks,
+            report.uploaded_chunks,
+            human(report.uploaded_bytes),
+            unique.len().saturating_sub(report.uploaded_chunks),
+        ));
+        if let Some(c) = &report.channel {
+            crate::say(&format!("channel {c} now points at {}", report.version));
+        }
+    }
+    Ok(())
+}
+
+impl Client {
+    /// The stored manifest with the same identity as `m`.
+    pub(crate) async fn release_or_upgrade(&self, m: &Manifest) -> Result<bytes::Bytes, ClientError> {
+        match m.kind {
+            Kind::Release => self.release_manifest(&m.name, &m.version).await,
+            Kind::Upgrade => self.upgrade_manifest(&m.name, &m.version, &m.from[0]).await,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `rel verify`: a signed manifest file, or a local release against the registry.
+
+use anyhow::{Context, Result, bail};
+use rel_format::manifest::Kind;
+use rel_format::signing::{Expected, SignedManifest, verify};
+use serde::Serialize;
+
+use crate::cli::VerifyArgs;
+use crate::client::Client;
+use crate::settings::Settings;
+
+#[derive(Debug, Serialize)]
+struct Verified {
+    name: String,
+    version: String,
+    kind: Kind,
+    signer: String,
+    digest: String,
+    matches_registry: Option<bool>,
+}
+
+pub async fn run(s: &Settings, args: &VerifyArgs) -> Result<()> {
+    let trusted = s.trusted(&args.trust.trusted_keys)?;
+    let head = std::fs::read(&args.file).ok().filter(|b| b.first() == Some(&b'{'));
+    let result = if let Some(bytes) = head {
+        let (env, signer) = SignedManifest::verify_signature(&bytes, &trusted)
+            .with_context(|| format!("`{}` does not verify", args.file.display()))?;
+        let m = env.signed;
+        Verified {
+            name: m.name,
+            version: m.version.to_string(),
+            kind: m.kind,
+            signer,
+            digest: m.tar.digest.to_string(),
+            matches_registry: None,
+        }
+    } else {
+        // A release: canonicalise it and compare with what the registry signed.
+        let cache_dir = tempfile::tempdir()?;
+        let cache = crate::cache::ChunkCache::new(cache_dir.path())?;
+        let path = args.file.clone();
+        let (stream, seen) = tokio::task::spawn_blocking(move || super::push::ingest(&path, &cache)).await??;
+        let spec = seen.release(None)?;
+        let client = Client::new(&s.registry, s.token.clone());
+        let bytes = client.release_manifest(&spec.name, &spec.version).await?;
+        let expected = Expected {
+            name: spec.name.clone(),
+            version: spec.version.clone(),
+            kind: Kind::Release,
+            from: None,
+        };
+        let (m, signer) = verify(&bytes, &trusted, &expected)?;
+        if m.tar.digest != stream.digest {
+            bail!(
+                "`{}` is {} `{}` but its contents differ from what the registry signed ({} here, {} signed)",
+                args.file.display(),
+                spec.name,
+                spec.version,
+                stream.digest,
+                m.tar.digest
+            );
+        }
+        Verified {
+            name: m.name,
+            version: m.version.to_string(),
+            kind: m.kind,
+            signer,
+            digest: m.tar.digest.to_string(),
+            matches_registry: Some(true),
+        }
+    };
+    if args.json {
+        crate::print_json(&result);
+    } else if !s.quiet {
+        let registry = if result.matches_registry == Some(true) {
+            ", identical to the registry's"
+        } else {
+            ""
+        };
+        crate::say(&format!(
+            "ok: {} {} {} signed by {}{registry} ({})",
+            result.kind, result.name, result.version, result.signer, result.digest
+        ));
+    }
+    Ok(())
+}

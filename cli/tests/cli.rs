@@ -1,0 +1,423 @@
+//! The real `rel` binary against a real registry on 127.0.0.1.
+
+mod support;
+
+use std::fs;
+
+use support::{Home, Registry, listing, tarball, versions};
+
+#[test]
+fn push_twice_uploads_nothing_and_the_next_version_only_what_changed() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    let first = home.json(&reg, &["push", tarball(&vs[0]).to_str().unwrap()]);
+    assert_eq!(
+        first["uploaded_chunks"], first["chunks"],
+        "a fresh registry needs every chunk"
+    );
+
+    // Again: nothing uploaded, the same manifest is already there.
+    let again = home.json(&reg, &["push", tarball(&vs[0]).to_str().unwrap()]);
+    assert_eq!(
+        (again["uploaded_chunks"].as_u64(), again["already_stored"].as_bool()),
+        (Some(0), Some(true))
+    );
+
+    // The next version: only the changed chunks.
+    let next = home.json(&reg, &["push", tarball(&vs[1]).to_str().unwrap()]);
+    let (uploaded, total) = (
+        next["uploaded_chunks"].as_u64().unwrap(),
+        next["chunks"].as_u64().unwrap(),
+    );
+    assert!(uploaded <= 3 && uploaded > 0, "uploaded {uploaded} of {total} chunks");
+
+    // A host with an empty cache pulls v1 whole, then v2 fetches only what changed.
+    let host = Home::new();
+    let v1 = host.json(
+        &reg,
+        &[
+            "pull",
+            "demo",
+            "--version",
+            &vs[0],
+            "-o",
+            host.path("v1.tar.gz").to_str().unwrap(),
+            "--trusted-key",
+            home.path("keys/ci.pub").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v1["fetched_chunks"], v1["chunks"]);
+    let v2 = host.json(
+        &reg,
+        &[
+            "pull",
+            "demo",
+            "--version",
+            &vs[1],
+            "-o",
+            host.path("v2.tar").to_str().unwrap(),
+            "--trusted-key",
+            home.path("keys/ci.pub").to_str().unwrap(),
+        ],
+    );
+    assert!(v2["fetched_chunks"].as_u64().unwrap() <= 3, "{v2}");
+    assert!(
+        v2["fetched_bytes"].as_u64().unwrap() * 10 < v2["bytes"].as_u64().unwrap(),
+        "{v2}"
+    );
+
+    // What was pulled is the release: same files as the original tarball.
+    let original = rel_digest_of(&tarball(&vs[1]));
+    assert_eq!(rel_digest_of(&host.path("v2.tar")), original);
+    assert_eq!(rel_digest_of(&host.path("v1.tar.gz")), rel_digest_of(&tarball(&vs[0])));
+    assert_eq!(
+        fs::metadata(host.path("v2.tar")).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+/// The canonical digest of a release file.
+fn rel_digest_of(path: &std::path::Path) -> rel_format::Digest {
+    let chunker = rel_format::chunk::Chunker::new(|_: &rel_format::chunk::ChunkRef, _: &[u8]| Ok(()));
+    let (chunker, _) =
+        rel_format::archive::canonicalize(fs::File::open(path).unwrap(), chunker, Default::default()).unwrap();
+    chunker.finish().unwrap().0.digest
+}
+
+#[test]
+fn pull_into_a_folder_and_versions_listing() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in vs.iter().rev() {
+        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
+    }
+    let out = home.rel(Some(&reg)).args(["versions", "demo"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let order: Vec<&str> = text.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(order, vs.iter().map(String::as_str).collect::<Vec<_>>(), "{text}");
+
+    let into = home.path("release");
+    home.rel(Some(&reg))
+        .args(["pull", "demo", "--version", &vs[2], "--into"])
+        .arg(&into)
+        .assert()
+        .success();
+    assert!(into.join(format!("releases/{}/demo.rel", vs[2])).exists());
+    assert!(into.join("lib/demo_extra-1.0.0/ebin/demo_extra.app").exists());
+}
+
+/// Runs a pull that must be refused; checks the message and that nothing was written.
+fn refused_pull(home: &Home, reg: &Registry, args: &[&str], expect: &str) -> String {
+    let target = home.path("out/refused.tar.gz");
+    fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let out = home
+        .rel(Some(reg))
+        .arg("pull")
+        .args(args)
+        .arg("-o")
+        .arg(&target)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(expect), "expected {expect:?} in:\n{stderr}");
+    assert!(
+        listing(&home.path("out")).is_empty(),
+        "something was written: {:?}",
+        listing(&home.path("out"))
+    );
+    stderr
+}
+
+fn chunk_files(store: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for dir in fs::read_dir(store.join("chunks")).unwrap() {
+        for f in fs::read_dir(dir.unwrap().path()).unwrap() {
+            out.push(f.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn tampering_is_refused_and_nothing_is_written() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in &vs[..2] {
+        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
+    }
+    let puller = Home::new();
+    let trusted = home.path("keys/ci.pub");
+    let pull = |extra: &[&str]| {
+        let mut args = vec!["demo", "--trusted-key", trusted.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()
+    };
+    let strs = |v: &Vec<String>| v.iter().map(String::as_str).collect::<Vec<_>>().join("\u{0}");
+
+    // A manifest of another version served in place of the asked one.
+    let m1 = home.path("store/manifests/demo").join(&vs[0]).join("release.json");
+    let m2 = home.path("store/manifests/demo").join(&vs[1]).join("release.json");
+    let saved = fs::read(&m2).unwrap();
+    fs::write(&m2, fs::read(&m1).unwrap()).unwrap();
+    let args = pull(&["--version", &vs[1]]);
+    refused_pull(
+        &puller,
+        &reg,
+        &strs(&args).split('\u{0}').collect::<Vec<_>>(),
+        &format!(
+            "the registry sent release `demo` `{}`, but release `demo` `{}` was asked for",
+            vs[0], vs[1]
+        ),
+    );
+    fs::write(&m2, saved).unwrap();
+
+    // A flipped byte in a stored chunk, then a truncated chunk.
+    let chunks = chunk_files(&home.path("store"));
+    let victim = &chunks[chunks.len() / 2];
+    let original = fs::read(victim).unwrap();
+    let mut flipped = original.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x40;
+    fs::write(victim, &flipped).unwrap();
+    let args = pull(&["--version", &vs[0]]);
+    refused_pull(
+        &puller,
+        &reg,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the registry sent a bad chunk",
+    );
+    fs::write(victim, &original[..original.len() - 7]).unwrap();
+    refused_pull(
+        &puller,
+        &reg,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the registry sent a bad chunk",
+    );
+    fs::write(victim, &original).unwrap();
+    puller
+        .rel(Some(&reg))
+        .arg("pull")
+        .args(&args)
+        .arg("-o")
+        .arg(puller.path("ok.tar.gz"))
+        .assert()
+        .success();
+
+    // A manifest signed by a key the host does not trust...
+    let rogue = Home::new();
+    rogue
+        .rel(None)
+        .args(["keygen", "rogue", "--out-dir"])
+        .arg(rogue.path("keys"))
+        .assert()
+        .success();
+    rogue
+        .rel(Some(&reg))
+        .arg("push")
+        .arg(tarball(&vs[2]))
+        .arg("--key")
+        .arg(rogue.path("keys/rogue.key"))
+        .assert()
+        .success();
+    let args = pull(&["--version", &vs[2]]);
+    let stderr = refused_pull(
+        &puller,
+        &reg,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "manifest is not signed by any trusted key (signed by: rogue; trusted: ci)",
+    );
+    assert!(
+        stderr.contains("hint: add the publisher's public key with --trusted-key"),
+        "{stderr}"
+    );
+    // ...or by an impostor key that borrowed the trusted key's name.
+    let impostor_store = home.path("store2");
+    let reg2 = Registry::start(&impostor_store, &[]);
+    rogue
+        .rel(Some(&reg2))
+        .arg("push")
+        .arg(tarball(&vs[2]))
+        .assert()
+        .success();
+    refused_pull(
+        &puller,
+        &reg2,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the signature of `ci` on the manifest does not verify",
+    );
+}
+
+#[test]
+fn channels_refuse_replayed_and_expired_pointers() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in &vs[..2] {
+        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
+    }
+    let channel = home.path("store/channels/demo/production.json");
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[0], "--channel", "production"])
+        .assert()
+        .success();
+    let old_pointer = fs::read(&channel).unwrap();
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[1], "--channel", "production"])
+        .assert()
+        .success();
+
+    let host = Home::new();
+    let trusted = home.path("keys/ci.pub");
+    let pulled = host.json(
+        &reg,
+        &[
+            "pull",
+            "demo",
+            "--channel",
+            "production",
+            "-o",
+            host.path("p.tar.gz").to_str().unwrap(),
+            "--trusted-key",
+            trusted.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(pulled["version"], vs[1].as_str());
+
+    // The registry (or someone in the middle) replays the older pointer.
+    fs::write(&channel, &old_pointer).unwrap();
+    let args = [
+        "demo",
+        "--channel",
+        "production",
+        "--trusted-key",
+        trusted.to_str().unwrap(),
+    ];
+    let stderr = refused_pull(
+        &host,
+        &reg,
+        &args,
+        "channel pointer demo/production has sequence 1, older than 2 already accepted",
+    );
+    assert!(
+        stderr.contains("hint: if you really mean to go back, pass --allow-downgrade"),
+        "{stderr}"
+    );
+    let out = host
+        .rel(Some(&reg))
+        .arg("pull")
+        .args(args)
+        .arg("--allow-downgrade")
+        .arg("-o")
+        .arg(host.path("down.tar.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: channel pointer demo/production has sequence 1"));
+
+    // An expired pointer is refused, even to a host that never saw the channel.
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[1], "--channel", "staging", "--expires-in", "1s"])
+        .assert()
+        .success();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let fresh = Home::new();
+    let args = [
+        "demo",
+        "--channel",
+        "staging",
+        "--trusted-key",
+        trusted.to_str().unwrap(),
+    ];
+    refused_pull(&fresh, &reg, &args, "channel pointer demo/staging expired at");
+}
+
+#[test]
+fn a_registry_killed_during_a_push_shows_nothing_partial() {
+    let home = Home::new();
+    let store = home.path("store");
+    let mut reg = Registry::start(&store, &[]);
+    // A release big enough that the upload takes a while: 40 MB of noise in a folder.
+    let rel_dir = home.path("big");
+    fs::create_dir_all(rel_dir.join("releases/1.0.0")).unwrap();
+    fs::create_dir_all(rel_dir.join("lib/big-1.0.0/priv")).unwrap();
+    let rel = r#"{release,{"big","1.0.0"},{erts,"13.1.5"},[{kernel,"8.5.3"},{stdlib,"4.2"},{big,"1.0.0"}]}."#;
+    fs::write(rel_dir.join("releases/big.rel"), rel).unwrap();
+    fs::write(rel_dir.join("releases/1.0.0/big.rel"), rel).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..40_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    fs::write(rel_dir.join("lib/big-1.0.0/priv/blob"), noise).unwrap();
+
+    let mut push = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
+        .args(["push", "--jobs", "1", "--quiet"])
+        .arg(&rel_dir)
+        .env("REL_REGISTRY", &reg.url)
+        .env("REL_KEY", home.path("keys/ci.key"))
+        .env("REL_CACHE_DIR", home.path("cache"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill the registry once the upload is under way.
+    let started = std::time::Instant::now();
+    while !store.join("chunks").exists() || chunk_files(&store).len() < 20 {
+        assert!(started.elapsed().as_secs() < 120, "the push never started uploading");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    reg.kill();
+    let status = push.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the push finished before the registry was killed; the test proved nothing"
+    );
+    assert!(
+        !store.join("manifests").exists() || listing(&store.join("manifests")).is_empty(),
+        "a manifest became visible"
+    );
+
+    // Restarted on the same folder: nothing of the push is visible, and it can be pushed again.
+    let reg = Registry::start(&store, &[]);
+    let out = home.rel(Some(&reg)).args(["versions", "big"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("release `big` is not stored"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = home.json(&reg, &["push", rel_dir.to_str().unwrap()]);
+    assert!(
+        report["uploaded_chunks"].as_u64().unwrap() < report["chunks"].as_u64().unwrap(),
+        "chunks stored before the crash are reused: {report}"
+    );
+    let host = Home::new();
+    let pulled = host.json(
+        &reg,
+        &[
+            "pull",
+            "big",
+            "--version",
+            "1.0.0",
+            "--into",
+            host.path("big").to_str().unwrap(),
+            "--trusted-key",
+            home.path("keys/ci.pub").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(pulled["version"], "1.0.0");
+    assert_eq!(
+        fs::metadata(host.path("big/lib/big-1.0.0/priv/blob")).unwrap().len(),
+        40_000_000
+    );
+}
