@@ -21,6 +21,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Registry URL.
     #[arg(long, global = true, env = env::REL_REGISTRY, value_name = "URL")]
@@ -139,6 +140,7 @@ pub struct PushArgs {
     /// Parallel uploads.
     #[arg(long, default_value_t = 8)]
     pub jobs: usize,
+    /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -185,6 +187,7 @@ pub struct PullArgs {
     /// Parallel downloads.
     #[arg(long, default_value_t = 16)]
     pub jobs: usize,
+    /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -192,6 +195,7 @@ pub struct PullArgs {
 #[derive(Debug, Args)]
 pub struct NameArgs {
     pub name: String,
+    /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -202,6 +206,7 @@ pub struct ShowArgs {
     pub version: String,
     #[command(flatten)]
     pub trust: TrustArgs,
+    /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -213,6 +218,7 @@ pub struct PathArgs {
     pub from: String,
     #[arg(long, value_name = "VERSION")]
     pub to: String,
+    /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -246,6 +252,7 @@ pub struct VerifyArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub trust: TrustArgs,
+    /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -271,6 +278,7 @@ pub struct GcArgs {
     /// Override the registry's grace period.
     #[arg(long, value_name = "SECONDS")]
     pub grace_seconds: Option<u64>,
+    /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -421,3 +421,29 @@ fn a_registry_killed_during_a_push_shows_nothing_partial() {
         40_000_000
     );
 }
+
+#[test]
+fn the_readme_demo_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/demo.sh"))
+        .env("REL_BIN", env!("CARGO_BIN_EXE_rel"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let vs = versions();
+    for expected in [
+        format!("pushed demo {} (release)", vs[0]),
+        format!("pushed demo {} (release)", vs[1]),
+        "380 already in the registry".to_owned(),
+        format!("demo {} -> {}:", vs[0], vs[1]),
+        format!("pulled demo {} (signed by demo-ci)", vs[1]),
+    ] {
+        assert!(text.contains(&expected), "the demo did not print {expected:?}:\n{text}");
+    }
+}

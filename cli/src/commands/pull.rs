@@ -226,6 +226,12 @@ pub(crate) fn write_release(
 }
 
 pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
+    if let Some(into) = &args.into {
+        // Fail before fetching anything.
+        if std::fs::symlink_metadata(into).is_ok() {
+            return Err(crate::local::ExtractError::TargetExists(into.clone()).into());
+        }
+    }
     let trusted = s.trusted(&args.trust.trusted_keys)?;
     let client = Client::new(&s.registry, s.token.clone());
     let (version, channel_seq) = match (&args.version, &args.channel) {

@@ -1,8 +1,14 @@
 //! `rel version`: the AUTO_VERSION string edeliver would give this work tree.
 //!
-//! Tokens are edeliver's, normalised the same way (prefixes `append-`, `git-`, `build-` and
-//! suffixes `-all`, `-branches` dropped, `_` read as `-`). The first one is joined to the base
-//! version with `+` (or `-` when the base already has build metadata), the others with `-`.
+//! Tokens are edeliver's, normalised the same way (split at `+` and white space; prefixes
+//! `append-`, `git-`, `build-` and suffixes `-branches`, `-all` dropped; `_` read as `-`). The
+//! first one is joined to the base version with `+`, the others with `-`, as edeliver's
+//! `release.version` task does (it starts every base as having no metadata).
+//!
+//! `branch` is `$BRANCH` when set; otherwise, like edeliver, the first line of
+//! `git branch --contains <HEAD>` that does not mention `detached` or `head`, stripped to
+//! `[A-Za-z0-9-]`. A commit on several branches makes that guess arbitrary: set `BRANCH`.
+//! `time` (`HHMMSS`, local) is rel's addition, read from the same clock reading as `date`.
 
 use std::path::Path;
 use std::process::Command;
@@ -49,12 +55,16 @@ pub(crate) fn normalise(token: &str) -> String {
 fn branch(dir: &Path) -> Result<String> {
     let raw = match std::env::var("BRANCH") {
         Ok(b) if !b.is_empty() => b,
-        _ => git(dir, &["branch", "--contains", "HEAD"])?
-            .lines()
-            .map(|l| l.trim_start_matches(['*', ' ']).trim())
-            .find(|l| !l.starts_with('('))
-            .unwrap_or("")
-            .to_owned(),
+        _ => {
+            let head = git(dir, &["rev-parse", "HEAD"])?;
+            git(dir, &["branch", "--contains", &head])?
+                .lines()
+                .filter(|l| !l.contains("detached") && !l.contains("head") && !l.contains("HEAD"))
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("")
+                .to_owned()
+        }
     };
     Ok(raw.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect())
 }
