@@ -14,12 +14,16 @@
 //! - [`signing`]: ed25519 keys, signatures and verification of the artifact asked for.
 
 pub mod api;
+pub mod appup;
 pub mod archive;
+pub mod beam;
 pub mod channel;
 pub mod chunk;
 pub mod digest;
+pub mod etf;
 pub mod manifest;
 pub mod release;
+pub mod relup;
 pub mod signing;
 pub mod term;
 pub mod upgrade_path;

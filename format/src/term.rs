@@ -26,6 +26,9 @@ pub enum Term {
     ImproperList(Vec<Term>, Box<Term>),
     Tuple(Vec<Term>),
     Map(Vec<(Term, Term)>),
+    /// A value read from a BEAM file with no text form here (pid, port, reference, fun,
+    /// integer beyond 128 bits), described. Never produced by the text parser.
+    Opaque(String),
 }
 
 /// A syntax error in a term file.
@@ -688,6 +691,7 @@ impl fmt::Display for Term {
                 write_seq(f, items)?;
                 f.write_char('}')
             }
+            Term::Opaque(what) => write!(f, "'{}'", what.replace('\\', "\\\\").replace('\'', "\\'")),
             Term::Map(pairs) => {
                 f.write_str("#{")?;
                 for (i, (k, v)) in pairs.iter().enumerate() {

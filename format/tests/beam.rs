@@ -1,0 +1,171 @@
+//! rel's BEAM reader against OTP itself: `beam_lib:md5/1`, module names and export counts for
+//! every module of Debian's OTP `kernel`, `stdlib`, `sasl` and of the fixtures.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rel_format::beam::Beam;
+use rel_format::term::Term;
+
+fn otp_lib() -> PathBuf {
+    let out = Command::new("erl")
+        .args([
+            "-noshell",
+            "-noinput",
+            "-eval",
+            "io:format(\"~s\", [code:lib_dir()]), halt().",
+        ])
+        .output()
+        .expect("erl is installed (scripts/setup.sh)");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap())
+}
+
+fn beams_in(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            beams_in(&p, out);
+        } else if p.extension().is_some_and(|x| x == "beam") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn md5_matches_beam_lib_for_otp_and_fixture_modules() {
+    let lib = otp_lib();
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(&lib).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if ["kernel-", "stdlib-", "sasl-"].iter().any(|a| name.starts_with(a)) {
+            beams_in(&p.join("ebin"), &mut files);
+        }
+    }
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/out/build");
+    assert!(fixtures.exists(), "run fixtures/build.sh first");
+    beams_in(&fixtures, &mut files);
+    assert!(files.len() > 200, "only {} beams found", files.len());
+
+    let list = std::env::temp_dir().join(format!("rel-beams-{}.txt", std::process::id()));
+    std::fs::write(
+        &list,
+        files
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let script = format!(
+        "{{ok, B}} = file:read_file(\"{}\"), \
+         lists:foreach(fun(F) -> {{ok, {{M, Md5}}}} = beam_lib:md5(F), \
+            {{ok, {{_, [{{exports, E}}]}}}} = beam_lib:chunks(F, [exports]), \
+            io:format(\"~s ~s ~s ~b~n\", [F, M, string:lowercase(binary:encode_hex(Md5)), length(E)]) end, \
+            string:split(binary_to_list(B), \"\\n\", all)), halt().",
+        list.display()
+    );
+    let out = Command::new("erl")
+        .args(["-noshell", "-noinput", "-eval", &script])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&list).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let erl: BTreeMap<String, (String, String, usize)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let p: Vec<&str> = l.split(' ').collect();
+            (
+                p[0].to_owned(),
+                (p[1].to_owned(), p[2].to_owned(), p[3].parse().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(erl.len(), files.len());
+    let mut mismatches = Vec::new();
+    for f in &files {
+        let beam = Beam::parse(&f.to_string_lossy(), std::fs::read(f).unwrap()).unwrap();
+        let (module, md5, exports) = &erl[&f.to_string_lossy().into_owned()];
+        if (beam.module(), beam.md5_hex().as_str(), beam.exports.len()) != (module.as_str(), md5.as_str(), *exports) {
+            mismatches.push(format!(
+                "{}: rel {} {} {} / erl {module} {md5} {exports}",
+                f.display(),
+                beam.module(),
+                beam.md5_hex(),
+                beam.exports.len()
+            ));
+        }
+        beam.literals().unwrap();
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        files.len(),
+        mismatches.join("\n")
+    );
+}
+
+fn fixture_beam(version: &str, app: &str, module: &str) -> Beam {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/out/build")
+        .join(version)
+        .join("lib");
+    let app_dir = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{app}-")))
+        .unwrap();
+    let path = app_dir.join("ebin").join(format!("{module}.beam"));
+    Beam::parse(&path.to_string_lossy(), std::fs::read(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn reads_behaviours_exports_imports_and_child_specs() {
+    let server = fixture_beam("v2", "demo", "demo_server");
+    assert_eq!(server.behaviours(), vec!["gen_server"]);
+    assert!(server.exports("code_change", 3));
+    assert!(server.called_modules().contains("demo_lib") && server.called_modules().contains("gen_server"));
+    let sup1 = fixture_beam("v1", "demo", "demo_sup");
+    let sup3 = fixture_beam("v3", "demo", "demo_sup");
+    assert_eq!(sup1.behaviours(), vec!["supervisor"]);
+    assert_eq!(sup1.literal_child_ids().unwrap(), Some(vec![Term::atom("demo_server")]));
+    assert_eq!(
+        sup3.literal_child_ids().unwrap(),
+        Some(vec![Term::atom("demo_server"), Term::atom("demo_worker")])
+    );
+    // Unchanged source compiled deterministically in two builds: the same md5.
+    assert_eq!(
+        fixture_beam("v1", "demo", "demo_app").md5(),
+        fixture_beam("v3", "demo", "demo_app").md5()
+    );
+    assert_ne!(server.md5(), fixture_beam("v1", "demo", "demo_server").md5());
+}
+
+#[test]
+fn truncated_and_corrupted_beams_never_panic() {
+    let good = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/out/build/v2/lib")
+            .read_dir()
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains("demo-"))
+            .unwrap()
+            .join("ebin/demo_server.beam"),
+    )
+    .unwrap();
+    for cut in (0..good.len()).step_by(7) {
+        let _ = Beam::parse("cut.beam", good[..cut].to_vec()).map(|b| (b.md5(), b.literals(), b.literal_child_ids()));
+    }
+    let mut x: u32 = 1;
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        bad[i] ^= (x >> 16) as u8 | 1;
+        let _ =
+            Beam::parse("flipped.beam", bad).map(|b| (b.md5(), b.literals(), b.literal_child_ids(), b.behaviours()));
+    }
+}
