@@ -868,7 +868,8 @@ mod tests {
         .unwrap();
         let top = rel("2", "13", vec![app("x", "2", &["a", "b", "c"])]);
         let base = rel("1", "13", vec![app("x", "1", &["a", "b"])]);
-        let relup = make_relup(&top, std::slice::from_ref(&base), &[base], &|_| Ok(appup.clone())).unwrap();
+        let bases = [base];
+        let relup = make_relup(&top, &bases, &bases, &|_| Ok(appup.clone())).unwrap();
         let expected = parse_term(
             "expected",
             r#"{"2",
