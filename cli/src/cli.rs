@@ -67,6 +67,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Print an AUTO_VERSION string for the git work tree, as edeliver makes it.
     Version(VersionArgs),
+    /// Write the appups for upgrading one release to another, from their BEAM files.
+    Appup(AppupArgs),
+    /// Build a hot-upgrade artifact (relup and changed libs only), and optionally push it.
+    BuildUpgrade(BuildUpgradeArgs),
     /// Collect chunks that no manifest references (admin).
     Gc(GcArgs),
     /// Print shell completions.
@@ -269,6 +273,55 @@ pub struct VersionArgs {
     /// The git work tree.
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct AppupArgs {
+    /// The release upgraded from: a tarball, a folder, or NAME@VERSION in the registry.
+    pub from: String,
+    /// The release upgraded to: a tarball, a folder, or NAME@VERSION in the registry.
+    pub to: String,
+    /// Where to write `<app>.appup` files.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Your own appups and additions: `<app>.appup` replaces the generated one; `<app>.extra`
+    /// holds `{up_before, [...]}.` `{up_after, [...]}.` `{down_before, [...]}.` `{down_after, [...]}.`
+    #[arg(long, value_name = "DIR")]
+    pub appup_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildUpgradeArgs {
+    pub name: String,
+    /// The version (in the registry) or release file the node runs; repeat for a relup that
+    /// serves several.
+    #[arg(long, required = true, value_name = "VERSION|PATH")]
+    pub from: Vec<String>,
+    /// The version (in the registry) or release file to upgrade to.
+    #[arg(long, value_name = "VERSION|PATH")]
+    pub to: String,
+    /// Write the upgrade tarball here (.tar.gz, .tar or .tar.zst).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Sign and push it to the registry as an `upgrade` artifact.
+    #[arg(long)]
+    pub push: bool,
+    /// Secret key to sign with (for --push).
+    #[arg(long, env = env::REL_KEY, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Your own appups and additions (see `rel appup --help`).
+    #[arg(long, value_name = "DIR")]
+    pub appup_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

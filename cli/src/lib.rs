@@ -148,6 +148,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => rt.block_on(verify::run(&settings()?, a)),
         Command::Version(a) => version::run(a),
         Command::Gc(a) => rt.block_on(gc::run(&settings()?, a)),
+        Command::Appup(a) => rt.block_on(upgrade::appup(&settings()?, a)),
+        Command::BuildUpgrade(a) => rt.block_on(upgrade::build(&settings()?, a)),
         Command::Completions(a) => {
             let mut out = Vec::new();
             clap_complete::generate(a.shell, &mut Cli::command(), "rel", &mut out);

@@ -26,6 +26,7 @@ pub mod release;
 pub mod relup;
 pub mod signing;
 pub mod term;
+pub mod upgrade;
 pub mod upgrade_path;
 pub mod version;
 

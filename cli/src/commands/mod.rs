@@ -7,5 +7,6 @@ pub mod promote;
 pub mod pull;
 pub mod push;
 pub mod serve;
+pub mod upgrade;
 pub mod verify;
 pub mod version;

@@ -151,28 +151,47 @@ pub(crate) async fn upload(
         .await
 }
 
-pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
-    let key = s.secret_key(args.key.as_deref())?;
-    let kind = match args.kind {
-        KindArg::Release => Kind::Release,
-        KindArg::Upgrade => Kind::Upgrade,
-    };
-    if kind == Kind::Upgrade && args.from.is_empty() {
+/// Pushes one artifact (a release or an upgrade) from `path`.
+pub(crate) async fn push_file(
+    s: &Settings,
+    key: &rel_format::SecretKey,
+    path: &Path,
+    kind: Kind,
+    from: &[String],
+    jobs: usize,
+) -> Result<PushOutcome> {
+    push_with(s, key, path, kind, from, None, None, jobs).await
+}
+
+/// What a push did.
+#[derive(Debug)]
+pub(crate) struct PushOutcome {
+    manifest: Manifest,
+    unique_chunks: usize,
+    uploaded_chunks: usize,
+    uploaded_bytes: u64,
+    already_stored: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn push_with(
+    s: &Settings,
+    key: &rel_format::SecretKey,
+    path: &Path,
+    kind: Kind,
+    from: &[String],
+    name: Option<&str>,
+    version: Option<&str>,
+    jobs: usize,
+) -> Result<PushOutcome> {
+    if kind == Kind::Upgrade && from.is_empty() {
         bail!("an upgrade needs --from VERSION (the version it upgrades from)");
     }
     let cache = ChunkCache::new(&s.cache_dir)
         .with_context(|| format!("cannot create the chunk cache `{}`", s.cache_dir.display()))?;
-    let path = args.artifact.clone();
-    let cache2 = cache.clone();
+    let (path, cache2) = (path.to_owned(), cache.clone());
     let (stream, seen) = tokio::task::spawn_blocking(move || ingest(&path, &cache2)).await??;
-    let manifest = manifest_for(
-        stream,
-        &seen,
-        args.name.as_deref(),
-        args.version.as_deref(),
-        kind,
-        &args.from,
-    )?;
+    let manifest = manifest_for(stream, &seen, name, version, kind, from)?;
     let envelope = key.sign(&manifest)?.to_bytes();
     let client = Client::new(&s.registry, s.token.clone());
 
@@ -181,9 +200,8 @@ pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
     unique.sort();
     let missing = client.missing(&unique).await?;
     let progress = Progress::bytes(missing.iter().map(|d| lengths[d]).sum(), "push", s.quiet);
-    let mut uploaded_bytes = upload(&client, &cache, &missing, &lengths, args.jobs, &progress).await?;
+    let mut uploaded_bytes = upload(&client, &cache, &missing, &lengths, jobs, &progress).await?;
     let mut uploaded_chunks = missing.len();
-
     let mut already_stored = false;
     let mut attempt = 0;
     loop {
@@ -194,7 +212,7 @@ pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
             }) if status == 422 && !missing.is_empty() && attempt == 0 => {
                 // A chunk vanished between the query and the manifest (collected, or another
                 // replica's view): upload those and try once more.
-                uploaded_bytes += upload(&client, &cache, missing, &lengths, args.jobs, &progress).await?;
+                uploaded_bytes += upload(&client, &cache, missing, &lengths, jobs, &progress).await?;
                 uploaded_chunks += missing.len();
                 attempt += 1;
             }
@@ -217,10 +235,37 @@ pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
         }
     }
     progress.finish();
+    Ok(PushOutcome {
+        manifest,
+        unique_chunks: unique.len(),
+        uploaded_chunks,
+        uploaded_bytes,
+        already_stored,
+    })
+}
+
+pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
+    let key = s.secret_key(args.key.as_deref())?;
+    let kind = match args.kind {
+        KindArg::Release => Kind::Release,
+        KindArg::Upgrade => Kind::Upgrade,
+    };
+    let outcome = push_with(
+        s,
+        &key,
+        &args.artifact,
+        kind,
+        &args.from,
+        args.name.as_deref(),
+        args.version.as_deref(),
+        args.jobs,
+    )
+    .await?;
+    let manifest = &outcome.manifest;
     if let Some(channel) = &args.channel {
+        let client = Client::new(&s.registry, s.token.clone());
         super::promote::promote(s, &client, &key, &manifest.name, &manifest.version, channel, "30d").await?;
     }
-
     let report = Report {
         name: manifest.name.clone(),
         version: manifest.version.clone(),
@@ -229,15 +274,19 @@ pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
         digest: manifest.tar.digest,
         bytes: manifest.tar.length,
         chunks: manifest.tar.chunks.len(),
-        uploaded_chunks,
-        uploaded_bytes,
-        already_stored,
+        uploaded_chunks: outcome.uploaded_chunks,
+        uploaded_bytes: outcome.uploaded_bytes,
+        already_stored: outcome.already_stored,
         channel: args.channel.clone(),
     };
     if args.json {
         crate::print_json(&report);
     } else if !s.quiet {
-        let what = if already_stored { "already stored" } else { "pushed" };
+        let what = if report.already_stored {
+            "already stored"
+        } else {
+            "pushed"
+        };
         crate::say(&format!(
             "{what} {} {} ({}): {} in {} chunks; {} new chunks uploaded ({} compressed), {} already in the registry",
             report.name,
@@ -247,7 +296,7 @@ pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
             report.chunks,
             report.uploaded_chunks,
             human(report.uploaded_bytes),
-            unique.len().saturating_sub(report.uploaded_chunks),
+            outcome.unique_chunks.saturating_sub(report.uploaded_chunks),
         ));
         if let Some(c) = &report.channel {
             crate::say(&format!("channel {c} now points at {}", report.version));
