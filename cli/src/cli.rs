@@ -247,6 +247,10 @@ pub struct YankArgs {
     /// Undo a yank.
     #[arg(long)]
     pub undo: bool,
+    /// Yank only the upgrade to VERSION from this version (a corrected upgrade may then
+    /// replace it).
+    #[arg(long, value_name = "FROM")]
+    pub upgrade_from: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -217,9 +217,16 @@ impl Client {
         Ok(())
     }
 
-    pub async fn yank(&self, name: &str, version: &Version, yanked: bool) -> Result<(), ClientError> {
+    pub async fn yank(
+        &self,
+        name: &str,
+        version: &Version,
+        yanked: bool,
+        upgrade_from: Option<Version>,
+    ) -> Result<(), ClientError> {
         let path = format!("/v1/releases/{}/versions/{}/yank", enc(name), enc(version.as_str()));
-        self.send("PUT", &path, |r| r.json(&Yank { yanked })).await?;
+        self.send("PUT", &path, |r| r.json(&Yank { yanked, upgrade_from }))
+            .await?;
         Ok(())
     }
 

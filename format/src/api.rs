@@ -56,6 +56,9 @@ pub struct ArtifactInfo {
     pub bytes: u64,
     pub chunks: u64,
     pub created: String,
+    /// A yanked upgrade: listed, but never part of an upgrade path.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub yanked: bool,
 }
 
 /// One version in `GET /v1/releases/{name}`.
@@ -77,10 +80,13 @@ pub struct VersionList {
     pub versions: Vec<VersionInfo>,
 }
 
-/// `PUT /v1/releases/{name}/versions/{version}/yank` request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `PUT /v1/releases/{name}/versions/{version}/yank` request: the version, or with
+/// `upgrade_from` only the upgrade artifact to it from that version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Yank {
     pub yanked: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_from: Option<Version>,
 }
 
 /// `POST /v1/admin/gc` request.

@@ -22,6 +22,8 @@ use crate::store::{Store, StoreError, parse_manifest_key};
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub key: String,
+    /// Yanked upgrade artifacts are listed but never part of a path.
+    pub yanked: bool,
     pub kind: Kind,
     pub version: Version,
     pub from: Vec<Version>,
@@ -34,6 +36,7 @@ impl Summary {
     pub fn of(key: String, m: &Manifest) -> Self {
         Summary {
             key,
+            yanked: false,
             kind: m.kind,
             version: m.version.clone(),
             from: m.from.clone(),
@@ -65,7 +68,8 @@ pub struct Catalog {
     store: Store,
     ttl: Duration,
     views: Mutex<HashMap<String, Arc<NameView>>>,
-    summaries: std::sync::Mutex<HashMap<String, Arc<Summary>>>,
+    /// By key and e-tag: manifests are write-once, except a yanked upgrade replaced.
+    summaries: std::sync::Mutex<HashMap<(String, Option<String>), Arc<Summary>>>,
 }
 
 impl Catalog {
@@ -84,11 +88,11 @@ impl Catalog {
     }
 
     /// Remembers a manifest this replica just stored.
-    pub fn remember(&self, summary: Summary) {
+    pub fn remember(&self, summary: Summary, e_tag: Option<String>) {
         self.summaries
             .lock()
             .expect("not poisoned")
-            .insert(summary.key.clone(), Arc::new(summary));
+            .insert((summary.key.clone(), e_tag), Arc::new(summary));
     }
 
     /// The current view of `name` (empty when nothing is stored under it).
@@ -106,6 +110,16 @@ impl Catalog {
 
     async fn load(&self, name: &str) -> Result<NameView, StoreError> {
         let listed = self.store.list(&format!("manifests/{name}")).await?;
+        let yanked_upgrades: std::collections::HashSet<String> = self
+            .store
+            .list(&format!("yanked-upgrades/{name}"))
+            .await?
+            .into_iter()
+            .filter_map(|o| {
+                let parts: Vec<_> = o.key.parts().map(|p| p.as_ref().to_owned()).collect();
+                (parts.len() == 4).then(|| format!("manifests/{}/{}/{}", parts[1], parts[2], parts[3]))
+            })
+            .collect();
         let mut versions: BTreeMap<Version, Vec<Arc<Summary>>> = BTreeMap::new();
         for obj in listed {
             let key = obj.key.to_string();
@@ -115,7 +129,8 @@ impl Catalog {
             if key_name != name {
                 continue;
             }
-            let cached = self.summaries.lock().expect("not poisoned").get(&key).cloned();
+            let cache_key = (key.clone(), obj.e_tag.clone());
+            let cached = self.summaries.lock().expect("not poisoned").get(&cache_key).cloned();
             let summary = match cached {
                 Some(s) => s,
                 None => {
@@ -123,7 +138,10 @@ impl Catalog {
                     match SignedManifest::parse_unverified(&bytes) {
                         Ok(env) => {
                             let s = Arc::new(Summary::of(key.clone(), &env.signed));
-                            self.summaries.lock().expect("not poisoned").insert(key, s.clone());
+                            self.summaries
+                                .lock()
+                                .expect("not poisoned")
+                                .insert(cache_key, s.clone());
                             s
                         }
                         Err(e) => {
@@ -132,6 +150,14 @@ impl Catalog {
                         }
                     }
                 }
+            };
+            let summary = if yanked_upgrades.contains(&summary.key) {
+                Arc::new(Summary {
+                    yanked: true,
+                    ..(*summary).clone()
+                })
+            } else {
+                summary
             };
             versions.entry(summary.version.clone()).or_default().push(summary);
         }
@@ -142,12 +168,16 @@ impl Catalog {
             }
         }
         let graph = UpgradeGraph::new(
-            versions.values().flatten().map(|s| ArtifactSummary {
-                kind: s.kind,
-                version: s.version.clone(),
-                from: s.from.clone(),
-                bytes: s.bytes,
-            }),
+            versions
+                .values()
+                .flatten()
+                .filter(|s| !s.yanked)
+                .map(|s| ArtifactSummary {
+                    kind: s.kind,
+                    version: s.version.clone(),
+                    from: s.from.clone(),
+                    bytes: s.bytes,
+                }),
             yanked.iter().cloned(),
         );
         Ok(NameView {

@@ -6,6 +6,8 @@
 //! manifests/<name>/<version>/upgrade-<fromkey>.json   (fromkey: 32 hex of sha256 of the from list)
 //! channels/<name>/<channel>.json                  signed pointer, compare-and-swap
 //! yanked/<name>/<version>                         marker
+//! yanked-upgrades/<name>/<version>/upgrade-<fromkey>.json   marker of a yanked upgrade
+//! replaced/<name>/<version>/upgrade-<fromkey>.json.<unix>  a yanked upgrade, once replaced
 //! ```
 //!
 //! Content goes first and pointers last: chunks, then the manifest (which the registry only
@@ -119,6 +121,20 @@ pub fn yank_key(name: &str, version: &Version) -> Path {
     Path::from(format!("yanked/{name}/{version}"))
 }
 
+/// Marker of a yanked upgrade artifact; its last segment is its manifest's file name.
+pub fn yanked_upgrade_key(manifest: &Path) -> Option<Path> {
+    let parts: Vec<_> = manifest.parts().collect();
+    match parts.as_slice() {
+        [_, name, version, file] => Some(Path::from(format!(
+            "yanked-upgrades/{}/{}/{}",
+            name.as_ref(),
+            version.as_ref(),
+            file.as_ref()
+        ))),
+        _ => None,
+    }
+}
+
 /// An object's bytes and version.
 #[derive(Debug, Clone)]
 pub struct Object {
@@ -133,6 +149,7 @@ pub struct Listed {
     pub key: Path,
     pub size: u64,
     pub last_modified: std::time::SystemTime,
+    pub e_tag: Option<String>,
 }
 
 impl Store {
@@ -287,6 +304,7 @@ impl Store {
                 key: m.location,
                 size: m.size,
                 last_modified: m.last_modified.into(),
+                e_tag: m.e_tag,
             })
             .try_collect()
             .await

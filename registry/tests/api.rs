@@ -448,3 +448,103 @@ async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_yanked_upgrade_can_be_replaced_but_a_release_never() {
+    let store = memory();
+    let app = app(AppState::new(store.clone(), Options::default()));
+    push(&app, None, &release("1.0.0", 70)).await;
+    push(&app, None, &release("2.0.0", 71)).await;
+    let bad = artifact(
+        "demo",
+        "2.0.0",
+        Kind::Upgrade,
+        &["1.0.0"],
+        &noise(72, 20_000),
+        &key("ci"),
+    );
+    let fixed = artifact(
+        "demo",
+        "2.0.0",
+        Kind::Upgrade,
+        &["1.0.0"],
+        &noise(73, 20_000),
+        &key("ci"),
+    );
+    assert_eq!(push(&app, None, &bad).await.status, 201);
+    let r = push(&app, None, &fixed).await;
+    assert_eq!(r.status, 409);
+    assert!(
+        r.text().contains("to replace a bad upgrade, yank it first"),
+        "{}",
+        r.text()
+    );
+
+    let path = "/v1/releases/demo/upgrade-path?from=1.0.0&to=2.0.0";
+    assert_eq!(
+        call(&app, "GET", path, None, &[], "").await.json()["strategy"],
+        "hot-upgrade"
+    );
+    let yank = r#"{"yanked":true,"upgrade_from":"1.0.0"}"#;
+    let r = call(
+        &app,
+        "PUT",
+        "/v1/releases/demo/versions/2.0.0/yank",
+        None,
+        &[("content-type", "application/json".into())],
+        yank,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The yanked upgrade is listed as such and no longer part of a path.
+    assert_eq!(
+        call(&app, "GET", path, None, &[], "").await.json()["strategy"],
+        "full-release"
+    );
+    let listing = call(&app, "GET", "/v1/releases/demo", None, &[], "").await.json();
+    let yanked: Vec<bool> = listing["versions"][1]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["yanked"].as_bool().unwrap_or(false))
+        .collect();
+    assert!(yanked.contains(&true), "{listing}");
+
+    // The corrected upgrade replaces it; the bad one is archived.
+    assert_eq!(push(&app, None, &fixed).await.status, 201);
+    assert_eq!(
+        call(&app, "GET", path, None, &[], "").await.json()["strategy"],
+        "hot-upgrade"
+    );
+    let served = call(
+        &app,
+        "GET",
+        "/v1/releases/demo/versions/2.0.0/upgrade?from=1.0.0",
+        None,
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(served.body.as_ref(), fixed.envelope.as_slice());
+    let archived = store.list("replaced/demo").await.unwrap();
+    assert_eq!(archived.len(), 1);
+    assert_eq!(
+        store.get(&archived[0].key).await.unwrap().bytes.as_ref(),
+        bad.envelope.as_slice()
+    );
+    // Replacing needs a new yank.
+    assert_eq!(push(&app, None, &bad).await.status, 409);
+
+    // A yanked release stays what it was.
+    let r = call(
+        &app,
+        "PUT",
+        "/v1/releases/demo/versions/2.0.0/yank",
+        None,
+        &[("content-type", "application/json".into())],
+        r#"{"yanked":true}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(push(&app, None, &release("2.0.0", 74)).await.status, 409);
+}

@@ -73,14 +73,19 @@ pub async fn run(s: &Settings, args: &PromoteArgs) -> Result<()> {
 pub async fn yank(s: &Settings, args: &YankArgs) -> Result<()> {
     let client = Client::new(&s.registry, s.token.clone());
     let version: Version = args.version.parse()?;
-    client.yank(&args.name, &version, !args.undo).await?;
+    let from = args.upgrade_from.as_deref().map(str::parse::<Version>).transpose()?;
+    client.yank(&args.name, &version, !args.undo, from.clone()).await?;
     if !s.quiet {
-        let what = if args.undo {
-            "no longer yanked"
-        } else {
-            "yanked: hidden from upgrade paths and promotions"
+        let subject = match &from {
+            Some(f) => format!("the upgrade of {} to {version} from {f}", args.name),
+            None => format!("{} {version}", args.name),
         };
-        crate::say(&format!("{} {version} {what}", args.name));
+        let what = match (args.undo, from.is_some()) {
+            (true, _) => "is no longer yanked",
+            (false, false) => "is yanked: hidden from upgrade paths and promotions",
+            (false, true) => "is yanked: no longer part of upgrade paths, and a corrected upgrade may replace it",
+        };
+        crate::say(&format!("{subject} {what}"));
     }
     Ok(())
 }

@@ -96,7 +96,9 @@ struct Overrides {
 fn overrides(dir: Option<&Path>) -> Result<Overrides> {
     let mut full = Vec::new();
     let mut extra = Vec::new();
-    let Some(dir) = dir else { return Ok(Overrides::default()) };
+    let Some(dir) = dir else {
+        return Ok(Overrides::default());
+    };
     for e in std::fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))? {
         let path = e?.path();
         let file = path.to_string_lossy().into_owned();

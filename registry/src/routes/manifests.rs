@@ -6,6 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use object_store::ObjectStoreExt as _;
 use rel_format::api::Stored;
 use rel_format::manifest::{Kind, MAX_MANIFEST_BYTES};
 use rel_format::signing::SignedManifest;
@@ -16,7 +17,7 @@ use crate::AppState;
 use crate::auth::Scope;
 use crate::catalog::Summary;
 use crate::error::ApiError;
-use crate::store::{StoreError, manifest_key};
+use crate::store::{StoreError, manifest_key, yanked_upgrade_key};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -52,18 +53,14 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
     }
     let key = manifest_key(&m.name, &m.version, m.kind, &m.from);
     // Stored in canonical form: the same artifact always has the same bytes.
-    match state.store.put_create(&key, Bytes::from(env.to_bytes())).await {
+    let bytes = Bytes::from(env.to_bytes());
+    match state.store.put_create(&key, bytes.clone()).await {
         Ok(()) => {}
-        Err(StoreError::AlreadyExists(_)) => {
-            let what = if m.kind == Kind::Release { "release" } else { "upgrade" };
-            return Err(ApiError::Conflict(format!(
-                "{what} `{}` `{}` is already stored; versions are immutable, push a new version",
-                m.name, m.version
-            )));
-        }
+        Err(StoreError::AlreadyExists(_)) => replace_yanked_upgrade(&state, &key, m, bytes).await?,
         Err(e) => return Err(e.into()),
     }
-    state.catalog.remember(Summary::of(key.to_string(), m));
+    let e_tag = state.store.inner().head(&key).await.ok().and_then(|meta| meta.e_tag);
+    state.catalog.remember(Summary::of(key.to_string(), m), e_tag);
     state.catalog.invalidate(&m.name).await;
     state
         .metrics
@@ -78,6 +75,54 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
         signer,
     };
     Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+/// A second push of a stored artifact: refused, unless it is an upgrade that was yanked,
+/// which it replaces (the yanked manifest is kept under `replaced/`). Releases never change.
+async fn replace_yanked_upgrade(
+    state: &AppState,
+    key: &object_store::path::Path,
+    m: &rel_format::Manifest,
+    bytes: Bytes,
+) -> Result<(), ApiError> {
+    let marker = yanked_upgrade_key(key).filter(|_| m.kind == Kind::Upgrade);
+    let yanked = match &marker {
+        Some(k) => state.store.exists(k).await?,
+        None => false,
+    };
+    let Some(marker) = marker.filter(|_| yanked) else {
+        let (what, hint) = match m.kind {
+            Kind::Release => ("release", "versions are immutable, push a new version"),
+            Kind::Upgrade => ("upgrade", "to replace a bad upgrade, yank it first"),
+        };
+        return Err(ApiError::Conflict(format!(
+            "{what} `{}` `{}` is already stored; {hint}",
+            m.name, m.version
+        )));
+    };
+    let old = state.store.get(key).await?;
+    let secs = (state.now)()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let archive = object_store::path::Path::from(format!(
+        "replaced/{}.{secs}",
+        key.as_ref().trim_start_matches("manifests/")
+    ));
+    state.store.put_overwrite(&archive, old.bytes.clone()).await?;
+    state
+        .store
+        .compare_and_swap(key, Some(old.version), bytes)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::Conflict(format!(
+                "the upgrade `{}` `{}` changed meanwhile; retry",
+                m.name, m.version
+            )),
+            e => e.into(),
+        })?;
+    state.store.delete(&marker).await?;
+    tracing::warn!(name = %m.name, version = %m.version, from = ?m.from, archived = %archive, "yanked upgrade replaced");
+    Ok(())
 }
 
 fn envelope(bytes: Bytes) -> Response {

@@ -13,7 +13,7 @@ use super::{Caller, check_name, parse_version};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::store::yank_key;
+use crate::store::{yank_key, yanked_upgrade_key};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -65,6 +65,7 @@ async fn versions(
                     bytes: s.bytes,
                     chunks: s.chunks,
                     created: s.created.clone(),
+                    yanked: s.yanked,
                 })
                 .collect(),
             channels: channels
@@ -114,7 +115,19 @@ async fn yank(
     if !view.versions.contains_key(&version) {
         return Err(ApiError::NotFound(format!("`{name}` `{version}` is not stored")));
     }
-    let key = yank_key(&name, &version);
+    let key = match &body.upgrade_from {
+        None => yank_key(&name, &version),
+        Some(from) => {
+            let artifact = view.versions[&version]
+                .iter()
+                .find(|s| s.kind == rel_format::Kind::Upgrade && s.from.contains(from))
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("no upgrade of `{name}` to `{version}` from `{from}` is stored"))
+                })?;
+            yanked_upgrade_key(&object_store::path::Path::from(artifact.key.as_str()))
+                .expect("manifest keys have four parts")
+        }
+    };
     if body.yanked {
         let marker = serde_json::json!({ "yanked_at": state.now_rfc3339() });
         state.store.put_overwrite(&key, marker.to_string().into()).await?;
@@ -122,6 +135,6 @@ async fn yank(
         state.store.delete(&key).await?;
     }
     state.catalog.invalidate(&name).await;
-    tracing::info!(%name, %version, yanked = body.yanked, "yank changed");
+    tracing::info!(%name, %version, yanked = body.yanked, upgrade_from = ?body.upgrade_from, "yank changed");
     Ok((StatusCode::OK, Json(body)).into_response())
 }
