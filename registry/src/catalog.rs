@@ -69,8 +69,11 @@ pub struct Catalog {
     ttl: Duration,
     views: Mutex<HashMap<String, Arc<NameView>>>,
     /// By key and e-tag: manifests are write-once, except a yanked upgrade replaced.
-    summaries: std::sync::Mutex<HashMap<(String, Option<String>), Arc<Summary>>>,
+    summaries: std::sync::Mutex<HashMap<ObjectId, Arc<Summary>>>,
 }
+
+/// A stored object's key and e-tag.
+type ObjectId = (String, Option<String>);
 
 impl Catalog {
     pub fn new(store: Store, ttl: Duration) -> Self {
