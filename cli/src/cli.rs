@@ -71,6 +71,12 @@ pub enum Command {
     Appup(AppupArgs),
     /// Build a hot-upgrade artifact (relup and changed libs only), and optionally push it.
     BuildUpgrade(BuildUpgradeArgs),
+    /// Install a release cold into an OTP target layout (first deploy of a host).
+    Install(InstallArgs),
+    /// Hot-upgrade the running node to a version or channel, step by step, with no restart.
+    Upgrade(HostUpgradeArgs),
+    /// Go back to the previous permanent release, live, when its downgrade exists.
+    Rollback(RollbackArgs),
     /// Collect chunks that no manifest references (admin).
     Gc(GcArgs),
     /// Print shell completions.
@@ -326,6 +332,76 @@ pub struct BuildUpgradeArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    pub name: String,
+    #[arg(long = "version", value_name = "VERSION")]
+    pub version: String,
+    /// The target directory (it must not exist, or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// The host's own sys.config, linked in place of the release's.
+    #[arg(long, value_name = "FILE")]
+    pub link_config: Option<PathBuf>,
+    /// The host's own vm.args, linked in place of the release's.
+    #[arg(long, value_name = "FILE")]
+    pub link_vm_args: Option<PathBuf>,
+    /// ERTS to use when the release ships none (default: the host's `erl`, same version).
+    #[arg(long, value_name = "DIR")]
+    pub erts: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// The target directory the node runs from.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Host config (default: ROOT/rel-host.toml): how to reach the node, hooks.
+    #[arg(long, value_name = "FILE")]
+    pub host_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HostUpgradeArgs {
+    pub name: String,
+    /// The version to reach.
+    #[arg(
+        long,
+        value_name = "VERSION",
+        conflicts_with = "channel",
+        required_unless_present = "channel"
+    )]
+    pub to: Option<String>,
+    /// Reach what this channel points at.
+    #[arg(long)]
+    pub channel: Option<String>,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Print the plan (steps, sizes, instructions) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Accept a channel pointer older than one already seen (loudly).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub host: HostArgs,
 }
 
 #[derive(Debug, Args)]

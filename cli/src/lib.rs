@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod env;
+pub mod host;
 pub mod local;
 pub mod progress;
 pub mod settings;
@@ -149,6 +150,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Version(a) => version::run(a),
         Command::Gc(a) => rt.block_on(gc::run(&settings()?, a)),
         Command::Appup(a) => rt.block_on(upgrade::appup(&settings()?, a)),
+        Command::Install(a) => rt.block_on(host::install(&settings()?, a)),
+        Command::Upgrade(a) => rt.block_on(host::upgrade(&settings()?, a)),
+        Command::Rollback(a) => rt.block_on(host::rollback(&settings()?, a)),
         Command::BuildUpgrade(a) => rt.block_on(upgrade::build(&settings()?, a)),
         Command::Completions(a) => {
             let mut out = Vec::new();

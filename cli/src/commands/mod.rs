@@ -1,6 +1,7 @@
 //! One module per command; `lib.rs` dispatches.
 
 pub mod gc;
+pub mod host;
 pub mod keygen;
 pub mod listing;
 pub mod promote;

@@ -66,6 +66,15 @@ impl Target {
         }
     }
 
+    /// A target root made by someone else (`rel install`).
+    pub fn open(root: &Path) -> Target {
+        let data = std::fs::read_to_string(root.join("releases/start_erl.data")).unwrap();
+        Target {
+            root: root.to_owned(),
+            erts: data.split_whitespace().next().unwrap().to_owned(),
+        }
+    }
+
     /// Boots the release `vsn` in embedded mode, with the test agent.
     pub fn start(&self, vsn: &str) -> Node {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -110,6 +119,7 @@ impl Target {
         };
         stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         Node {
+            port,
             child,
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
@@ -120,6 +130,7 @@ impl Target {
 /// A running node.
 #[derive(Debug)]
 pub struct Node {
+    pub port: u16,
     child: Child,
     reader: BufReader<TcpStream>,
     writer: TcpStream,
