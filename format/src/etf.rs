@@ -16,7 +16,9 @@ pub struct EtfError {
     pub what: String,
 }
 
-const MAX_DEPTH: usize = 512;
+/// Deeper nesting is refused: real literals and attributes nest far less, and recursion must
+/// stay within a thread stack of 2 MiB even in a debug build.
+const MAX_DEPTH: usize = 128;
 
 /// Decodes one term that starts with the version byte 131.
 pub fn decode(bytes: &[u8]) -> Result<Term, EtfError> {
