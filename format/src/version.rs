@@ -25,15 +25,19 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest accepted version text, in bytes.
 pub const MAX_VERSION_LEN: usize = 200;
 
-/// A release or application version: its exact text plus a parsed sort key.
+/// A release or application version: its exact text plus a parsed sort key. Cheap to
+/// clone (shared), since plans and listings copy versions around a lot.
 #[derive(Clone)]
-pub struct Version {
+pub struct Version(Arc<Inner>);
+
+struct Inner {
     text: String,
     shape: Shape,
 }
@@ -84,20 +88,20 @@ impl Version {
     /// Parses and validates `text`; the text is kept exactly.
     pub fn parse(text: &str) -> Result<Self, VersionError> {
         validate(text)?;
-        Ok(Self {
+        Ok(Self(Arc::new(Inner {
             text: text.to_owned(),
             shape: Shape::of(text),
-        })
+        })))
     }
 
     /// The exact text, as OTP sees it.
     pub fn as_str(&self) -> &str {
-        &self.text
+        &self.0.text
     }
 
     /// The build metadata fields, if the version has the `RELEASE[-PRE]+BUILD` shape.
     pub fn build_fields(&self) -> Option<&[BuildField]> {
-        match &self.shape {
+        match &self.0.shape {
             Shape::Shaped { build: Some(b), .. } => Some(b),
             _ => None,
         }
@@ -105,7 +109,7 @@ impl Version {
 
     /// True for a version with a semver pre-release part (`1.0.0-rc.1`).
     pub fn is_prerelease(&self) -> bool {
-        matches!(&self.shape, Shape::Shaped { pre, .. } if !pre.is_empty())
+        matches!(&self.0.shape, Shape::Shaped { pre, .. } if !pre.is_empty())
     }
 }
 
@@ -340,8 +344,8 @@ fn cmp_build(a: Option<&[BuildField]>, b: Option<&[BuildField]>) -> Ordering {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        let typed = match (&self.shape, &other.shape) {
-            (Shape::Other, Shape::Other) => cmp_natural(&self.text, &other.text),
+        let typed = match (&self.0.shape, &other.0.shape) {
+            (Shape::Other, Shape::Other) => cmp_natural(&self.0.text, &other.0.text),
             (Shape::Other, Shape::Shaped { .. }) => Ordering::Less,
             (Shape::Shaped { .. }, Shape::Other) => Ordering::Greater,
             (
@@ -359,7 +363,7 @@ impl Ord for Version {
                 .then_with(|| cmp_pre(pa, pb))
                 .then_with(|| cmp_build(ba.as_deref(), bb.as_deref())),
         };
-        typed.then_with(|| self.text.cmp(&other.text))
+        typed.then_with(|| self.0.text.cmp(&other.0.text))
     }
 }
 
@@ -371,7 +375,7 @@ impl PartialOrd for Version {
 
 impl PartialEq for Version {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
+        self.0.text == other.0.text
     }
 }
 
@@ -379,19 +383,19 @@ impl Eq for Version {}
 
 impl Hash for Version {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.text.hash(state);
+        self.0.text.hash(state);
     }
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(&self.0.text)
     }
 }
 
 impl fmt::Debug for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Version({:?})", self.text)
+        write!(f, "Version({:?})", self.0.text)
     }
 }
 
@@ -404,7 +408,7 @@ impl FromStr for Version {
 
 impl Serialize for Version {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.text)
+        s.serialize_str(&self.0.text)
     }
 }
 

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Benchmarks, each a ratio against a baseline measured in the same run on this machine:
+#   push      rel push of a ~80 MB release (Debian's OTP libs + ERTS) vs `zstd -3` of its tar
+#   pull      rel pull --into (fresh cache) vs `curl | tar xz` of its .tar.gz from nginx
+#   next      bytes fetched pulling the next version (5% of beams changed) after the first
+#   rss       peak RSS of rel push and rel pull for a 1 GiB release
+#   appup     rel appup on ~4,700 modules vs an escript running beam_lib:cmp_dirs
+#   load      wrk on registry metadata endpoints vs nginx serving a static file
+#   path      upgrade-path query over 10,000 versions and 30,000 upgrades (criterion)
+# Figures go to stdout and target/bench/results.txt. Needs about 6 GB of disk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+scripts/setup.sh
+need=()
+for t in wrk:wrk nginx:nginx-light hyperfine:hyperfine zstd:zstd curl:curl; do
+  command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
+done
+[[ -x /usr/bin/time ]] || need+=(time)
+if ((${#need[@]})); then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release -q -p rel
+rel=$root/target/release/rel
+work=$root/target/bench
+rm -rf "$work" && mkdir -p "$work"
+results=$work/results.txt
+: > "$results"
+say() { echo "$*" | tee -a "$results"; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+otp=$(erl -noshell -noinput -eval 'io:format("~s", [code:root_dir()]), halt().')
+erts=$(erl -noshell -noinput -eval 'io:format("~s", [erlang:system_info(version)]), halt().')
+
+# A release folder from Debian's OTP: every lib, ERTS, and a .rel listing them.
+make_release() { # dir name vsn copies
+  local dir=$1 name=$2 vsn=$3 copies=$4 apps="" app v
+  mkdir -p "$dir/lib" "$dir/releases/$vsn"
+  for lib in "$otp"/lib/*/; do
+    lib=$(basename "$lib"); app=${lib%%-*}; v=${lib#*-}
+    for c in $(seq 1 "$copies"); do
+      local as=$app; [[ $c -gt 1 ]] && as=${app}_c$c
+      cp -r "$otp/lib/$lib" "$dir/lib/$as-$v"
+      apps+="{$as,\"$v\"},"
+    done
+  done
+  [[ $copies -eq 1 ]] && cp -r "$otp/erts-$erts" "$dir/erts-$erts"
+  printf '{release,{"%s","%s"},{erts,"%s"},[%s]}.\n' "$name" "$vsn" "$erts" "${apps%,}" > "$dir/releases/$vsn/$name.rel"
+  cp "$dir/releases/$vsn/$name.rel" "$dir/releases/$name.rel"
+}
+
+# The next version: same tree, 5% of the beams changed (a byte flipped in the middle, which
+# lands in the Code chunk), lib dirs with a new vsn when asked.
+next_version() { # from to name oldvsn newvsn bump_libs
+  local from=$1 to=$2 name=$3 old=$4 new=$5 bump=$6
+  cp -r "$from" "$to"
+  mv "$to/releases/$old" "$to/releases/$new"
+  sed -i "s/\"$name\",\"$old\"/\"$name\",\"$new\"/" "$to/releases/$new/$name.rel"
+  cp "$to/releases/$new/$name.rel" "$to/releases/$name.rel"
+  find "$to/lib" -name '*.beam' | sort | awk 'NR % 20 == 0' | while read -r f; do
+    local size off
+    size=$(stat -c %s "$f"); off=$((size / 2))
+    printf "\\x$(printf %02x $(( ($(od -An -tu1 -j $off -N1 "$f") + 1) % 256 )))" | dd of="$f" bs=1 seek=$off conv=notrunc status=none
+  done
+  if [[ $bump == yes ]]; then
+    for d in "$to"/lib/*/; do
+      d=$(basename "$d"); mv "$to/lib/$d" "$to/lib/${d%%-*}-${d#*-}.1"
+    done
+    sed -i 's/{\([a-z0-9_]*\),"\([^"]*\)"}/{\1,"\2.1"}/g' "$to/releases/$new/$name.rel"
+    sed -i "s/{erts,\"$erts.1\"}/{erts,\"$erts\"}/; s/{\"$name\",\"$new.1\"}/{\"$name\",\"$new\"}/" "$to/releases/$new/$name.rel"
+    cp "$to/releases/$new/$name.rel" "$to/releases/$name.rel"
+  fi
+}
+
+say "# rel benchmarks, $(date -u +%FT%TZ), $(nproc) cores, OTP $erts"
+make_release "$work/a" bench 1.0.0 1
+next_version "$work/a" "$work/b" bench 1.0.0 1.0.1 no
+tar -C "$work/a" -cf "$work/a.tar" . && gzip -6 -c "$work/a.tar" > "$work/a.tar.gz"
+size=$(stat -c %s "$work/a.tar")
+say "release: $((size / 1000000)) MB tar, $(find "$work/a" -name '*.beam' | wc -l) beams"
+
+# Registry and static server.
+"$rel" keygen bench --out-dir "$work/keys" --quiet
+"$rel" serve --listen 127.0.0.1:0 --store "file://$work/store" 2> "$work/serve.log" & pids+=($!)
+for _ in $(seq 100); do grep -q 'listening on' "$work/serve.log" && break; sleep 0.1; done
+export REL_REGISTRY=$(grep -o 'http://[0-9.:]*' "$work/serve.log" | head -1)
+export REL_KEY=$work/keys/bench.key REL_TRUSTED_KEYS=$work/keys/bench.pub REL_STATE_DIR=$work/state
+mkdir -p "$work/www"
+cp "$work/a.tar.gz" "$work/www/"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/nginx.conf" <<NGINX
+worker_processes 2; pid $work/nginx.pid; error_log $work/nginx.err;
+events { worker_connections 1024; }
+http { access_log off; sendfile on; client_body_temp_path $work/ngx; proxy_temp_path $work/ngx; fastcgi_temp_path $work/ngx; uwsgi_temp_path $work/ngx; scgi_temp_path $work/ngx;
+  server { listen 127.0.0.1:$port; root $work/www; } }
+NGINX
+mkdir -p "$work/ngx"
+nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
+sleep 0.5
+
+secs() { /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>&1; cat "$work/time"; }
+
+# push
+read -r zstd_s _ < <(secs zstd -3 -T1 -q -f "$work/a.tar" -o "$work/a.tar.zst")
+read -r push_s push_rss < <(secs "$rel" push "$work/a" --cache-dir "$work/cache-push" --quiet)
+say "push:  rel push $push_s s vs zstd -3 $zstd_s s  -> throughput ratio $(python3 -c "print(f'{$zstd_s/$push_s:.2f}')")x (target >= 0.8x); peak RSS $((push_rss / 1024)) MiB"
+read -r push2_s _ < <(secs "$rel" push "$work/b" --cache-dir "$work/cache-push" --quiet)
+say "push:  next version (5% of beams changed) $push2_s s"
+
+# pull
+read -r curl_s _ < <(secs bash -c "mkdir -p $work/x1 && curl -s http://127.0.0.1:$port/a.tar.gz | tar xz -C $work/x1")
+read -r pull_s pull_rss < <(secs "$rel" pull bench --version 1.0.0 --into "$work/x2" --cache-dir "$work/cache-host")
+say "pull:  rel pull --into $pull_s s vs curl | tar xz $curl_s s  -> ratio $(python3 -c "print(f'{$curl_s/$pull_s:.2f}')")x faster (target >= 2x); peak RSS $((pull_rss / 1024)) MiB"
+json=$("$rel" pull bench --version 1.0.1 -o "$work/b.tar" --cache-dir "$work/cache-host" --json)
+fetched=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fetched_bytes"])')
+say "next:  pulling 1.0.1 after 1.0.0 fetched $fetched of $size bytes = $(python3 -c "print(f'{100*$fetched/$size:.1f}')")% (target <= 10%)"
+
+# RSS with a 1 GiB release
+mkdir -p "$work/big/lib/big-1.0.0/priv" "$work/big/releases/1.0.0"
+printf '{release,{"big","1.0.0"},{erts,"%s"},[{kernel,"1"},{big,"1.0.0"}]}.\n' "$erts" | tee "$work/big/releases/1.0.0/big.rel" > "$work/big/releases/big.rel"
+for i in $(seq 1 16); do head -c 67108864 /dev/urandom > "$work/big/lib/big-1.0.0/priv/blob$i"; done
+read -r _ big_push_rss < <(secs "$rel" push "$work/big" --cache-dir "$work/cache-big" --quiet)
+rm -rf "$work/cache-big"
+read -r _ big_pull_rss < <(secs "$rel" pull big --version 1.0.0 -o "$work/big.tar" --cache-dir "$work/cache-big2")
+say "rss:   1 GiB release: rel push peak $((big_push_rss / 1024)) MiB, rel pull peak $((big_pull_rss / 1024)) MiB (target <= 100 MiB)"
+rm -rf "$work/big" "$work/big.tar" "$work/cache-big2" "$work/x1" "$work/x2"
+
+# appup on ~4,700 modules
+make_release "$work/c" many 1.0.0 6
+next_version "$work/c" "$work/d" many 1.0.0 1.1.0 yes
+cat > "$work/cmp.escript" <<'ESCRIPT'
+#!/usr/bin/env escript
+main([A, B]) ->
+    Old = filelib:wildcard(A ++ "/lib/*"), New = filelib:wildcard(B ++ "/lib/*"),
+    N = lists:sum([begin {_, _, Changed} = beam_lib:cmp_dirs(O ++ "/ebin", Nw ++ "/ebin"), length(Changed) end
+                   || {O, Nw} <- lists:zip(Old, New)]),
+    io:format("~b changed~n", [N]).
+ESCRIPT
+modules=$(find "$work/c/lib" -name '*.beam' | wc -l)
+hyperfine -w 1 -r 5 -N --export-json "$work/appup.json" \
+  "$rel appup $work/c $work/d --out $work/appups --quiet" \
+  "escript $work/cmp.escript $work/c $work/d" > /dev/null
+read -r rel_appup esc_cmp < <(python3 -c "import json; r=json.load(open('$work/appup.json'))['results']; print(r[0]['mean'], r[1]['mean'])")
+say "appup: $modules modules: rel appup $(python3 -c "print(f'{$rel_appup:.3f}')") s vs escript beam_lib:cmp_dirs $(python3 -c "print(f'{$esc_cmp:.3f}')") s -> $(python3 -c "print(f'{$esc_cmp/$rel_appup:.1f}')")x faster (target <= 0.5 s and >= 5x)"
+rm -rf "$work/c" "$work/d"
+
+# load: registry metadata vs nginx static file of the same size
+curl -s "$REL_REGISTRY/v1/releases/bench" > "$work/www/versions.json"
+wrk_rps() { wrk -t2 -c32 -d5s "$1" | awk '/Requests\/sec/ {print $2}'; }
+static=$(wrk_rps "http://127.0.0.1:$port/versions.json")
+listing=$(wrk_rps "$REL_REGISTRY/v1/releases/bench")
+path=$(wrk_rps "$REL_REGISTRY/v1/releases/bench/upgrade-path?from=1.0.0&to=1.0.1")
+say "load:  GET versions $listing req/s, GET upgrade-path $path req/s vs nginx static $static req/s -> $(python3 -c "print(f'{$static/$listing:.2f}')")x and $(python3 -c "print(f'{$static/$path:.2f}')")x slower (target <= 2x)"
+
+# path query (criterion; prints its own report)
+cargo bench -q -p rel-format --bench upgrade_path -- --noplot 2>/dev/null | grep -E 'time:|upgrade_path' | tee -a "$results"
+say "results in $results"
