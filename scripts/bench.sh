@@ -8,6 +8,7 @@
 #   load      wrk on registry metadata endpoints vs nginx serving a static file
 #   path      upgrade-path query over 10,000 versions and 30,000 upgrades (criterion)
 # Figures go to stdout and target/bench/results.txt. Needs about 6 GB of disk.
+# Arguments name the parts to run (default: all), e.g. `scripts/bench.sh appup path`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -27,6 +28,8 @@ rm -rf "$work" && mkdir -p "$work"
 results=$work/results.txt
 : > "$results"
 say() { echo "$*" | tee -a "$results"; }
+parts=("$@")
+part() { [[ ${#parts[@]} -eq 0 ]] || [[ " ${parts[*]} " == *" $1 "* ]]; }
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -51,19 +54,28 @@ make_release() { # dir name vsn copies
   cp "$dir/releases/$vsn/$name.rel" "$dir/releases/$name.rel"
 }
 
-# The next version: same tree, 5% of the beams changed (a byte flipped in the middle, which
-# lands in the Code chunk), lib dirs with a new vsn when asked.
+# The next version: same tree, 5% of the beams changed (one byte of their Code chunk
+# flipped, so their md5 changes), lib dirs with a new vsn when asked.
 next_version() { # from to name oldvsn newvsn bump_libs
   local from=$1 to=$2 name=$3 old=$4 new=$5 bump=$6
   cp -r "$from" "$to"
   mv "$to/releases/$old" "$to/releases/$new"
   sed -i "s/\"$name\",\"$old\"/\"$name\",\"$new\"/" "$to/releases/$new/$name.rel"
   cp "$to/releases/$new/$name.rel" "$to/releases/$name.rel"
-  find "$to/lib" -name '*.beam' | sort | awk 'NR % 20 == 0' | while read -r f; do
-    local size off
-    size=$(stat -c %s "$f"); off=$((size / 2))
-    printf "\\x$(printf %02x $(( ($(od -An -tu1 -j $off -N1 "$f") + 1) % 256 )))" | dd of="$f" bs=1 seek=$off conv=notrunc status=none
-  done
+  find "$to/lib" -name '*.beam' | sort | awk 'NR % 20 == 0' | python3 -c '
+import struct, sys
+for path in sys.stdin.read().split():
+    b = bytearray(open(path, "rb").read())
+    pos = 12
+    while pos + 8 <= len(b):
+        cid, size = bytes(b[pos:pos + 4]), struct.unpack(">I", b[pos + 4:pos + 8])[0]
+        if cid == b"Code":
+            b[pos + 8 + size // 2] ^= 1
+            break
+        pos += 8 + (size + 3) // 4 * 4
+    open(path, "wb").write(b)
+'
+
   if [[ $bump == yes ]]; then
     for d in "$to"/lib/*/; do
       d=$(basename "$d"); mv "$to/lib/$d" "$to/lib/${d%%-*}-${d#*-}.1"
@@ -102,32 +114,48 @@ sleep 0.5
 
 secs() { /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>&1; cat "$work/time"; }
 
-# push
-read -r zstd_s _ < <(secs zstd -3 -T1 -q -f "$work/a.tar" -o "$work/a.tar.zst")
-read -r push_s push_rss < <(secs "$rel" push "$work/a" --cache-dir "$work/cache-push" --quiet)
-say "push:  rel push $push_s s vs zstd -3 $zstd_s s  -> throughput ratio $(python3 -c "print(f'{$zstd_s/$push_s:.2f}')")x (target >= 0.8x); peak RSS $((push_rss / 1024)) MiB"
-read -r push2_s _ < <(secs "$rel" push "$work/b" --cache-dir "$work/cache-push" --quiet)
-say "push:  next version (5% of beams changed) $push2_s s"
+if part push || part pull || part next; then
+mean() { python3 -c "import json; r=json.load(open('$1'))['results']; print(' '.join(f\"{x['mean']:.3f}\" for x in r))"; }
 
-# pull
-read -r curl_s _ < <(secs bash -c "mkdir -p $work/x1 && curl -s http://127.0.0.1:$port/a.tar.gz | tar xz -C $work/x1")
-read -r pull_s pull_rss < <(secs "$rel" pull bench --version 1.0.0 --into "$work/x2" --cache-dir "$work/cache-host")
-say "pull:  rel pull --into $pull_s s vs curl | tar xz $curl_s s  -> ratio $(python3 -c "print(f'{$curl_s/$pull_s:.2f}')")x faster (target >= 2x); peak RSS $((pull_rss / 1024)) MiB"
+# push: a fresh registry store for every run (the registry keeps no state of its own).
+hyperfine -N -r 5 -w 1 --export-json "$work/push.json" \
+  --prepare "sync" "zstd -3 -T1 -q -f $work/a.tar -o $work/a.tar.zst" \
+  --prepare "bash -c 'rm -rf $work/store/chunks $work/store/manifests; sync'" "$rel push $work/a --quiet" > /dev/null
+read -r zstd_s push_s < <(mean "$work/push.json")
+say "push:  rel push $push_s s vs zstd -3 $zstd_s s (means of 5)  -> throughput ratio $(python3 -c "print(f'{$zstd_s/$push_s:.2f}')")x (target >= 0.8x)"
+hyperfine -N -r 5 --export-json "$work/push2.json" --prepare "sync" "$rel push $work/a --quiet" > /dev/null
+read -r again_s < <(mean "$work/push2.json")
+read -r push2_s _ < <(secs "$rel" push "$work/b" --quiet)
+say "push:  again, all chunks stored: $again_s s ($(python3 -c "print(f'{$zstd_s/$again_s:.2f}')")x zstd); next version (5% of beams changed): $push2_s s"
+read -r _ push_rss < <(secs "$rel" push "$work/a" --quiet)
+
+# pull: a fresh cache and target for every run.
+hyperfine -N -r 5 -w 1 --export-json "$work/pull.json" \
+  --prepare "bash -c 'rm -rf $work/x1 && mkdir $work/x1 && sync'" "bash -c 'curl -s http://127.0.0.1:$port/a.tar.gz | tar xz -C $work/x1'" \
+  --prepare "bash -c 'rm -rf $work/x2 $work/cache-host && sync'" "$rel pull bench --version 1.0.0 --into $work/x2 --cache-dir $work/cache-host --quiet" > /dev/null
+read -r curl_s pull_s < <(mean "$work/pull.json")
+read -r _ pull_rss < <(secs bash -c "rm -rf $work/x2 $work/cache-host && $rel pull bench --version 1.0.0 --into $work/x2 --cache-dir $work/cache-host --quiet")
+say "pull:  rel pull --into $pull_s s vs curl | tar xz $curl_s s (means of 5)  -> $(python3 -c "print(f'{$curl_s/$pull_s:.2f}')")x faster (target >= 2x)"
+say "rss:   80 MB release: rel push peak $((push_rss / 1024)) MiB, rel pull peak $((pull_rss / 1024)) MiB"
 json=$("$rel" pull bench --version 1.0.1 -o "$work/b.tar" --cache-dir "$work/cache-host" --json)
 fetched=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fetched_bytes"])')
 say "next:  pulling 1.0.1 after 1.0.0 fetched $fetched of $size bytes = $(python3 -c "print(f'{100*$fetched/$size:.1f}')")% (target <= 10%)"
 
+fi
+
 # RSS with a 1 GiB release
+if part rss; then
 mkdir -p "$work/big/lib/big-1.0.0/priv" "$work/big/releases/1.0.0"
 printf '{release,{"big","1.0.0"},{erts,"%s"},[{kernel,"1"},{big,"1.0.0"}]}.\n' "$erts" | tee "$work/big/releases/1.0.0/big.rel" > "$work/big/releases/big.rel"
 for i in $(seq 1 16); do head -c 67108864 /dev/urandom > "$work/big/lib/big-1.0.0/priv/blob$i"; done
-read -r _ big_push_rss < <(secs "$rel" push "$work/big" --cache-dir "$work/cache-big" --quiet)
-rm -rf "$work/cache-big"
+read -r _ big_push_rss < <(secs "$rel" push "$work/big" --quiet)
 read -r _ big_pull_rss < <(secs "$rel" pull big --version 1.0.0 -o "$work/big.tar" --cache-dir "$work/cache-big2")
 say "rss:   1 GiB release: rel push peak $((big_push_rss / 1024)) MiB, rel pull peak $((big_pull_rss / 1024)) MiB (target <= 100 MiB)"
 rm -rf "$work/big" "$work/big.tar" "$work/cache-big2" "$work/x1" "$work/x2"
+fi
 
 # appup on ~4,700 modules
+if part appup; then
 make_release "$work/c" many 1.0.0 6
 next_version "$work/c" "$work/d" many 1.0.0 1.1.0 yes
 cat > "$work/cmp.escript" <<'ESCRIPT'
@@ -135,7 +163,7 @@ cat > "$work/cmp.escript" <<'ESCRIPT'
 main([A, B]) ->
     Old = filelib:wildcard(A ++ "/lib/*"), New = filelib:wildcard(B ++ "/lib/*"),
     N = lists:sum([begin {_, _, Changed} = beam_lib:cmp_dirs(O ++ "/ebin", Nw ++ "/ebin"), length(Changed) end
-                   || {O, Nw} <- lists:zip(Old, New)]),
+                   || {O, Nw} <- lists:zip(Old, New), filelib:is_dir(O ++ "/ebin")]),
     io:format("~b changed~n", [N]).
 ESCRIPT
 modules=$(find "$work/c/lib" -name '*.beam' | wc -l)
@@ -145,8 +173,11 @@ hyperfine -w 1 -r 5 -N --export-json "$work/appup.json" \
 read -r rel_appup esc_cmp < <(python3 -c "import json; r=json.load(open('$work/appup.json'))['results']; print(r[0]['mean'], r[1]['mean'])")
 say "appup: $modules modules: rel appup $(python3 -c "print(f'{$rel_appup:.3f}')") s vs escript beam_lib:cmp_dirs $(python3 -c "print(f'{$esc_cmp:.3f}')") s -> $(python3 -c "print(f'{$esc_cmp/$rel_appup:.1f}')")x faster (target <= 0.5 s and >= 5x)"
 rm -rf "$work/c" "$work/d"
+fi
 
 # load: registry metadata vs nginx static file of the same size
+if part load; then
+"$rel" push "$work/a" --quiet
 curl -s "$REL_REGISTRY/v1/releases/bench" > "$work/www/versions.json"
 wrk_rps() { wrk -t2 -c32 -d5s "$1" | awk '/Requests\/sec/ {print $2}'; }
 static=$(wrk_rps "http://127.0.0.1:$port/versions.json")
@@ -154,6 +185,8 @@ listing=$(wrk_rps "$REL_REGISTRY/v1/releases/bench")
 path=$(wrk_rps "$REL_REGISTRY/v1/releases/bench/upgrade-path?from=1.0.0&to=1.0.1")
 say "load:  GET versions $listing req/s, GET upgrade-path $path req/s vs nginx static $static req/s -> $(python3 -c "print(f'{$static/$listing:.2f}')")x and $(python3 -c "print(f'{$static/$path:.2f}')")x slower (target <= 2x)"
 
+fi
+
 # path query (criterion; prints its own report)
-cargo bench -q -p rel-format --bench upgrade_path -- --noplot 2>/dev/null | grep -E 'time:|upgrade_path' | tee -a "$results"
+part path && cargo bench -q -p rel-format --bench upgrade_path -- --noplot 2>/dev/null | grep -E 'time:|upgrade_path' | tee -a "$results"
 say "results in $results"

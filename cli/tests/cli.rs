@@ -447,3 +447,50 @@ fn the_readme_demo_runs() {
         assert!(text.contains(&expected), "the demo did not print {expected:?}:\n{text}");
     }
 }
+
+#[test]
+fn a_damaged_cache_is_refetched_not_trusted() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in &vs[..2] {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(tarball(v))
+            .arg("--quiet")
+            .assert()
+            .success();
+    }
+    let host = Home::new();
+    let trusted = home.path("keys/ci.pub");
+    let pull = |v: &str, out: &str| {
+        host.json(
+            &reg,
+            &[
+                "pull",
+                "demo",
+                "--version",
+                v,
+                "-o",
+                host.path(out).to_str().unwrap(),
+                "--trusted-key",
+                trusted.to_str().unwrap(),
+            ],
+        )
+    };
+    pull(&vs[0], "v1.tar");
+    // Scribble over every cached tar.
+    for e in fs::read_dir(host.path("cache")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "tar") {
+            let len = fs::metadata(&p).unwrap().len() as usize;
+            fs::write(&p, vec![0x5a; len]).unwrap();
+        }
+    }
+    let v2 = pull(&vs[1], "v2.tar");
+    assert_eq!(
+        v2["fetched_chunks"], v2["chunks"],
+        "damaged cache entries must be fetched again: {v2}"
+    );
+    assert_eq!(rel_digest_of(&host.path("v2.tar")), rel_digest_of(&tarball(&vs[1])));
+}

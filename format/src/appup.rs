@@ -121,61 +121,62 @@ pub enum SnapshotError {
     App { path: String, what: String },
 }
 
-/// Largest single file kept whole while reading a release (boot files, configs, appups).
-const MAX_SMALL_FILE: u64 = 16 << 20;
+/// Largest single file read while snapshotting a release (beams, boot files, configs).
+pub const MAX_SMALL_FILE: u64 = 64 << 20;
 
-impl ReleaseSnapshot {
-    /// Reads a release tar (plain, gzip or zstd). `want` picks a version when the archive
-    /// holds several.
-    pub fn from_tar<R: Read>(input: R, want: Option<&str>) -> Result<Self, SnapshotError> {
-        let limits = Limits::default();
-        let mut archive = tar::Archive::new(decompress(input)?);
-        let mut rel_files = Vec::new();
-        let mut beams: Vec<(String, ModuleSummary)> = Vec::new();
-        let mut app_files: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut appups: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut releases: Vec<(String, Vec<u8>)> = Vec::new();
-        for entry in archive.entries().map_err(ArchiveError::Read)? {
-            let mut entry = entry.map_err(ArchiveError::Read)?;
-            let Some(member) = check_entry(&entry, &limits)? else {
-                continue;
-            };
-            let Some(path) = member.path else { continue };
-            if !matches!(member.kind, crate::archive::MemberKind::File { .. }) {
-                continue;
+/// Which files of a release a snapshot reads, by their path inside the release.
+pub fn snapshot_wants(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["lib", _, "ebin", f] => f.ends_with(".beam") || f.ends_with(".app") || f.ends_with(".appup"),
+        ["releases", f] => f.ends_with(".rel"),
+        ["releases", _, _] => true,
+        _ => false,
+    }
+}
+
+/// Collects a release's files (in any order) into a [`ReleaseSnapshot`].
+#[derive(Debug, Default)]
+pub struct SnapshotBuilder {
+    rel_files: Vec<(String, Vec<u8>)>,
+    beams: Vec<(String, ModuleSummary)>,
+    app_files: Vec<(String, Vec<u8>)>,
+    appups: Vec<(String, Vec<u8>)>,
+    releases: Vec<(String, Vec<u8>)>,
+}
+
+impl SnapshotBuilder {
+    /// Adds a file that [`snapshot_wants`]; others are ignored. Beams are parsed here.
+    pub fn add(&mut self, path: &str, bytes: Vec<u8>) -> Result<(), SnapshotError> {
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            ["lib", dir, "ebin", file] if file.ends_with(".beam") => {
+                let beam = Beam::parse(path, bytes)?;
+                self.add_module((*dir).to_owned(), ModuleSummary::of(&beam)?);
             }
-            let parts: Vec<&str> = path.split('/').collect();
-            let small = member.size <= MAX_SMALL_FILE;
-            let read = |e: &mut tar::Entry<'_, _>| -> Result<Vec<u8>, ArchiveError> {
-                let mut b = Vec::with_capacity(member.size as usize);
-                e.read_to_end(&mut b).map_err(ArchiveError::Read)?;
-                Ok(b)
-            };
-            match parts.as_slice() {
-                ["lib", dir, "ebin", file] if file.ends_with(".beam") => {
-                    let bytes = read(&mut entry)?;
-                    let beam = Beam::parse(&path, bytes)?;
-                    beams.push(((*dir).to_owned(), ModuleSummary::of(&beam)?));
+            ["lib", dir, "ebin", file] if file.ends_with(".app") => self.app_files.push(((*dir).to_owned(), bytes)),
+            ["lib", dir, "ebin", file] if file.ends_with(".appup") => self.appups.push(((*dir).to_owned(), bytes)),
+            ["releases", f] if f.ends_with(".rel") => self.rel_files.push((path.to_owned(), bytes)),
+            ["releases", _, f] => {
+                if f.ends_with(".rel") {
+                    self.rel_files.push((path.to_owned(), bytes.clone()));
                 }
-                ["lib", dir, "ebin", file] if file.ends_with(".app") && small => {
-                    app_files.push(((*dir).to_owned(), read(&mut entry)?))
-                }
-                ["lib", dir, "ebin", file] if file.ends_with(".appup") && small => {
-                    appups.push(((*dir).to_owned(), read(&mut entry)?))
-                }
-                ["releases", f] if f.ends_with(".rel") && small => rel_files.push((path.clone(), read(&mut entry)?)),
-                ["releases", _, f] if small => {
-                    let bytes = read(&mut entry)?;
-                    if f.ends_with(".rel") {
-                        rel_files.push((path.clone(), bytes.clone()));
-                    }
-                    releases.push((path.clone(), bytes));
-                }
-                _ => {}
+                self.releases.push((path.to_owned(), bytes));
             }
+            _ => {}
         }
+        Ok(())
+    }
+
+    /// Adds a module parsed elsewhere (in parallel, say) from `lib/<dir>/ebin/`.
+    pub fn add_module(&mut self, dir: String, module: ModuleSummary) {
+        self.beams.push((dir, module));
+    }
+
+    /// The snapshot of the release (`want` picks a version among several `.rel` files).
+    pub fn finish(self, want: Option<&str>) -> Result<ReleaseSnapshot, SnapshotError> {
         let seen = crate::archive::Ingested {
-            rel_files,
+            rel_files: self.rel_files,
             ..Default::default()
         };
         let spec = seen.release(want)?;
@@ -187,15 +188,15 @@ impl ReleaseSnapshot {
                 vsn: app.version.to_string(),
                 ..Default::default()
             };
-            for (_, m) in beams.iter().filter(|(d, _)| *d == dir) {
+            for (_, m) in self.beams.iter().filter(|(d, _)| *d == dir) {
                 snap.beams.insert(m.name.clone(), m.clone());
             }
-            if let Some((_, bytes)) = app_files.iter().find(|(d, _)| *d == dir) {
+            if let Some((_, bytes)) = self.app_files.iter().find(|(d, _)| *d == dir) {
                 let file = format!("lib/{dir}/ebin/{}.app", app.name);
                 let text = std::str::from_utf8(bytes).map_err(|_| SnapshotError::NotUtf8(file.clone()))?;
                 snap.app_modules = app_modules(&file, text)?;
             }
-            if let Some((_, bytes)) = appups.iter().find(|(d, _)| *d == dir) {
+            if let Some((_, bytes)) = self.appups.iter().find(|(d, _)| *d == dir) {
                 let file = format!("lib/{dir}/ebin/{}.appup", app.name);
                 let text = std::str::from_utf8(bytes).map_err(|_| SnapshotError::NotUtf8(file.clone()))?;
                 snap.appup = Some(parse_term(&file, text)?);
@@ -203,7 +204,8 @@ impl ReleaseSnapshot {
             apps.insert(app.name.clone(), snap);
         }
         let prefix = format!("releases/{}/", spec.version);
-        let release_files = releases
+        let release_files = self
+            .releases
             .into_iter()
             .filter_map(|(p, b)| p.strip_prefix(&prefix).map(|n| (n.to_owned(), b)))
             .collect();
@@ -212,6 +214,33 @@ impl ReleaseSnapshot {
             apps,
             release_files,
         })
+    }
+}
+
+impl ReleaseSnapshot {
+    /// Reads a release tar (plain, gzip or zstd). `want` picks a version when the archive
+    /// holds several.
+    pub fn from_tar<R: Read>(input: R, want: Option<&str>) -> Result<Self, SnapshotError> {
+        let limits = Limits::default();
+        let mut archive = tar::Archive::new(decompress(input)?);
+        let mut builder = SnapshotBuilder::default();
+        for entry in archive.entries().map_err(ArchiveError::Read)? {
+            let mut entry = entry.map_err(ArchiveError::Read)?;
+            let Some(member) = check_entry(&entry, &limits)? else {
+                continue;
+            };
+            let Some(path) = member.path else { continue };
+            if !matches!(member.kind, crate::archive::MemberKind::File { .. })
+                || !snapshot_wants(&path)
+                || member.size > MAX_SMALL_FILE
+            {
+                continue;
+            }
+            let mut bytes = Vec::with_capacity(member.size as usize);
+            entry.read_to_end(&mut bytes).map_err(ArchiveError::Read)?;
+            builder.add(&path, bytes)?;
+        }
+        builder.finish(want)
     }
 }
 

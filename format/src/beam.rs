@@ -45,7 +45,6 @@ pub struct Beam {
     pub exports: Vec<(String, u32)>,
     pub imports: Vec<(String, String, u32)>,
     pub attributes: Option<Term>,
-    pub compile_info: Option<Term>,
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
@@ -88,7 +87,6 @@ impl Beam {
             exports: vec![],
             imports: vec![],
             attributes: None,
-            compile_info: None,
         };
         beam.atoms = beam.read_atoms()?;
         if beam.atoms.is_empty() {
@@ -110,7 +108,6 @@ impl Beam {
             .map(|(m, f, a)| Ok((beam.atom(b"ImpT", m)?, beam.atom(b"ImpT", f)?, a)))
             .collect::<Result<_, BeamError>>()?;
         beam.attributes = beam.etf_chunk(b"Attr")?;
-        beam.compile_info = beam.etf_chunk(b"CInf")?;
         Ok(beam)
     }
 
@@ -120,6 +117,12 @@ impl Beam {
             chunk: Some(String::from_utf8_lossy(chunk).into_owned()),
             what: what.to_owned(),
         }
+    }
+
+    /// The compile info (`CInf`). Read on demand: nothing rel decides depends on it, so a
+    /// damaged one does not make the module unreadable.
+    pub fn compile_info(&self) -> Result<Option<Term>, BeamError> {
+        self.etf_chunk(b"CInf")
     }
 
     /// The raw data of a chunk.

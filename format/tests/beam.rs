@@ -98,6 +98,7 @@ fn md5_matches_beam_lib_for_otp_and_fixture_modules() {
             ));
         }
         beam.literals().unwrap();
+        beam.compile_info().unwrap().expect("OTP modules have compile info");
     }
     assert!(
         mismatches.is_empty(),

@@ -10,14 +10,13 @@ use rel_format::upgrade_path::Strategy;
 use rel_format::{TrustedKeys, Version};
 use serde::Serialize;
 
-use crate::cache::ChunkCache;
 use crate::cli::{HostUpgradeArgs, InstallArgs, RollbackArgs};
 use crate::client::Client;
 use crate::host::{
     HostConfig, Node, erl_string, read_start_erl_data, release_spec, relup_downgrades, system_erts, write_atomic,
     write_releases_file,
 };
-use crate::progress::{Progress, human};
+use crate::progress::human;
 use crate::settings::Settings;
 
 #[derive(Debug, Serialize)]
@@ -43,21 +42,9 @@ pub async fn install(s: &Settings, args: &InstallArgs) -> Result<()> {
     let trusted = s.trusted(&args.trust.trusted_keys)?;
     let client = Client::new(&s.registry, s.token.clone());
     let version: Version = args.version.parse()?;
-    let bytes = client.release_manifest(&args.name, &version).await?;
-    let expected = Expected {
-        name: args.name.clone(),
-        version: version.clone(),
-        kind: Kind::Release,
-        from: None,
-    };
-    let (manifest, signer) = verify(&bytes, &trusted, &expected).context("refusing the manifest")?;
-    let cache = ChunkCache::new(&s.cache_dir)?;
-    let progress = Progress::bytes(manifest.tar.length, "install", s.quiet);
-    super::pull::fetch_chunks(&client, &cache, &manifest.tar.chunks, 16, &progress).await?;
-    progress.finish();
-    let rt = tokio::runtime::Handle::current();
-    let (c2, k2, m2, r2) = (client.clone(), cache.clone(), manifest.clone(), root.clone());
-    tokio::task::spawn_blocking(move || super::pull::write_release(&c2, &k2, &m2, None, Some(&r2), &rt)).await??;
+    let super::pull::Verified { manifest, signer } =
+        super::pull::verified_release(&client, &trusted, &args.name, &version).await?;
+    super::pull::write_release(s, &client, &manifest, super::pull::Target::Dir(root), 16, "install").await?;
 
     // Make it a target system: the .rel where release_handler looks, RELEASES,
     // start_erl.data, ERTS, and the host's own configuration.
@@ -162,13 +149,7 @@ async fn fetch_step(
     };
     let (manifest, _) =
         verify(&bytes, trusted, &expected).with_context(|| format!("refusing the upgrade {from} -> {to}"))?;
-    let cache = ChunkCache::new(&s.cache_dir)?;
-    let progress = Progress::bytes(manifest.tar.length, "fetch", s.quiet);
-    super::pull::fetch_chunks(client, &cache, &manifest.tar.chunks, 16, &progress).await?;
-    progress.finish();
-    let rt = tokio::runtime::Handle::current();
-    let (c2, m2, t2) = (client.clone(), manifest.clone(), target.to_owned());
-    tokio::task::spawn_blocking(move || super::pull::write_release(&c2, &cache, &m2, Some(&t2), None, &rt)).await??;
+    super::pull::write_release(s, client, &manifest, super::pull::Target::File(target), 16, "fetch").await?;
     Ok(manifest)
 }
 

@@ -1,11 +1,12 @@
 //! `rel pull`: resolve, verify, fetch only what the cache lacks, verify again, write atomically.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use rel_format::channel::{ChannelError, Freshness, SignedChannel};
 use rel_format::chunk::{ChunkRef, Reassembler, decompress_chunk};
 use rel_format::manifest::{Kind, Manifest};
@@ -13,7 +14,7 @@ use rel_format::signing::{Expected, verify};
 use rel_format::{TrustedKeys, Version};
 use serde::Serialize;
 
-use crate::cache::ChunkCache;
+use crate::cache::TarCache;
 use crate::cli::PullArgs;
 use crate::client::Client;
 use crate::progress::{Progress, human};
@@ -96,58 +97,123 @@ pub(crate) async fn resolve_channel(
     Ok((env.signed.version.clone(), env.signed.sequence))
 }
 
-/// Makes sure every chunk is in the cache and valid; returns (chunks fetched, bytes fetched).
-pub(crate) async fn fetch_chunks(
-    client: &Client,
-    cache: &ChunkCache,
-    chunks: &[ChunkRef],
-    jobs: usize,
-    progress: &Progress,
-) -> Result<(usize, u64)> {
-    let mut seen = HashSet::new();
-    let wanted: Vec<&ChunkRef> = chunks
-        .iter()
-        .filter(|c| seen.insert(c.digest))
-        .filter(|c| !cache.contains(&c.digest))
-        .collect();
-    let fetched = futures::stream::iter(wanted)
-        .map(|c| async move {
-            let data = client.get_chunk(&c.digest).await?;
-            decompress_chunk(c, &data).with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
-            cache.put(&c.digest, &data)?;
-            progress.inc(c.length);
-            Ok::<u64, anyhow::Error>(data.len() as u64)
-        })
-        .buffer_unordered(jobs.max(1))
-        .try_fold((0usize, 0u64), |(n, b), size| async move { Ok((n + 1, b + size)) })
-        .await?;
-    Ok(fetched)
+/// What a transfer took from the registry (the rest came from the cache).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Transfer {
+    pub fetched_chunks: usize,
+    pub fetched_bytes: u64,
 }
 
-/// Streams the verified tar into `out`, from the cache; a bad cache entry is refetched.
-pub(crate) fn reassemble<W: Write>(
-    client: &Client,
-    cache: &ChunkCache,
-    manifest: &Manifest,
-    out: W,
-    rt: &tokio::runtime::Handle,
-) -> Result<W> {
-    let mut r = Reassembler::new(&manifest.tar, out);
-    for c in &manifest.tar.chunks {
-        let data = match cache.get(&c.digest).map(|d| decompress_chunk(c, &d)) {
-            Some(Ok(data)) => data,
-            _ => {
-                cache.remove(&c.digest);
-                let stored = rt.block_on(client.get_chunk(&c.digest))?;
-                let data = decompress_chunk(c, &stored)
-                    .with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
-                cache.put(&c.digest, &stored)?;
-                data
-            }
-        };
-        r.push(c, &data)?;
+/// Writes to two writers.
+struct Tee<A, B>(A, B);
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(buf)?;
+        self.1.write_all(buf)?;
+        Ok(buf.len())
     }
-    Ok(r.finish()?)
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()?;
+        self.1.flush()
+    }
+}
+
+/// Streams the canonical tar of `manifest` into `out`. Each chunk comes from the cache when an
+/// earlier artifact has it, else from the registry, `jobs` fetches at a time, kept in order;
+/// every chunk is verified before a byte of it is written, and the whole stream at the end.
+/// The tar enters the cache too, so the next version fetches only what changed.
+pub(crate) async fn stream_tar<W: Write + Send + 'static>(
+    client: &Client,
+    cache: &TarCache,
+    manifest: &Manifest,
+    jobs: usize,
+    progress: &Progress,
+    out: W,
+) -> Result<(W, Transfer)> {
+    let index = Arc::new(cache.index());
+    let cache_writer = cache.begin(&manifest.tar)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(ChunkRef, Vec<u8>)>(jobs.max(1) * 4);
+    let stream = manifest.tar.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<(W, crate::cache::CacheWriter)> {
+        let mut r = Reassembler::new(&stream, Tee(out, cache_writer));
+        while let Some((c, data)) = rx.blocking_recv() {
+            r.push(&c, &data)?;
+        }
+        let Tee(out, cache_writer) = r.finish()?;
+        Ok((out, cache_writer))
+    });
+    let mut transfer = Transfer::default();
+    let mut chunks = futures::stream::iter(manifest.tar.chunks.iter().cloned())
+        .map(|c| {
+            let (index, cache) = (index.clone(), cache.clone());
+            async move {
+                if let Some(loc) = index.get(&c.digest).cloned() {
+                    let c2 = c.clone();
+                    if let Some(data) = tokio::task::spawn_blocking(move || cache.read(&loc, &c2)).await? {
+                        return Ok::<_, anyhow::Error>((c, data, 0));
+                    }
+                }
+                let stored = client.get_chunk(&c.digest).await?;
+                let data = decompress_chunk(&c, &stored)
+                    .with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
+                Ok((c, data, stored.len() as u64))
+            }
+        })
+        .buffered(jobs.max(1));
+    let mut failure = None;
+    while let Some(item) = chunks.next().await {
+        match item {
+            Ok((c, data, fetched)) => {
+                if fetched > 0 {
+                    transfer.fetched_chunks += 1;
+                    transfer.fetched_bytes += fetched;
+                }
+                progress.inc(c.length);
+                if tx.send((c, data)).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer.await?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (out, cache_writer) = written?;
+    cache_writer.commit().context("cannot keep the release in the cache")?;
+    Ok((out, transfer))
+}
+
+/// A release whose manifest verified.
+pub(crate) struct Verified {
+    pub manifest: Manifest,
+    pub signer: String,
+}
+
+/// Fetches the release manifest of `name` `version` and verifies it is exactly that release,
+/// signed by a trusted key.
+pub(crate) async fn verified_release(
+    client: &Client,
+    trusted: &TrustedKeys,
+    name: &str,
+    version: &Version,
+) -> Result<Verified> {
+    let bytes = client.release_manifest(name, version).await?;
+    let expected = Expected {
+        name: name.to_owned(),
+        version: version.clone(),
+        kind: Kind::Release,
+        from: None,
+    };
+    let (manifest, signer) = verify(&bytes, trusted, &expected).context("refusing the manifest")?;
+    Ok(Verified { manifest, signer })
 }
 
 enum Format {
@@ -175,54 +241,97 @@ fn format_of(path: &Path) -> Result<Format> {
     }
 }
 
-/// Writes the verified release to `output` (a tarball) or `into` (a new folder). Nothing
-/// appears at the target unless every chunk and the whole stream verified.
-pub(crate) fn write_release(
+/// Where a pulled release goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    /// A tarball; the extension picks the format.
+    File(&'a Path),
+    /// A new directory, extracted safely.
+    Dir(&'a Path),
+}
+
+/// Writes the verified release to `target`. Nothing appears there unless every chunk and the
+/// whole stream verified.
+pub(crate) async fn write_release(
+    s: &Settings,
     client: &Client,
-    cache: &ChunkCache,
     m: &Manifest,
-    output: Option<&Path>,
-    into: Option<&Path>,
-    rt: &tokio::runtime::Handle,
-) -> Result<PathBuf> {
-    let target = output.or(into).expect("clap requires one of -o and --into");
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let tmp =
-        tempfile::NamedTempFile::new_in(&parent).with_context(|| format!("cannot write in `{}`", parent.display()))?;
-    let file = std::io::BufWriter::with_capacity(1 << 20, tmp.reopen()?);
-    if let Some(output) = output {
-        let format = format_of(output)?;
-        match format {
-            Format::Tar => {
-                reassemble(client, cache, m, file, rt)?.flush()?;
-            }
-            Format::Gzip => {
-                let gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(6));
-                reassemble(client, cache, m, gz, rt)?.finish()?.flush()?;
-            }
-            Format::Zstd => {
-                let z = zstd::stream::write::Encoder::new(file, 3)?;
-                reassemble(client, cache, m, z, rt)?.finish()?.flush()?;
-            }
+    target: Target<'_>,
+    jobs: usize,
+    label: &str,
+) -> Result<Transfer> {
+    let cache =
+        TarCache::open(&s.cache_dir).with_context(|| format!("cannot open the cache `{}`", s.cache_dir.display()))?;
+    let progress = Progress::bytes(m.tar.length, label, s.quiet);
+    let transfer = match target {
+        Target::File(output) => {
+            let format = format_of(output)?;
+            let parent = match output.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            let tmp = tempfile::NamedTempFile::new_in(&parent)
+                .with_context(|| format!("cannot write in `{}`", parent.display()))?;
+            let file = std::io::BufWriter::with_capacity(1 << 20, tmp.reopen()?);
+            let transfer = match format {
+                Format::Tar => {
+                    let (mut f, t) = stream_tar(client, &cache, m, jobs, &progress, file).await?;
+                    f.flush()?;
+                    t
+                }
+                Format::Gzip => {
+                    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(6));
+                    let (gz, t) = stream_tar(client, &cache, m, jobs, &progress, gz).await?;
+                    gz.finish()?.flush()?;
+                    t
+                }
+                Format::Zstd => {
+                    let z = zstd::stream::write::Encoder::new(file, 3)?;
+                    let (z, t) = stream_tar(client, &cache, m, jobs, &progress, z).await?;
+                    z.finish()?.flush()?;
+                    t
+                }
+            };
+            // Temporary files are private; the result is an ordinary file.
+            std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+            tmp.persist(output)
+                .map_err(|e| e.error)
+                .with_context(|| format!("cannot write `{}`", output.display()))?;
+            transfer
         }
-        // Temporary files are private; the result is an ordinary file.
-        std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-        tmp.persist(output)
-            .map_err(|e| e.error)
-            .with_context(|| format!("cannot write `{}`", output.display()))?;
-        return Ok(output.to_owned());
-    }
-    let into = into.expect("checked above");
-    reassemble(client, cache, m, file, rt)?.flush()?;
-    crate::local::extract(
-        std::fs::File::open(tmp.path())?,
-        into,
-        rel_format::archive::Limits::default(),
-    )?;
-    Ok(into.to_owned())
+        Target::Dir(into) => {
+            // Extraction reads the stream as it is verified; it renames its work into place
+            // only once the whole stream has verified.
+            let (reader, writer) = std::io::pipe()?;
+            let (confirm_tx, confirm_rx) = std::sync::mpsc::channel::<bool>();
+            let into2 = into.to_owned();
+            let extraction = tokio::task::spawn_blocking(move || {
+                crate::local::extract_confirmed(reader, &into2, rel_format::archive::Limits::default(), || {
+                    confirm_rx.recv().unwrap_or(false)
+                })
+            });
+            let streamed = stream_tar(
+                client,
+                &cache,
+                m,
+                jobs,
+                &progress,
+                std::io::BufWriter::with_capacity(1 << 20, writer),
+            )
+            .await;
+            let streamed = streamed.and_then(|(mut w, t)| {
+                w.flush()?;
+                Ok(t)
+            });
+            let _ = confirm_tx.send(streamed.is_ok());
+            let extracted = extraction.await?;
+            let transfer = streamed?;
+            extracted?;
+            transfer
+        }
+    };
+    progress.finish();
+    Ok(transfer)
 }
 
 pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
@@ -242,27 +351,14 @@ pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
         }
         (None, None) => bail!("say which version: --version V or --channel C"),
     };
-    let bytes = client.release_manifest(&args.name, &version).await?;
-    let expected = Expected {
-        name: args.name.clone(),
-        version: version.clone(),
-        kind: Kind::Release,
-        from: None,
+    let Verified { manifest, signer } = verified_release(&client, &trusted, &args.name, &version).await?;
+    let (target, written) = match (&args.output, &args.into) {
+        (Some(o), _) => (Target::File(o), o.clone()),
+        (None, Some(d)) => (Target::Dir(d), d.clone()),
+        (None, None) => bail!("say where to write: -o FILE or --into DIR"),
     };
-    let (manifest, signer) = verify(&bytes, &trusted, &expected).context("refusing the manifest")?;
-
-    let cache = ChunkCache::new(&s.cache_dir)?;
-    let progress = Progress::bytes(manifest.tar.length, "pull", s.quiet);
-    let (fetched_chunks, fetched_bytes) =
-        fetch_chunks(&client, &cache, &manifest.tar.chunks, args.jobs, &progress).await?;
-    progress.finish();
-    let rt = tokio::runtime::Handle::current();
-    let (client2, cache2, m2) = (client.clone(), cache.clone(), manifest.clone());
-    let (output, into) = (args.output.clone(), args.into.clone());
-    let written = tokio::task::spawn_blocking(move || {
-        write_release(&client2, &cache2, &m2, output.as_deref(), into.as_deref(), &rt)
-    })
-    .await??;
+    let transfer = write_release(s, &client, &manifest, target, args.jobs, "pull").await?;
+    let (fetched_chunks, fetched_bytes) = (transfer.fetched_chunks, transfer.fetched_bytes);
 
     if let (Some(channel), Some(seq)) = (&args.channel, channel_seq) {
         let mut state = ChannelState::load(&s.state_dir)?;

@@ -1,6 +1,6 @@
 //! `rel push`: canonicalise and chunk a release, sign its manifest, upload what is missing.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -11,7 +11,6 @@ use rel_format::manifest::{AppRef, Kind, Manifest, Platform, SCHEMA};
 use rel_format::{Digest, Version};
 use serde::Serialize;
 
-use crate::cache::ChunkCache;
 use crate::cli::{KindArg, PushArgs};
 use crate::client::{Client, ClientError};
 use crate::local::pack_dir;
@@ -34,14 +33,12 @@ struct Report {
     channel: Option<String>,
 }
 
-/// Canonicalises and chunks `path` into the cache; returns the stream and what was seen.
-pub(crate) fn ingest(path: &Path, cache: &ChunkCache) -> Result<(ChunkedStream, Ingested)> {
-    let sink = |c: &ChunkRef, data: &[u8]| -> std::io::Result<()> {
-        if !cache.contains(&c.digest) {
-            cache.put(&c.digest, &compress_chunk(data)?)?;
-        }
-        Ok(())
-    };
+/// Canonicalises and chunks `path` (a folder or a release tarball), handing each chunk to
+/// `sink`; returns the chunked stream and what was seen.
+pub(crate) fn ingest(
+    path: &Path,
+    sink: impl FnMut(&ChunkRef, &[u8]) -> std::io::Result<()>,
+) -> Result<(ChunkedStream, Ingested)> {
     let chunker = Chunker::new(sink);
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let (chunker, seen) = if meta.is_dir() {
@@ -55,8 +52,76 @@ pub(crate) fn ingest(path: &Path, cache: &ChunkCache) -> Result<(ChunkedStream, 
         )
         .with_context(|| format!("`{}` is not a usable release archive", path.display()))?
     };
-    let (stream, _) = chunker.finish().context("cannot write to the chunk cache")?;
+    let (stream, _) = chunker.finish().context("chunking stopped")?;
     Ok((stream, seen))
+}
+
+/// What the uploader did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Uploaded {
+    unique: usize,
+    chunks: usize,
+    bytes: u64,
+}
+
+/// Packs and chunks `path` while uploading, in batches, the chunks the registry lacks
+/// (compressed on the way). With `only`, uploads just those chunks (a retry).
+async fn ingest_and_upload(
+    client: &Client,
+    path: &Path,
+    jobs: usize,
+    only: Option<HashSet<Digest>>,
+    progress: &Progress,
+) -> Result<(ChunkedStream, Ingested, Uploaded)> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(ChunkRef, Vec<u8>)>(512);
+    let path = path.to_owned();
+    let producer = tokio::task::spawn_blocking(move || {
+        ingest(&path, |c, d| {
+            tx.blocking_send((c.clone(), d.to_vec()))
+                .map_err(|_| std::io::Error::other("the upload stopped"))
+        })
+    });
+    let incoming = futures::stream::unfold(&mut rx, |rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let mut seen = HashSet::new();
+    let only = only.as_ref();
+    let uploaded = incoming
+        .filter(|(c, _)| std::future::ready(seen.insert(c.digest) && only.is_none_or(|o| o.contains(&c.digest))))
+        .ready_chunks(256)
+        .map(|batch| async move {
+            let digests: Vec<Digest> = batch.iter().map(|(c, _)| c.digest).collect();
+            let missing: HashSet<Digest> = match only {
+                Some(_) => digests.iter().copied().collect(),
+                None => client.missing(&digests).await?.into_iter().collect(),
+            };
+            let unique = batch.len();
+            let (chunks, bytes) = futures::stream::iter(batch.into_iter().filter(|(c, _)| missing.contains(&c.digest)))
+                .map(|(c, data)| async move {
+                    let compressed = compress_chunk(&data)?;
+                    let n = compressed.len() as u64;
+                    client.put_chunk(&c.digest, c.length, compressed).await?;
+                    progress.inc(c.length);
+                    Ok::<u64, anyhow::Error>(n)
+                })
+                .buffer_unordered(jobs.max(1))
+                .try_fold((0usize, 0u64), |(k, b), n| async move { Ok((k + 1, b + n)) })
+                .await?;
+            Ok::<Uploaded, anyhow::Error>(Uploaded { unique, chunks, bytes })
+        })
+        .buffer_unordered(2)
+        .try_fold(Uploaded::default(), |acc, u| async move {
+            Ok(Uploaded {
+                unique: acc.unique + u.unique,
+                chunks: acc.chunks + u.chunks,
+                bytes: acc.bytes + u.bytes,
+            })
+        })
+        .await;
+    // Stop the producer if the upload failed, then report the first error.
+    drop(rx);
+    let produced = producer.await?;
+    let uploaded = uploaded?;
+    let (stream, seen) = produced?;
+    Ok((stream, seen, uploaded))
 }
 
 fn builder() -> String {
@@ -127,30 +192,6 @@ pub(crate) fn manifest_for(
     Ok(manifest)
 }
 
-/// Uploads `digests` from the cache, `jobs` at a time.
-pub(crate) async fn upload(
-    client: &Client,
-    cache: &ChunkCache,
-    digests: &[Digest],
-    lengths: &HashMap<Digest, u64>,
-    jobs: usize,
-    progress: &Progress,
-) -> Result<u64> {
-    futures::stream::iter(digests.iter().copied())
-        .map(|d| async move {
-            let data = cache
-                .get(&d)
-                .with_context(|| format!("chunk {d} vanished from the cache"))?;
-            let n = data.len() as u64;
-            client.put_chunk(&d, lengths[&d], data).await?;
-            progress.inc(n);
-            Ok::<u64, anyhow::Error>(n)
-        })
-        .buffer_unordered(jobs.max(1))
-        .try_fold(0, |acc, n| async move { Ok(acc + n) })
-        .await
-}
-
 /// Pushes one artifact (a release or an upgrade) from `path`.
 pub(crate) async fn push_file(
     s: &Settings,
@@ -187,21 +228,14 @@ async fn push_with(
     if kind == Kind::Upgrade && from.is_empty() {
         bail!("an upgrade needs --from VERSION (the version it upgrades from)");
     }
-    let cache = ChunkCache::new(&s.cache_dir)
-        .with_context(|| format!("cannot create the chunk cache `{}`", s.cache_dir.display()))?;
-    let (path, cache2) = (path.to_owned(), cache.clone());
-    let (stream, seen) = tokio::task::spawn_blocking(move || ingest(&path, &cache2)).await??;
+    let client = Client::new(&s.registry, s.token.clone());
+    let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let progress = Progress::bytes(total, "push", s.quiet);
+    let (stream, seen, uploaded) = ingest_and_upload(&client, path, jobs, None, &progress).await?;
     let manifest = manifest_for(stream, &seen, name, version, kind, from)?;
     let envelope = key.sign(&manifest)?.to_bytes();
-    let client = Client::new(&s.registry, s.token.clone());
-
-    let lengths: HashMap<Digest, u64> = manifest.tar.chunks.iter().map(|c| (c.digest, c.length)).collect();
-    let mut unique: Vec<Digest> = lengths.keys().copied().collect();
-    unique.sort();
-    let missing = client.missing(&unique).await?;
-    let progress = Progress::bytes(missing.iter().map(|d| lengths[d]).sum(), "push", s.quiet);
-    let mut uploaded_bytes = upload(&client, &cache, &missing, &lengths, jobs, &progress).await?;
-    let mut uploaded_chunks = missing.len();
+    let mut uploaded_chunks = uploaded.chunks;
+    let mut uploaded_bytes = uploaded.bytes;
     let mut already_stored = false;
     let mut attempt = 0;
     loop {
@@ -211,9 +245,14 @@ async fn push_with(
                 status, ref missing, ..
             }) if status == 422 && !missing.is_empty() && attempt == 0 => {
                 // A chunk vanished between the query and the manifest (collected, or another
-                // replica's view): upload those and try once more.
-                uploaded_bytes += upload(&client, &cache, missing, &lengths, jobs, &progress).await?;
-                uploaded_chunks += missing.len();
+                // replica's view): read the artifact again, upload those, try once more.
+                let only = missing.iter().copied().collect();
+                let (again, _, more) = ingest_and_upload(&client, path, jobs, Some(only), &progress).await?;
+                if again.digest != manifest.tar.digest {
+                    bail!("`{}` changed while it was being pushed", path.display());
+                }
+                uploaded_chunks += more.chunks;
+                uploaded_bytes += more.bytes;
                 attempt += 1;
             }
             Err(e @ ClientError::Api { status, .. }) if status == 409 => {
@@ -237,7 +276,7 @@ async fn push_with(
     progress.finish();
     Ok(PushOutcome {
         manifest,
-        unique_chunks: unique.len(),
+        unique_chunks: uploaded.unique,
         uploaded_chunks,
         uploaded_bytes,
         already_stored,

@@ -3,14 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use rel_format::Version;
 use rel_format::appup::{AppupPlan, AppupSource, Extra, ReleaseSnapshot, plan_appups, render};
 use rel_format::manifest::Kind;
 use rel_format::relup::make_relup;
 use rel_format::term::{Term, parse_term, parse_terms};
-use rel_format::{Expected, Version};
 use serde::Serialize;
 
-use crate::cache::ChunkCache;
 use crate::cli::{AppupArgs, BuildUpgradeArgs};
 use crate::client::Client;
 use crate::settings::Settings;
@@ -55,25 +54,11 @@ pub(crate) async fn materialise(
     let version: Version = version.parse()?;
     let trusted = s.trusted(trusted_flags)?;
     let client = Client::new(&s.registry, s.token.clone());
-    let bytes = client.release_manifest(&name, &version).await?;
-    let expected = Expected {
-        name: name.clone(),
-        version: version.clone(),
-        kind: Kind::Release,
-        from: None,
-    };
-    let (manifest, _) = rel_format::signing::verify(&bytes, &trusted, &expected)?;
-    let cache = ChunkCache::new(&s.cache_dir)?;
-    let progress = crate::progress::Progress::bytes(manifest.tar.length, "fetch", s.quiet);
-    super::pull::fetch_chunks(&client, &cache, &manifest.tar.chunks, 16, &progress).await?;
-    progress.finish();
+    let manifest = super::pull::verified_release(&client, &trusted, &name, &version)
+        .await?
+        .manifest;
     let tar = tmp.path().join("release.tar");
-    let rt = tokio::runtime::Handle::current();
-    let target = tar.clone();
-    tokio::task::spawn_blocking(move || {
-        super::pull::write_release(&client, &cache, &manifest, Some(&target), None, &rt)
-    })
-    .await??;
+    super::pull::write_release(s, &client, &manifest, super::pull::Target::File(&tar), 16, "fetch").await?;
     Ok(Materialised {
         path: tar,
         _tmp: Some(tmp),
@@ -170,10 +155,18 @@ fn source_name(s: AppupSource) -> &'static str {
     }
 }
 
+/// The snapshot of a release reference; a folder is read in place.
+async fn snapshot_of(s: &Settings, name: Option<&str>, reference: &str, trusted: &[String]) -> Result<ReleaseSnapshot> {
+    if Path::new(reference).is_dir() {
+        let dir = PathBuf::from(reference);
+        return tokio::task::spawn_blocking(move || crate::local::snapshot_dir(&dir, None)).await?;
+    }
+    snapshot(&materialise(s, name, reference, trusted).await?, None)
+}
+
 pub async fn appup(s: &Settings, args: &AppupArgs) -> Result<()> {
-    let from = materialise(s, None, &args.from, &args.trust.trusted_keys).await?;
-    let to = materialise(s, None, &args.to, &args.trust.trusted_keys).await?;
-    let (from, to) = (snapshot(&from, None)?, snapshot(&to, None)?);
+    let from = snapshot_of(s, None, &args.from, &args.trust.trusted_keys).await?;
+    let to = snapshot_of(s, None, &args.to, &args.trust.trusted_keys).await?;
     let (plans, warnings) = plans(&[&from], &to, args.appup_dir.as_deref())?;
     std::fs::create_dir_all(&args.out)?;
     let mut report = Vec::new();
@@ -227,12 +220,11 @@ pub async fn build(s: &Settings, args: &BuildUpgradeArgs) -> Result<()> {
         bail!("say where the upgrade goes: -o FILE, --push, or both");
     }
     let to_m = materialise(s, Some(&args.name), &args.to, &args.trust.trusted_keys).await?;
-    let mut from_ms = Vec::new();
+    let mut froms = Vec::new();
     for f in &args.from {
-        from_ms.push(materialise(s, Some(&args.name), f, &args.trust.trusted_keys).await?);
+        froms.push(snapshot_of(s, Some(&args.name), f, &args.trust.trusted_keys).await?);
     }
     let to = snapshot(&to_m, None)?;
-    let froms: Vec<ReleaseSnapshot> = from_ms.iter().map(|m| snapshot(m, None)).collect::<Result<_>>()?;
     if to.spec.name != args.name {
         bail!("`{}` is release {}, not {}", args.to, to.spec.name, args.name);
     }

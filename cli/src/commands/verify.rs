@@ -36,10 +36,8 @@ pub async fn run(s: &Settings, args: &VerifyArgs) -> Result<()> {
         }
     } else {
         // A release: canonicalise it and compare with what the registry signed.
-        let cache_dir = tempfile::tempdir()?;
-        let cache = crate::cache::ChunkCache::new(cache_dir.path())?;
         let path = args.file.clone();
-        let (stream, seen) = tokio::task::spawn_blocking(move || super::push::ingest(&path, &cache)).await??;
+        let (stream, seen) = tokio::task::spawn_blocking(move || super::push::ingest(&path, |_, _| Ok(()))).await??;
         let spec = seen.release(None)?;
         let client = Client::new(&s.registry, s.token.clone());
         let bytes = client.release_manifest(&spec.name, &spec.version).await?;

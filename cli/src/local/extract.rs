@@ -33,6 +33,8 @@ pub enum ExtractError {
         #[source]
         source: ArchiveError,
     },
+    #[error("the archive for `{0}` did not verify; nothing was written")]
+    Unverified(PathBuf),
     #[error("cannot write `{path}`")]
     Io {
         path: PathBuf,
@@ -43,6 +45,18 @@ pub enum ExtractError {
 
 /// Extracts a tar stream (plain, gzip or zstd) into the new directory `target`.
 pub fn extract<R: Read>(input: R, target: &Path, limits: Limits) -> Result<ExtractReport, ExtractError> {
+    extract_confirmed(input, target, limits, || true)
+}
+
+/// Like [`extract`], for a stream verified while it is read: once the archive is read,
+/// `confirm()` says whether the stream verified, and only then is the result renamed into
+/// place.
+pub fn extract_confirmed<R: Read>(
+    input: R,
+    target: &Path,
+    limits: Limits,
+    confirm: impl FnOnce() -> bool,
+) -> Result<ExtractReport, ExtractError> {
     if fs::symlink_metadata(target).is_ok() {
         return Err(ExtractError::TargetExists(target.to_owned()));
     }
@@ -121,6 +135,11 @@ pub fn extract<R: Read>(input: R, target: &Path, limits: Limits) -> Result<Extra
         entries: members.entries(),
         bytes: members.bytes(),
     };
+    // Close the input before waiting: a writer still sending gets an error, not a hang.
+    drop(archive);
+    if !confirm() {
+        return Err(ExtractError::Unverified(target.to_owned()));
+    }
     let kept = tmp.keep();
     fs::rename(&kept, target).map_err(|source| {
         let _ = fs::remove_dir_all(&kept);

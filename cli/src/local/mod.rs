@@ -6,6 +6,8 @@
 
 mod extract;
 mod pack;
+mod snapshot;
 
-pub use extract::{ExtractError, ExtractReport, extract};
+pub use extract::{ExtractError, ExtractReport, extract, extract_confirmed};
 pub use pack::{PackError, pack_dir};
+pub use snapshot::snapshot_dir;
