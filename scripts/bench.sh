@@ -7,7 +7,8 @@
 #   appup     rel appup on ~4,700 modules vs an escript running beam_lib:cmp_dirs
 #   load      wrk on registry metadata endpoints vs nginx serving a static file
 #   path      upgrade-path query over 10,000 versions and 30,000 upgrades (criterion)
-# Figures go to stdout and target/bench/results.txt. Needs about 6 GB of disk.
+# Figures go to stdout and $REL_BENCH_DIR/results.txt (default /tmp/rel-bench). Needs about
+# 6 GB of disk.
 # Arguments name the parts to run (default: all), e.g. `scripts/bench.sh appup path`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,8 @@ if ((${#need[@]})); then
 fi
 cargo build --release -q -p rel
 rel=$root/target/release/rel
-work=$root/target/bench
+# Outside the checkout: tools that watch a work tree make file creation there much slower.
+work=${REL_BENCH_DIR:-${TMPDIR:-/tmp}/rel-bench}
 rm -rf "$work" && mkdir -p "$work"
 results=$work/results.txt
 : > "$results"

@@ -1,7 +1,8 @@
 //! Appups from two releases' BEAM files, and the snapshot of a release they are made from.
 //!
 //! For every application present in both releases with a different vsn, each module is
-//! classified by comparing md5s (as `beam_lib:md5/1`) and reading the **new** beam:
+//! classified by comparing what `beam_lib:md5/1` hashes (see [`Beam::identity`]) and reading
+//! the **new** beam:
 //!
 //! | situation | up | down |
 //! |---|---|---|
@@ -32,7 +33,8 @@ use crate::term::{Term, TermError, parse_term};
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModuleSummary {
     pub name: String,
-    pub md5: [u8; 16],
+    /// [`Beam::identity`]: equal exactly when the md5s (as `beam_lib:md5/1`) are.
+    pub identity: [u8; 32],
     pub behaviours: Vec<String>,
     /// Exports `code_change/3`, `code_change/4` or `system_code_change/4`.
     pub code_change: bool,
@@ -60,7 +62,7 @@ impl ModuleSummary {
         let is_sup = behaviours.iter().any(|b| SUPERVISORS.contains(&b.as_str()));
         Ok(ModuleSummary {
             name: beam.module().to_owned(),
-            md5: beam.md5(),
+            identity: beam.identity(),
             code_change: beam.exports("code_change", 3)
                 || beam.exports("code_change", 4)
                 || beam.exports("system_code_change", 4),
@@ -336,7 +338,12 @@ pub fn up_instructions(old: &AppSnapshot, new: &AppSnapshot) -> (Vec<Term>, Vec<
     let changed: Vec<(&ModuleSummary, &ModuleSummary)> = new
         .beams
         .values()
-        .filter_map(|m| old.beams.get(&m.name).filter(|o| o.md5 != m.md5).map(|o| (o, m)))
+        .filter_map(|m| {
+            old.beams
+                .get(&m.name)
+                .filter(|o| o.identity != m.identity)
+                .map(|o| (o, m))
+        })
         .collect();
     let touched: BTreeSet<&str> = added
         .iter()
@@ -502,7 +509,7 @@ pub fn plan_appups(
                 let differs: Vec<&str> = new
                     .beams
                     .values()
-                    .filter(|m| old.beams.get(&m.name).is_none_or(|o| o.md5 != m.md5))
+                    .filter(|m| old.beams.get(&m.name).is_none_or(|o| o.identity != m.identity))
                     .map(|m| m.name.as_str())
                     .chain(
                         old.beams
@@ -606,10 +613,10 @@ pub fn render(plan: &AppupPlan) -> String {
 mod tests {
     use super::*;
 
-    fn m(name: &str, md5: u8) -> ModuleSummary {
+    fn m(name: &str, version: u8) -> ModuleSummary {
         ModuleSummary {
             name: name.into(),
-            md5: [md5; 16],
+            identity: [version; 32],
             behaviours: vec![],
             code_change: false,
             calls: BTreeSet::new(),

@@ -229,26 +229,40 @@ impl Beam {
         }
     }
 
-    /// The module's md5, as `beam_lib:md5/1` and `Mod:module_info(md5)` give it.
-    pub fn md5(&self) -> [u8; 16] {
-        let mut h = Md5::new();
+    /// Feeds `hash` the bytes `beam_lib:md5/1` hashes: the md5 chunks in their order, with
+    /// the `OldUniq` field of every `FunT` entry (bytes 20..24 of each 24-byte entry) zeroed.
+    fn feed_md5_chunks(&self, hash: &mut impl FnMut(&[u8])) {
         for id in MD5_CHUNKS {
             let Some(data) = self.chunk(id) else { continue };
             if id == b"FunT" && data.len() >= 4 {
-                // Zero each entry's OldUniq (bytes 20..24 of every 24-byte entry).
-                h.update(&data[..4]);
+                hash(&data[..4]);
                 let mut rest = &data[4..];
                 while rest.len() >= 24 {
-                    h.update(&rest[..20]);
-                    h.update([0u8; 4]);
+                    hash(&rest[..20]);
+                    hash(&[0u8; 4]);
                     rest = &rest[24..];
                 }
-                h.update(rest);
+                hash(rest);
             } else {
-                h.update(data);
+                hash(data);
             }
         }
+    }
+
+    /// The module's md5, as `beam_lib:md5/1` and `Mod:module_info(md5)` give it.
+    pub fn md5(&self) -> [u8; 16] {
+        let mut h = Md5::new();
+        self.feed_md5_chunks(&mut |b| h.update(b));
         h.finalize().into()
+    }
+
+    /// A sha256 over the same bytes as [`Beam::md5`]: two modules have the same identity
+    /// exactly when those bytes are the same. Three times cheaper than the md5 on CPUs with
+    /// SHA instructions, so appup generation compares modules by it.
+    pub fn identity(&self) -> [u8; 32] {
+        let mut h = sha2::Sha256::new();
+        self.feed_md5_chunks(&mut |b| sha2::Digest::update(&mut h, b));
+        sha2::Digest::finalize(h).into()
     }
 
     /// The md5 as 32 lowercase hex digits.

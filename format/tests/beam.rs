@@ -143,6 +143,13 @@ fn reads_behaviours_exports_imports_and_child_specs() {
         fixture_beam("v3", "demo", "demo_app").md5()
     );
     assert_ne!(server.md5(), fixture_beam("v1", "demo", "demo_server").md5());
+    // The identity rel compares modules by agrees with the md5 on every fixture pair.
+    for module in ["demo_app", "demo_sup", "demo_server", "demo_lib"] {
+        for (a, b) in [("v1", "v2"), ("v2", "v3"), ("v1", "v3")] {
+            let (x, y) = (fixture_beam(a, "demo", module), fixture_beam(b, "demo", module));
+            assert_eq!(x.md5() == y.md5(), x.identity() == y.identity(), "{module} {a} {b}");
+        }
+    }
 }
 
 #[test]
