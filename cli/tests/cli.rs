@@ -494,3 +494,107 @@ fn a_damaged_cache_is_refetched_not_trusted() {
     );
     assert_eq!(rel_digest_of(&host.path("v2.tar")), rel_digest_of(&tarball(&vs[1])));
 }
+
+#[test]
+fn verify_checks_envelopes_and_local_releases_against_the_registry() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let v = &versions()[0];
+    home.rel(Some(&reg))
+        .arg("push")
+        .arg(tarball(v))
+        .arg("--quiet")
+        .assert()
+        .success();
+
+    // A stored envelope verifies; one changed byte does not.
+    let envelope = home.path(&format!("store/manifests/demo/{v}/release.json"));
+    let out = home.json(&reg, &["verify", envelope.to_str().unwrap()]);
+    assert_eq!(
+        (out["name"].as_str(), out["signer"].as_str()),
+        (Some("demo"), Some("ci"))
+    );
+    let tampered = home.path("tampered.json");
+    fs::write(
+        &tampered,
+        fs::read_to_string(&envelope)
+            .unwrap()
+            .replacen("\"length\":", "\"length\":1", 1),
+    )
+    .unwrap();
+    let out = home.rel(Some(&reg)).arg("verify").arg(&tampered).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not verify"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The release file is what the registry signed; a modified copy is not.
+    let out = home.json(&reg, &["verify", tarball(v).to_str().unwrap()]);
+    assert_eq!(out["matches_registry"], true);
+    let copy = home.path("copy");
+    rel::local::extract(fs::File::open(tarball(v)).unwrap(), &copy, Default::default()).unwrap();
+    fs::write(
+        copy.join(format!("releases/{v}/sys.config")),
+        "[{demo, [{greeting, \"changed\"}]}].\n",
+    )
+    .unwrap();
+    let out = home.rel(Some(&reg)).arg("verify").arg(&copy).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("its contents differ from what the registry signed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn appup_show_gc_and_completions() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    // Appups from two release files, without a registry.
+    let out = home.json(
+        &reg,
+        &[
+            "appup",
+            tarball(&vs[0]).to_str().unwrap(),
+            tarball(&vs[1]).to_str().unwrap(),
+            "--out",
+            home.path("appups").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out[0]["app"], "demo");
+    let appup = fs::read_to_string(home.path("appups/demo.appup")).unwrap();
+    assert!(
+        appup.contains("{update,demo_server,{advanced,[]},[demo_lib]}") && appup.contains("{add_module,demo_new,[]}"),
+        "{appup}"
+    );
+
+    for v in &vs[..2] {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(tarball(v))
+            .arg("--quiet")
+            .assert()
+            .success();
+    }
+    let shown = home.json(&reg, &["show", "demo", &vs[1]]);
+    assert_eq!(shown["signer"], "ci");
+    assert_eq!(shown["manifest"]["platform"]["erts"], "13.1.5");
+    assert!(shown["shared_with_previous"][1].as_u64().unwrap() > 300, "{shown}");
+
+    let gc = home.json(&reg, &["gc", "--dry-run"]);
+    assert_eq!(
+        (
+            gc["manifests"].as_u64(),
+            gc["chunks_deleted"].as_u64(),
+            gc["dry_run"].as_bool()
+        ),
+        (Some(2), Some(0), Some(true))
+    );
+
+    let out = home.rel(None).args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("build-upgrade"));
+}

@@ -22,18 +22,10 @@ struct Verified {
 pub async fn run(s: &Settings, args: &VerifyArgs) -> Result<()> {
     let trusted = s.trusted(&args.trust.trusted_keys)?;
     let head = std::fs::read(&args.file).ok().filter(|b| b.first() == Some(&b'{'));
-    let result = if let Some(bytes) = head {
+    let (m, signer, matches_registry) = if let Some(bytes) = head {
         let (env, signer) = SignedManifest::verify_signature(&bytes, &trusted)
             .with_context(|| format!("`{}` does not verify", args.file.display()))?;
-        let m = env.signed;
-        Verified {
-            name: m.name,
-            version: m.version.to_string(),
-            kind: m.kind,
-            signer,
-            digest: m.tar.digest.to_string(),
-            matches_registry: None,
-        }
+        (env.signed, signer, None)
     } else {
         // A release: canonicalise it and compare with what the registry signed.
         let path = args.file.clone();
@@ -58,14 +50,15 @@ pub async fn run(s: &Settings, args: &VerifyArgs) -> Result<()> {
                 m.tar.digest
             );
         }
-        Verified {
-            name: m.name,
-            version: m.version.to_string(),
-            kind: m.kind,
-            signer,
-            digest: m.tar.digest.to_string(),
-            matches_registry: Some(true),
-        }
+        (m, signer, Some(true))
+    };
+    let result = Verified {
+        name: m.name,
+        version: m.version.to_string(),
+        kind: m.kind,
+        signer,
+        digest: m.tar.digest.to_string(),
+        matches_registry,
     };
     if args.json {
         crate::print_json(&result);
