@@ -303,3 +303,36 @@ fn dry_run_changes_nothing_and_hooks_run_around_each_step() {
         ]
     );
 }
+
+#[test]
+fn install_completes_a_mix_style_layout() {
+    // mix release writes releases/<vsn>/<name>.rel but no releases/<name>.rel nor RELEASES.
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let v = &versions()[0];
+    let folder = home.path("mixlike");
+    rel::local::extract(fs::File::open(tarball(v)).unwrap(), &folder, Default::default()).unwrap();
+    fs::remove_file(folder.join("releases/demo.rel")).unwrap();
+    home.rel(Some(&reg))
+        .arg("push")
+        .arg(&folder)
+        .arg("--quiet")
+        .assert()
+        .success();
+    let root = home.path("host/demo");
+    home.rel(Some(&reg))
+        .args(["install", "demo", "--version", v, "--root"])
+        .arg(&root)
+        .arg("--quiet")
+        .assert()
+        .success();
+    let releases = fs::read_to_string(root.join("releases/RELEASES")).unwrap();
+    assert!(
+        releases.contains(&format!("{{release,\"demo\",\"{v}\",\"13.1.5\"")) && releases.contains("permanent"),
+        "{releases}"
+    );
+    // It boots, and release_handler knows it as permanent.
+    let mut node = Target::open(&root).start(v);
+    assert_eq!(running(&mut node), *v);
+    assert_eq!(node.eval("demo_server:count()"), "0");
+}

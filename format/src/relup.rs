@@ -924,6 +924,27 @@ mod tests {
     }
 
     #[test]
+    fn a_new_erts_restarts_the_emulator_as_systools_does() {
+        let appup = parse_term(
+            "a.appup",
+            r#"{"2",[{"1",[{load_module,a}]}],[{"1",[{load_module,a}]}]}."#,
+        )
+        .unwrap();
+        let top = rel("2", "14.0", vec![app("x", "2", &["a"])]);
+        let base = rel("1", "13.1.5", vec![app("x", "1", &["a"])]);
+        let bases = [base];
+        let relup = make_relup(&top, &bases, &bases, &|_| Ok(appup.clone())).unwrap();
+        let expected = parse_term(
+            "expected",
+            r#"{"2",
+               [{"1",[],[restart_new_emulator,{load_object_code,{x,"2",[a]}},point_of_no_return,{load,{a,brutal_purge,brutal_purge}}]}],
+               [{"1",[],[{load_object_code,{x,"1",[a]}},point_of_no_return,{load,{a,brutal_purge,brutal_purge}},restart_emulator]}]}."#,
+        )
+        .unwrap();
+        assert!(relup.erl_eq(&expected), "got\n{relup}\nexpected\n{expected}");
+    }
+
+    #[test]
     fn regex_version_keys() {
         let clauses = vec![parse_term("k", r#"{<<"0\\.1\\..*">>, [x]}."#).unwrap()];
         assert!(appup_search_for_version("0.1.5", &clauses).is_some());

@@ -325,9 +325,10 @@ pub(crate) async fn write_release(
             });
             let _ = confirm_tx.send(streamed.is_ok());
             let extracted = extraction.await?;
-            let transfer = streamed?;
+            // When extraction stops early the writer only sees a broken pipe: the extraction's
+            // own error is the one to report.
             extracted?;
-            transfer
+            streamed?
         }
     };
     progress.finish();

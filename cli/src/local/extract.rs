@@ -72,6 +72,7 @@ pub fn extract_confirmed<R: Read>(
         let path = path.to_owned();
         move |source| ExtractError::Io { path, source }
     };
+    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.rel-tmp-"))
         .tempdir_in(parent)
