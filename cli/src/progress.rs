@@ -9,13 +9,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Progress(Option<ProgressBar>);
 
 impl Progress {
+    /// A bar towards `total` bytes; with `total` 0 (not known in advance), a counter.
     pub fn bytes(total: u64, message: &str, quiet: bool) -> Self {
         if quiet || !std::io::stderr().is_terminal() {
             return Self(None);
         }
-        let bar = ProgressBar::new(total);
+        let (bar, template) = if total == 0 {
+            (ProgressBar::no_length(), "{msg:>10} {bytes} {bytes_per_sec}")
+        } else {
+            (
+                ProgressBar::new(total),
+                "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+        };
         bar.set_style(
-            ProgressStyle::with_template("{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            ProgressStyle::with_template(template)
                 .expect("valid template")
                 .progress_chars("=> "),
         );

@@ -229,8 +229,8 @@ async fn push_with(
         bail!("an upgrade needs --from VERSION (the version it upgrades from)");
     }
     let client = Client::new(&s.registry, s.token.clone());
-    let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let progress = Progress::bytes(total, "push", s.quiet);
+    // The uncompressed size is only known once packed: count uploaded bytes.
+    let progress = Progress::bytes(0, "push", s.quiet);
     let (stream, seen, uploaded) = ingest_and_upload(&client, path, jobs, None, &progress).await?;
     let manifest = manifest_for(stream, &seen, name, version, kind, from)?;
     let envelope = key.sign(&manifest)?.to_bytes();
