@@ -216,31 +216,6 @@ pub(crate) async fn verified_release(
     Ok(Verified { manifest, signer })
 }
 
-enum Format {
-    Gzip,
-    Tar,
-    Zstd,
-}
-
-fn format_of(path: &Path) -> Result<Format> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        Ok(Format::Gzip)
-    } else if name.ends_with(".tar.zst") {
-        Ok(Format::Zstd)
-    } else if name.ends_with(".tar") {
-        Ok(Format::Tar)
-    } else {
-        bail!(
-            "cannot tell the format of `{}`: name it .tar.gz, .tar or .tar.zst",
-            path.display()
-        )
-    }
-}
-
 /// Where a pulled release goes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Target<'a> {
@@ -265,38 +240,9 @@ pub(crate) async fn write_release(
     let progress = Progress::bytes(m.tar.length, label, s.quiet);
     let transfer = match target {
         Target::File(output) => {
-            let format = format_of(output)?;
-            let parent = match output.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-                _ => PathBuf::from("."),
-            };
-            let tmp = tempfile::NamedTempFile::new_in(&parent)
-                .with_context(|| format!("cannot write in `{}`", parent.display()))?;
-            let file = std::io::BufWriter::with_capacity(1 << 20, tmp.reopen()?);
-            let transfer = match format {
-                Format::Tar => {
-                    let (mut f, t) = stream_tar(client, &cache, m, jobs, &progress, file).await?;
-                    f.flush()?;
-                    t
-                }
-                Format::Gzip => {
-                    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(6));
-                    let (gz, t) = stream_tar(client, &cache, m, jobs, &progress, gz).await?;
-                    gz.finish()?.flush()?;
-                    t
-                }
-                Format::Zstd => {
-                    let z = zstd::stream::write::Encoder::new(file, 3)?;
-                    let (z, t) = stream_tar(client, &cache, m, jobs, &progress, z).await?;
-                    z.finish()?.flush()?;
-                    t
-                }
-            };
-            // Temporary files are private; the result is an ordinary file.
-            std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-            tmp.persist(output)
-                .map_err(|e| e.error)
-                .with_context(|| format!("cannot write `{}`", output.display()))?;
+            let file = crate::local::TarFile::create(output)?;
+            let (file, transfer) = stream_tar(client, &cache, m, jobs, &progress, file).await?;
+            file.commit()?;
             transfer
         }
         Target::Dir(into) => {

@@ -266,7 +266,9 @@ pub async fn build(s: &Settings, args: &BuildUpgradeArgs) -> Result<()> {
     }
     let bytes = std::fs::metadata(&tar_path)?.len();
     if let Some(out) = &args.output {
-        write_compressed(&tar_path, out)?;
+        let mut file = crate::local::TarFile::create(out)?;
+        std::io::copy(&mut std::fs::File::open(&tar_path)?, &mut file)?;
+        file.commit()?;
     }
     if args.push {
         let key = s.secret_key(args.key.as_deref())?;
@@ -307,38 +309,5 @@ pub async fn build(s: &Settings, args: &BuildUpgradeArgs) -> Result<()> {
             if report.pushed { "; pushed" } else { "" }
         ));
     }
-    Ok(())
-}
-
-/// Writes `tar` to `out` in the format its extension names, atomically.
-fn write_compressed(tar: &Path, out: &Path) -> Result<()> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(&parent)?;
-    let mut input = std::fs::File::open(tar)?;
-    let file = std::io::BufWriter::new(tmp.reopen()?);
-    let name = out.to_string_lossy();
-    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(6));
-        std::io::copy(&mut input, &mut gz)?;
-        std::io::Write::flush(&mut gz.finish()?)?;
-    } else if name.ends_with(".tar.zst") {
-        let mut z = zstd::stream::write::Encoder::new(file, 3)?;
-        std::io::copy(&mut input, &mut z)?;
-        std::io::Write::flush(&mut z.finish()?)?;
-    } else if name.ends_with(".tar") {
-        let mut file = file;
-        std::io::copy(&mut input, &mut file)?;
-        std::io::Write::flush(&mut file)?;
-    } else {
-        bail!(
-            "cannot tell the format of `{}`: name it .tar.gz, .tar or .tar.zst",
-            out.display()
-        );
-    }
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
-    tmp.persist(out).map_err(|e| e.error)?;
     Ok(())
 }
