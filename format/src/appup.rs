@@ -99,8 +99,6 @@ pub struct AppSnapshot {
 pub struct ReleaseSnapshot {
     pub spec: ReleaseSpec,
     pub apps: BTreeMap<String, AppSnapshot>,
-    /// Files under `releases/<vsn>/` (start.boot, sys.config, ...), by name, with contents.
-    pub release_files: BTreeMap<String, Vec<u8>>,
 }
 
 /// Why a release could not be read for appup generation.
@@ -131,8 +129,7 @@ pub fn snapshot_wants(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["lib", _, "ebin", f] => f.ends_with(".beam") || f.ends_with(".app") || f.ends_with(".appup"),
-        ["releases", f] => f.ends_with(".rel"),
-        ["releases", _, _] => true,
+        ["releases", f] | ["releases", _, f] => f.ends_with(".rel"),
         _ => false,
     }
 }
@@ -144,7 +141,6 @@ pub struct SnapshotBuilder {
     beams: Vec<(String, ModuleSummary)>,
     app_files: Vec<(String, Vec<u8>)>,
     appups: Vec<(String, Vec<u8>)>,
-    releases: Vec<(String, Vec<u8>)>,
 }
 
 impl SnapshotBuilder {
@@ -158,12 +154,8 @@ impl SnapshotBuilder {
             }
             ["lib", dir, "ebin", file] if file.ends_with(".app") => self.app_files.push(((*dir).to_owned(), bytes)),
             ["lib", dir, "ebin", file] if file.ends_with(".appup") => self.appups.push(((*dir).to_owned(), bytes)),
-            ["releases", f] if f.ends_with(".rel") => self.rel_files.push((path.to_owned(), bytes)),
-            ["releases", _, f] => {
-                if f.ends_with(".rel") {
-                    self.rel_files.push((path.to_owned(), bytes.clone()));
-                }
-                self.releases.push((path.to_owned(), bytes));
+            ["releases", f] | ["releases", _, f] if f.ends_with(".rel") => {
+                self.rel_files.push((path.to_owned(), bytes))
             }
             _ => {}
         }
@@ -205,17 +197,7 @@ impl SnapshotBuilder {
             }
             apps.insert(app.name.clone(), snap);
         }
-        let prefix = format!("releases/{}/", spec.version);
-        let release_files = self
-            .releases
-            .into_iter()
-            .filter_map(|(p, b)| p.strip_prefix(&prefix).map(|n| (n.to_owned(), b)))
-            .collect();
-        Ok(ReleaseSnapshot {
-            spec,
-            apps,
-            release_files,
-        })
+        Ok(ReleaseSnapshot { spec, apps })
     }
 }
 

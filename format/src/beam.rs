@@ -133,14 +133,6 @@ impl Beam {
             .map(|&(_, s, l)| &self.bytes[s..s + l])
     }
 
-    /// The chunk ids, in file order.
-    pub fn chunk_ids(&self) -> Vec<String> {
-        self.chunks
-            .iter()
-            .map(|(c, _, _)| String::from_utf8_lossy(c).into_owned())
-            .collect()
-    }
-
     /// The module name (the first atom).
     pub fn module(&self) -> &str {
         &self.atoms[0]
