@@ -147,8 +147,8 @@ pub struct PushArgs {
     /// For an upgrade: the versions it upgrades from (repeatable).
     #[arg(long, value_name = "VERSION")]
     pub from: Vec<String>,
-    /// Parallel uploads.
-    #[arg(long, default_value_t = 8)]
+    /// Packs compressed and uploaded at once (each about 2 MiB before compression).
+    #[arg(long, default_value_t = 4)]
     pub jobs: usize,
     /// Print the result as JSON on stdout.
     #[arg(long)]

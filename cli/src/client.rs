@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rel_format::api::{Digests, ErrorBody, GcReport, GcRequest, ReleaseNames, Stored, VersionList, Yank};
+use rel_format::api::{Digests, ErrorBody, GcReport, GcRequest, PackStored, ReleaseNames, Stored, VersionList, Yank};
 use rel_format::upgrade_path::Plan;
 use rel_format::{Digest, Version};
 use reqwest::StatusCode;
@@ -147,12 +147,11 @@ impl Client {
         Ok(out)
     }
 
-    pub async fn put_chunk(&self, digest: &Digest, length: u64, compressed: Vec<u8>) -> Result<(), ClientError> {
-        self.send("PUT", &format!("/v1/chunks/{digest}"), |r| {
-            r.header("rel-chunk-length", length).body(compressed)
+    pub async fn put_pack(&self, body: Vec<u8>) -> Result<PackStored, ClientError> {
+        self.json("POST", "/v1/packs", |r| {
+            r.header("content-type", "application/octet-stream").body(body)
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     pub async fn get_chunk(&self, digest: &Digest) -> Result<Bytes, ClientError> {

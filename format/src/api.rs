@@ -25,6 +25,15 @@ pub struct Digests {
     pub digests: Vec<Digest>,
 }
 
+/// `POST /v1/packs` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackStored {
+    /// The digest of the pack body, which names it in the store.
+    pub pack: Digest,
+    /// How many distinct chunks it holds.
+    pub chunks: u64,
+}
+
 /// `PUT /v1/manifests` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
@@ -109,5 +118,11 @@ pub struct GcReport {
     pub bytes_deleted: u64,
     /// Unreferenced chunks kept because they are younger than the grace period.
     pub chunks_in_grace: u64,
+    /// Packs deleted whole: every chunk in them was collected, or they were never indexed.
+    #[serde(default)]
+    pub packs_deleted: u64,
+    /// Packs written again without their collected chunks.
+    #[serde(default)]
+    pub packs_rewritten: u64,
     pub dry_run: bool,
 }

@@ -221,21 +221,42 @@ impl<W: Write> Reassembler<W> {
     }
 }
 
-/// Compresses a chunk for storage (zstd, level 3).
+/// Compresses a chunk for storage (zstd, level 3). Each thread keeps one compression
+/// context: creating one per chunk costs as much as compressing a small chunk.
 #[cfg(feature = "zstd")]
 pub fn compress_chunk(data: &[u8]) -> io::Result<Vec<u8>> {
-    zstd::bulk::compress(data, 3)
+    thread_local! {
+        static CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
+    CCTX.with_borrow_mut(|cctx| {
+        let cctx = match cctx {
+            Some(c) => c,
+            None => cctx.insert(zstd::bulk::Compressor::new(3)?),
+        };
+        cctx.compress(data)
+    })
 }
 
 /// Decompresses a stored chunk, refusing output larger than the chunk's recorded length (so a
 /// hostile store cannot send a decompression bomb), then verifies it.
 #[cfg(feature = "zstd")]
 pub fn decompress_chunk(chunk: &ChunkRef, stored: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    thread_local! {
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
     let capacity = usize::try_from(chunk.length).unwrap_or(usize::MAX).min(MAX_CHUNK);
-    let data = zstd::bulk::decompress(stored, capacity).map_err(|source| ChunkError::Decompress {
-        digest: chunk.digest,
-        source,
-    })?;
+    let data = DCTX
+        .with_borrow_mut(|dctx| {
+            let dctx = match dctx {
+                Some(d) => d,
+                None => dctx.insert(zstd::bulk::Decompressor::new()?),
+            };
+            dctx.decompress(stored, capacity)
+        })
+        .map_err(|source| ChunkError::Decompress {
+            digest: chunk.digest,
+            source,
+        })?;
     verify_chunk(chunk, &data)?;
     Ok(data)
 }

@@ -10,6 +10,7 @@
 //! - [`release`]: a release's `.rel` and `lib/` directories.
 //! - [`archive`]: the canonical tar form and the rules for hostile archives.
 //! - [`chunk`]: content-defined chunks, reassembly and chunk compression.
+//! - [`pack`]: many compressed chunks in one upload and one stored object.
 //! - [`manifest`]: what an artifact is, in canonical JSON.
 //! - [`signing`]: ed25519 keys, signatures and verification of the artifact asked for.
 
@@ -22,6 +23,7 @@ pub mod chunk;
 pub mod digest;
 pub mod etf;
 pub mod manifest;
+pub mod pack;
 pub mod release;
 pub mod relup;
 pub mod signing;

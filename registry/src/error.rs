@@ -28,6 +28,8 @@ pub enum ApiError {
     MissingChunks(Vec<Digest>),
     #[error("{0}")]
     TooLarge(String),
+    #[error("{0}")]
+    Internal(String),
     #[error("storage failed")]
     Storage(#[from] StoreError),
 }
@@ -43,6 +45,7 @@ impl ApiError {
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::MissingChunks(_) => (StatusCode::UNPROCESSABLE_ENTITY, "missing_chunks"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Storage(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Storage(StoreError::AlreadyExists(_) | StoreError::Conflict(_)) => {
                 (StatusCode::CONFLICT, "conflict")

@@ -1,6 +1,6 @@
 //! The rel registry: signed, content-addressed OTP release artifacts over `object_store`.
 //!
-//! It keeps no state of its own: chunks, manifests, channel pointers and yank markers all
+//! It keeps no state of its own: chunk packs, manifests, channel pointers and yank markers all
 //! live in the object store (a local folder by default, S3 in production), so several
 //! replicas can serve one bucket. Each replica caches only what is immutable or what it can
 //! re-list ([`catalog`]). The HTTP API is SPEC.md §7; `rel serve` runs it.
@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod packs;
 mod routes;
 pub mod store;
 
@@ -33,6 +34,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub store: Store,
     pub catalog: catalog::Catalog,
+    /// Which pack holds each chunk.
+    pub packs: packs::Packs,
     pub tokens: auth::Tokens,
     /// Keys whose signatures the registry accepts on manifests and channel pointers. Empty:
     /// any well-formed signed document is accepted and trust is left to hosts.
@@ -76,6 +79,7 @@ impl AppState {
     pub fn new(store: Store, options: Options) -> Self {
         AppState(Arc::new(Inner {
             catalog: catalog::Catalog::new(store.clone(), options.catalog_ttl),
+            packs: packs::Packs::new(store.clone()),
             store,
             tokens: options.tokens,
             publishers: options.publishers,

@@ -1,7 +1,8 @@
 //! The registry's storage: key layout and write disciplines over `object_store`.
 //!
 //! ```text
-//! chunks/<hex[0..2]>/<hex>                        zstd frame of one chunk, write-once
+//! packs/<hex[0..2]>/<hex>.pack                   chunks' zstd frames (hex: sha256 of the pack), write-once
+//! packs/<hex[0..2]>/<hex>.idx                    where each chunk is in that pack, written after it
 //! manifests/<name>/<version>/release.json         signed envelope, write-once
 //! manifests/<name>/<version>/upgrade-<fromkey>.json   (fromkey: 32 hex of sha256 of the from list)
 //! channels/<name>/<channel>.json                  signed pointer, compare-and-swap
@@ -10,7 +11,8 @@
 //! replaced/<name>/<version>/upgrade-<fromkey>.json.<unix>  a yanked upgrade, once replaced
 //! ```
 //!
-//! Content goes first and pointers last: chunks, then the manifest (which the registry only
+//! Content goes first and pointers last: a pack, then its index (which makes its chunks
+//! visible), then the manifest (which the registry only
 //! accepts when every chunk it names is stored), then channel pointers. Manifests are
 //! created with `PutMode::Create`, so of two racing pushes of one artifact exactly one wins.
 //! Channel pointers are swapped with `PutMode::Update` on stores that support it; a local
@@ -53,6 +55,8 @@ pub enum StoreError {
         #[source]
         source: object_store::Error,
     },
+    #[error("`{key}` gave {actual} bytes where {expected} were asked for")]
+    ShortRead { key: String, expected: u64, actual: u64 },
     #[error("cannot lock `{path}` for compare-and-swap")]
     Lock {
         path: PathBuf,
@@ -74,12 +78,6 @@ fn backend(key: &Path) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
             source,
         },
     }
-}
-
-/// Key of a chunk.
-pub fn chunk_key(digest: &Digest) -> Path {
-    let hex = digest.hex();
-    Path::from(format!("chunks/{}/{hex}", &hex[..2]))
 }
 
 /// Key of a manifest.
@@ -198,6 +196,20 @@ impl Store {
             },
             last_modified: meta.last_modified.into(),
         })
+    }
+
+    /// The bytes of `key` in `range`; a store that returns fewer is reported as a short read.
+    pub async fn get_range(&self, key: &Path, range: std::ops::Range<u64>) -> Result<Bytes, StoreError> {
+        let want = range.end - range.start;
+        let bytes = self.inner.get_range(key, range).await.map_err(backend(key))?;
+        if bytes.len() as u64 != want {
+            return Err(StoreError::ShortRead {
+                key: key.to_string(),
+                expected: want,
+                actual: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
     }
 
     pub async fn exists(&self, key: &Path) -> Result<bool, StoreError> {

@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Artifact, artifact, call, key, noise, push};
+use common::{Artifact, artifact, call, key, noise, pack_of, push, upload};
 use rel_format::Kind;
 use rel_format::channel::{CHANNEL_SCHEMA, ChannelPointer, SignedChannel};
 use rel_registry::{AppState, Options, Store, app};
@@ -73,87 +73,86 @@ async fn push_is_content_first_and_write_once() {
 }
 
 #[tokio::test]
-async fn chunks_are_verified_while_received() {
+async fn packs_are_verified_before_they_are_stored() {
     let app = open_app();
     let a = release("1.0.0", 3);
     let (c, data) = &a.chunks[0];
-    let put = |digest: String, len: String, body: Vec<u8>| {
+    let post = |body: Vec<u8>| {
         let app = app.clone();
-        async move {
-            call(
-                &app,
-                "PUT",
-                &format!("/v1/chunks/{digest}"),
-                None,
-                &[("rel-chunk-length", len)],
-                body,
-            )
-            .await
-        }
+        async move { call(&app, "POST", "/v1/packs", None, &[], body).await }
     };
-    // Another chunk's bytes under this digest.
-    let r = put(
-        c.digest.to_string(),
-        a.chunks[1].0.length.to_string(),
-        a.chunks[1].1.clone(),
-    )
-    .await;
+    // Another chunk's bytes under this digest: the whole pack is refused, naming the chunk.
+    let swapped = (c.clone(), a.chunks[1].1.clone());
+    let r = post(pack_of([&a.chunks[2], &swapped])).await;
     assert_eq!(r.status, 422, "{}", r.text());
-    assert!(
-        r.text().contains("its bytes were altered") || r.text().contains("bytes; the manifest says"),
-        "{}",
-        r.text()
-    );
+    assert!(r.text().contains(&c.digest.to_string()), "{}", r.text());
     // Wrong declared length.
-    let r = put(c.digest.to_string(), (c.length + 1).to_string(), data.clone()).await;
-    assert_eq!(r.status, 422, "{}", r.text());
-    // Not zstd at all.
-    let r = put(c.digest.to_string(), c.length.to_string(), b"garbage".to_vec()).await;
-    assert_eq!(r.status, 422, "{}", r.text());
-    // No length header; bad digest text.
-    let r = call(
-        &app,
-        "PUT",
-        &format!("/v1/chunks/{}", c.digest),
-        None,
-        &[],
+    let longer = (
+        rel_format::chunk::ChunkRef {
+            digest: c.digest,
+            length: c.length + 1,
+        },
         data.clone(),
-    )
-    .await;
-    assert_eq!(r.status, 400);
-    let r = put("sha256:zz".into(), c.length.to_string(), data.clone()).await;
+    );
+    assert_eq!(post(pack_of([&longer])).await.status, 422);
+    // Not zstd at all.
+    let garbage = (c.clone(), b"garbage".to_vec());
+    assert_eq!(post(pack_of([&garbage])).await.status, 422);
+    // Not a pack; cut short; empty.
+    let good = pack_of([&a.chunks[0]]);
+    for (body, says) in [
+        (b"PK\x03\x04".to_vec(), "RELPACK1"),
+        (good[..good.len() - 3].to_vec(), "cut short"),
+        (b"RELPACK1".to_vec(), "no chunks"),
+    ] {
+        let r = post(body).await;
+        assert_eq!(
+            (r.status.as_u16(), r.json()["code"].as_str()),
+            (422, Some("invalid")),
+            "{}",
+            r.text()
+        );
+        assert!(r.text().contains(says), "{says}: {}", r.text());
+    }
+    // A bad digest text on download.
+    let r = call(&app, "GET", "/v1/chunks/sha256:zz", None, &[], "").await;
     assert_eq!(
         (r.status.as_u16(), r.json()["code"].as_str()),
         (400, Some("bad_request"))
     );
     // Nothing was stored by the refusals.
-    let r = call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "").await;
-    assert_eq!(r.status, 404);
-    // The right bytes: 201, then 200, then served with immutable caching.
-    assert_eq!(
-        put(c.digest.to_string(), c.length.to_string(), data.clone())
+    for (c, _) in &a.chunks {
+        let r = call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "").await;
+        assert_eq!(r.status, 404);
+    }
+    // The right bytes: 201 naming the pack and its distinct chunks, then 200 when sent again.
+    let body = pack_of(a.chunks.iter().chain([&a.chunks[0]]));
+    let r = post(body.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["chunks"], a.chunks.len());
+    assert_eq!(r.json()["pack"], rel_format::Digest::of(&body).to_string());
+    assert_eq!(post(body).await.status, 200);
+    // Each chunk is served as its own frame, with immutable caching.
+    for (c, frame) in &a.chunks {
+        let response = tower::ServiceExt::oneshot(
+            app.clone(),
+            axum::http::Request::get(format!("/v1/chunks/{}", c.digest))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let got = http_body_util::BodyExt::collect(response.into_body())
             .await
-            .status,
-        201
-    );
-    assert_eq!(
-        put(c.digest.to_string(), c.length.to_string(), data.clone())
-            .await
-            .status,
-        200
-    );
-    let response = tower::ServiceExt::oneshot(
-        app.clone(),
-        axum::http::Request::get(format!("/v1/chunks/{}", c.digest))
-            .body(axum::body::Body::empty())
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        response.headers()["cache-control"],
-        "public, max-age=31536000, immutable"
-    );
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&got[..], &frame[..]);
+    }
 }
 
 #[tokio::test]
@@ -343,6 +342,7 @@ async fn operations_endpoints() {
     for path in [
         "/v1/manifests",
         "/v1/chunks/missing",
+        "/v1/packs",
         "/v1/releases/{name}/upgrade-path",
         "/v1/admin/gc",
     ] {
@@ -355,7 +355,7 @@ async fn operations_endpoints() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("rel_http_requests_total{method=\"PUT\",route=\"/v1/chunks\",status=\"201\"}"),
+        metrics.contains("rel_http_requests_total{method=\"POST\",route=\"/v1/packs\",status=\"201\"}"),
         "{metrics}"
     );
 }
@@ -370,19 +370,14 @@ async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
     let app = app(AppState::new(store.clone(), options));
     let kept = release("1.0.0", 60);
     assert_eq!(push(&app, None, &kept).await.status, 201);
-    // An abandoned push: chunks without a manifest.
+    // An abandoned push: chunks without a manifest, in a pack of their own and in a pack
+    // shared with a chunk the stored release references.
     let orphan = release("2.0.0", 61);
-    for (c, d) in &orphan.chunks {
-        call(
-            &app,
-            "PUT",
-            &format!("/v1/chunks/{}", c.digest),
-            None,
-            &[("rel-chunk-length", c.length.to_string())],
-            d.clone(),
-        )
-        .await;
-    }
+    let half = orphan.chunks.len() / 2;
+    assert_eq!(upload(&app, None, &orphan.chunks[..half]).await.status, 201);
+    let mut mixed = orphan.chunks[half..].to_vec();
+    mixed.push(kept.chunks[0].clone());
+    assert_eq!(upload(&app, None, &mixed).await.status, 201);
     let gc = |app: axum::Router| async move {
         call(
             &app,
@@ -416,20 +411,16 @@ async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
     assert_eq!(missing["digests"].as_array().unwrap().len(), orphan.chunks.len());
     // ...and one chunk re-uploaded after the mark survives the sweep, the rest go.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (c, d) = &orphan.chunks[0];
-    call(
-        &app,
-        "PUT",
-        &format!("/v1/chunks/{}", c.digest),
-        None,
-        &[("rel-chunk-length", c.length.to_string())],
-        d.clone(),
-    )
-    .await;
+    let c = &orphan.chunks[0].0;
+    assert_eq!(upload(&app, None, &orphan.chunks[..1]).await.status, 201);
     let second = gc(app.clone()).await;
     assert_eq!(
-        second["chunks_deleted"].as_u64().unwrap(),
-        orphan.chunks.len() as u64 - 1,
+        (
+            second["chunks_deleted"].as_u64().unwrap(),
+            second["packs_deleted"].as_u64().unwrap(),
+            second["packs_rewritten"].as_u64().unwrap()
+        ),
+        (orphan.chunks.len() as u64 - 1, 1, 1),
         "{second}"
     );
     assert_eq!(
@@ -437,6 +428,16 @@ async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
             .await
             .status,
         200
+    );
+    for (c, _) in &orphan.chunks[1..] {
+        let r = call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "").await;
+        assert_eq!(r.status, 404, "{c:?} survived");
+    }
+    let packs = store.list("packs").await.unwrap();
+    assert_eq!(
+        packs.len(),
+        2 * 3,
+        "kept, rewritten and re-uploaded packs, each with its index"
     );
     // The stored release is whole.
     for (c, _) in &kept.chunks {
@@ -547,4 +548,53 @@ async fn a_yanked_upgrade_can_be_replaced_but_a_release_never() {
     .await;
     assert_eq!(r.status, 200);
     assert_eq!(push(&app, None, &release("2.0.0", 74)).await.status, 409);
+}
+
+#[tokio::test]
+async fn replicas_find_each_others_packs_and_follow_collection() {
+    let store = memory();
+    let replica = || {
+        let options = Options {
+            gc_grace: std::time::Duration::from_secs(0),
+            ..Options::default()
+        };
+        app(AppState::new(store.clone(), options))
+    };
+    let (a, b) = (replica(), replica());
+    let get = |app: &axum::Router, d: rel_format::Digest| {
+        let app = app.clone();
+        async move {
+            call(&app, "GET", &format!("/v1/chunks/{d}"), None, &[], "")
+                .await
+                .status
+        }
+    };
+    let kept = release("1.0.0", 80);
+    // B has listed the store before A stores anything...
+    assert_eq!(get(&b, kept.chunks[0].0.digest).await, 404);
+    assert_eq!(upload(&a, None, &kept.chunks).await.status, 201);
+    // ...and still accepts a manifest naming A's chunks at once, and serves them.
+    let r = call(&b, "PUT", "/v1/manifests", None, &[], kept.envelope.clone()).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    for (c, _) in &kept.chunks {
+        assert_eq!(get(&b, c.digest).await, 200);
+    }
+    // A pack mixing an abandoned push with a kept chunk, which B serves from it.
+    let orphan = release("2.0.0", 81);
+    let mut mixed = orphan.chunks.clone();
+    mixed.push(kept.chunks[0].clone());
+    assert_eq!(upload(&a, None, &mixed).await.status, 201);
+    assert_eq!(get(&b, orphan.chunks[0].0.digest).await, 200);
+    // A collects: the mixed pack is rewritten without the abandoned chunks.
+    let gc = || {
+        let a = a.clone();
+        async move { call(&a, "POST", "/v1/admin/gc", None, &[], "").await.json() }
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    gc().await;
+    let report = gc().await;
+    assert_eq!(report["packs_rewritten"], 1, "{report}");
+    // B's cached locations point at the deleted pack: it lists again and finds the new one.
+    assert_eq!(get(&b, kept.chunks[0].0.digest).await, 200);
+    assert_eq!(get(&b, orphan.chunks[0].0.digest).await, 404);
 }

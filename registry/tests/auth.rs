@@ -127,7 +127,12 @@ async fn matrix() {
             missing_body.into_bytes(),
             [401, 403, 200, 200, 200],
         ),
-        ("PUT", chunk_url.clone(), chunk.1.clone(), [401, 403, 200, 200, 200]),
+        (
+            "POST",
+            "/v1/packs".into(),
+            common::pack_of([&chunk]),
+            [401, 403, 201, 200, 200],
+        ),
         (
             "PUT",
             "/v1/releases/demo/versions/1.0.0/yank".into(),
@@ -144,10 +149,7 @@ async fn matrix() {
     let mut failures = Vec::new();
     for (method, uri, body, expected) in &rows {
         for (caller, want) in CALLERS.iter().zip(expected) {
-            let headers = [
-                ("content-type", "application/json".to_owned()),
-                ("rel-chunk-length", chunk.0.length.to_string()),
-            ];
+            let headers = [("content-type", "application/json".to_owned())];
             let r = call(&app, method, uri, *caller, &headers, body.clone()).await;
             if r.status.as_u16() != *want {
                 failures.push(format!(
@@ -196,17 +198,7 @@ async fn matrix() {
 
 /// Uploads chunks with admin rights, then the manifest as `caller`.
 async fn push_manifest(app: &axum::Router, caller: Option<&str>, a: &common::Artifact) -> common::Reply {
-    for (c, d) in &a.chunks {
-        call(
-            app,
-            "PUT",
-            &format!("/v1/chunks/{}", c.digest),
-            Some("tok-admin"),
-            &[("rel-chunk-length", c.length.to_string())],
-            d.clone(),
-        )
-        .await;
-    }
+    common::upload(app, Some("tok-admin"), &a.chunks).await;
     call(app, "PUT", "/v1/manifests", caller, &[], a.envelope.clone()).await
 }
 
@@ -215,16 +207,7 @@ async fn anonymous_pull_when_allowed() {
     let (app, _dir, _) = setup(true).await;
     assert_eq!(call(&app, "GET", "/v1/releases/demo", None, &[], "").await.status, 200);
     let a = release("3.0.0", 30);
-    let (c, d) = &a.chunks[0];
-    let r = call(
-        &app,
-        "PUT",
-        &format!("/v1/chunks/{}", c.digest),
-        None,
-        &[("rel-chunk-length", c.length.to_string())],
-        d.clone(),
-    )
-    .await;
+    let r = common::upload(&app, None, &a.chunks[..1]).await;
     assert_eq!(r.status, 401);
     assert_eq!(
         call(&app, "PUT", "/v1/manifests", None, &[], a.envelope.clone())

@@ -30,16 +30,13 @@ async fn race(store: Store) {
         .map(|i| artifact("demo", "1.0.0", Kind::Release, &[], &noise(100 + i, 40_000), &key("ci")))
         .collect();
     for a in &artifacts {
-        for (c, d) in &a.chunks {
-            let r = client
-                .put(format!("{url}/v1/chunks/{}", c.digest))
-                .header("rel-chunk-length", c.length)
-                .body(d.clone())
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success());
-        }
+        let r = client
+            .post(format!("{url}/v1/packs"))
+            .body(common::pack_of(&a.chunks))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
     }
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(artifacts.len()));
     let tasks: Vec<_> = artifacts

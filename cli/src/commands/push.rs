@@ -8,6 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 use rel_format::archive::{Ingested, Limits, canonicalize};
 use rel_format::chunk::{ChunkRef, ChunkedStream, Chunker, compress_chunk};
 use rel_format::manifest::{AppRef, Kind, Manifest, Platform, SCHEMA};
+use rel_format::pack::PackWriter;
 use rel_format::{Digest, Version};
 use serde::Serialize;
 
@@ -64,7 +65,11 @@ struct Uploaded {
     bytes: u64,
 }
 
-/// Packs and chunks `path` while uploading, in batches, the chunks the registry lacks
+/// Chunks per pack: about 2 MiB before compression, so a pack is one request and one stored
+/// object, yet a few are in flight at once.
+const PACK_CHUNKS: usize = 128;
+
+/// Packs and chunks `path` while uploading, in packs, the chunks the registry lacks
 /// (compressed on the way). With `only`, uploads just those chunks (a retry).
 async fn ingest_and_upload(
     client: &Client,
@@ -86,7 +91,7 @@ async fn ingest_and_upload(
     let only = only.as_ref();
     let uploaded = incoming
         .filter(|(c, _)| std::future::ready(seen.insert(c.digest) && only.is_none_or(|o| o.contains(&c.digest))))
-        .ready_chunks(256)
+        .chunks(PACK_CHUNKS)
         .map(|batch| async move {
             let digests: Vec<Digest> = batch.iter().map(|(c, _)| c.digest).collect();
             let missing: HashSet<Digest> = match only {
@@ -94,20 +99,36 @@ async fn ingest_and_upload(
                 None => client.missing(&digests).await?.into_iter().collect(),
             };
             let unique = batch.len();
-            let (chunks, bytes) = futures::stream::iter(batch.into_iter().filter(|(c, _)| missing.contains(&c.digest)))
-                .map(|(c, data)| async move {
-                    let compressed = compress_chunk(&data)?;
-                    let n = compressed.len() as u64;
-                    client.put_chunk(&c.digest, c.length, compressed).await?;
-                    progress.inc(c.length);
-                    Ok::<u64, anyhow::Error>(n)
-                })
-                .buffer_unordered(jobs.max(1))
-                .try_fold((0usize, 0u64), |(k, b), n| async move { Ok((k + 1, b + n)) })
-                .await?;
+            let todo: Vec<_> = batch.into_iter().filter(|(c, _)| missing.contains(&c.digest)).collect();
+            if todo.is_empty() {
+                return Ok(Uploaded {
+                    unique,
+                    ..Uploaded::default()
+                });
+            }
+            let chunks = todo.len();
+            let length: u64 = todo.iter().map(|(c, _)| c.length).sum();
+            let body = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                let mut pack = PackWriter::new();
+                for (c, data) in &todo {
+                    pack.push(c, &compress_chunk(data)?);
+                }
+                Ok(pack.finish())
+            })
+            .await??;
+            let bytes = body.len() as u64;
+            let stored = client.put_pack(body).await?;
+            if stored.chunks != chunks as u64 {
+                bail!(
+                    "the registry stored {} of the {chunks} chunks sent in pack {}",
+                    stored.chunks,
+                    stored.pack
+                );
+            }
+            progress.inc(length);
             Ok::<Uploaded, anyhow::Error>(Uploaded { unique, chunks, bytes })
         })
-        .buffer_unordered(2)
+        .buffer_unordered(jobs.max(1))
         .try_fold(Uploaded::default(), |acc, u| async move {
             Ok(Uploaded {
                 unique: acc.unique + u.unique,

@@ -1,25 +1,26 @@
-//! Chunks: which are missing, upload (verified while received), download.
+//! Chunks: which are missing, upload in packs (each frame verified), download.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::{StreamExt, TryStreamExt};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use rel_format::Digest;
-use rel_format::api::{Digests, MAX_MISSING_QUERY};
-use rel_format::chunk::{ChunkRef, MAX_CHUNK, decompress_chunk};
+use rel_format::api::{Digests, MAX_MISSING_QUERY, PackStored};
+use rel_format::chunk::decompress_chunk;
+use rel_format::pack::{MAX_PACK, encode_index, index_entries, parse_pack};
 
 use super::Caller;
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::store::{StoreError, chunk_key};
-
-/// Largest stored chunk body: a zstd frame of an incompressible 64 KiB chunk is a little
-/// larger than 64 KiB.
-const MAX_CHUNK_BODY: usize = MAX_CHUNK + 4096;
+use crate::packs::{Pack, index_key, pack_key};
+use crate::store::StoreError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -27,13 +28,8 @@ pub(super) fn router() -> Router<AppState> {
             "/v1/chunks/missing",
             post(missing).layer(DefaultBodyLimit::max(MAX_MISSING_QUERY * 80 + 1024)),
         )
-        .route(
-            "/v1/chunks/{digest}",
-            put(upload)
-                .get(download)
-                .head(download)
-                .layer(DefaultBodyLimit::max(MAX_CHUNK_BODY)),
-        )
+        .route("/v1/chunks/{digest}", get(download).head(download))
+        .route("/v1/packs", post(upload).layer(DefaultBodyLimit::max(MAX_PACK)))
 }
 
 fn parse_digest(text: &str) -> Result<Digest, ApiError> {
@@ -41,29 +37,41 @@ fn parse_digest(text: &str) -> Result<Digest, ApiError> {
         .map_err(|e: rel_format::DigestError| ApiError::BadRequest(e.to_string()))
 }
 
-/// Whether the chunks exist, asked of the store concurrently.
-pub(crate) async fn find_missing(state: &AppState, digests: &[Digest]) -> Result<Vec<Digest>, ApiError> {
-    let marked = state.gc.marked(state).await?;
-    let found: Vec<Option<Digest>> = futures::stream::iter(digests.iter().copied())
-        .map(|d| {
-            let marked = marked.contains(&d);
-            async move {
-                // A chunk marked for collection is reported missing, so the pusher uploads it
-                // again and the sweep keeps it.
-                if marked {
-                    return Ok::<_, StoreError>(Some(d));
-                }
-                Ok(if state.store.exists(&chunk_key(&d)).await? {
-                    None
-                } else {
-                    Some(d)
-                })
+/// How stale a replica's pack listing may be when it answers "which are missing?": a chunk
+/// another replica stored a moment ago, reported missing, is only uploaded again.
+const MISSING_STALENESS: Duration = Duration::from_secs(2);
+
+/// Which of `digests` are not stored. A chunk that garbage collection marked counts as
+/// missing unless it was stored again after the mark, so that a pusher uploads it again and
+/// the sweep keeps it. With `strict`, a chunk stored by another replica a moment ago is
+/// found (a listing newer than the question is consulted).
+pub(crate) async fn find_missing(state: &AppState, digests: &[Digest], strict: bool) -> Result<Vec<Digest>, ApiError> {
+    let asked = Instant::now();
+    let since = if strict {
+        asked
+    } else {
+        asked.checked_sub(MISSING_STALENESS).unwrap_or(asked)
+    };
+    let mut missing: HashSet<Digest> = state.packs.unknown(digests, since).await?.into_iter().collect();
+    let mark = state.gc.marked(state).await?;
+    if !mark.chunks.is_empty() {
+        for d in digests.iter().filter(|d| mark.chunks.contains(d)) {
+            let fresh = state
+                .packs
+                .locate(d)
+                .is_some_and(|l| super::admin::unix(l.last_modified) >= mark.at);
+            if !fresh {
+                missing.insert(*d);
             }
-        })
-        .buffered(32)
-        .try_collect()
-        .await?;
-    Ok(found.into_iter().flatten().collect())
+        }
+    }
+    // In the order asked, once each.
+    let mut seen = HashSet::new();
+    Ok(digests
+        .iter()
+        .filter(|d| missing.contains(d) && seen.insert(**d))
+        .copied()
+        .collect())
 }
 
 async fn missing(
@@ -78,45 +86,67 @@ async fn missing(
         )));
     }
     Ok(Json(Digests {
-        digests: find_missing(&state, &query.digests).await?,
+        digests: find_missing(&state, &query.digests, false).await?,
     }))
 }
 
-async fn upload(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(digest): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+/// `POST /v1/packs`: every frame is decompressed and checked against its digest before the
+/// pack is stored, then its index makes the chunks visible.
+async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Response, ApiError> {
     caller.require(Scope::Push, None)?;
-    let digest = parse_digest(&digest)?;
-    let length: u64 = headers
-        .get("rel-chunk-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            ApiError::BadRequest("the `rel-chunk-length` header (uncompressed length) is required".into())
-        })?;
-    let chunk = ChunkRef { digest, length };
-    // Decompression is capped at the declared length, then digest and length are checked.
-    decompress_chunk(&chunk, &body).map_err(|e| ApiError::Invalid(format!("chunk refused: {e}")))?;
-    let key = chunk_key(&digest);
+    let received = body.len() as u64;
+    let checked = body.clone();
+    let (id, entries) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let refused = |e: String| ApiError::Invalid(format!("pack refused: {e}"));
+        let entries = parse_pack(&checked).map_err(|e| refused(e.to_string()))?;
+        for e in &entries {
+            decompress_chunk(&e.chunk(), &checked[e.offset as usize..][..e.size as usize])
+                .map_err(|e| refused(e.to_string()))?;
+        }
+        Ok((Digest::of(&checked), entries))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("pack check stopped: {e}")))??;
+    let key = pack_key(&id);
     let created = match state.store.put_create(&key, body.clone()).await {
         Ok(()) => true,
         Err(StoreError::AlreadyExists(_)) => {
-            if state.gc.marked(&state).await?.contains(&digest) {
-                // Rewriting refreshes its time, so the sweep keeps it.
-                state.store.put_overwrite(&key, body.clone()).await?;
-            }
+            // Sent again (a retry, or the same missing chunks): rewriting refreshes its time,
+            // so neither the sweep of marked chunks nor that of unindexed packs takes it
+            // before its index is written.
+            state.store.put_overwrite(&key, body).await?;
             false
         }
         Err(e) => return Err(e.into()),
     };
+    let indexed = index_entries(&entries);
+    match state
+        .store
+        .put_create(&index_key(&key), Bytes::from(encode_index(&indexed)))
+        .await
+    {
+        Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let unique = indexed.len() as u64;
+    state.packs.insert(Pack {
+        key: Arc::new(key),
+        last_modified: (state.now)(),
+        size: received,
+        entries: indexed.into(),
+    });
     state
         .metrics
-        .add("rel_chunk_bytes_received_total", String::new(), body.len() as u64);
-    Ok(if created { StatusCode::CREATED } else { StatusCode::OK }.into_response())
+        .add("rel_chunk_bytes_received_total", String::new(), received);
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((
+        status,
+        Json(PackStored {
+            pack: id,
+            chunks: unique,
+        }),
+    )
+        .into_response())
 }
 
 async fn download(
@@ -127,20 +157,19 @@ async fn download(
     // Chunks are not tied to one release: knowing a digest is the capability.
     caller.require(Scope::Pull, None)?;
     let digest = parse_digest(&digest)?;
-    let object = state.store.get(&chunk_key(&digest)).await.map_err(|e| match e {
-        StoreError::NotFound(_) => ApiError::NotFound(format!("chunk {digest} is not stored")),
-        e => e.into(),
-    })?;
+    let Some((_, frame)) = state.packs.frame(&digest).await? else {
+        return Err(ApiError::NotFound(format!("chunk {digest} is not stored")));
+    };
     state
         .metrics
-        .add("rel_chunk_bytes_sent_total", String::new(), object.bytes.len() as u64);
+        .add("rel_chunk_bytes_sent_total", String::new(), frame.len() as u64);
     Ok((
         [
             (header::CONTENT_TYPE, "application/zstd".to_owned()),
             (header::CACHE_CONTROL, "public, max-age=31536000, immutable".to_owned()),
             (header::ETAG, format!("\"{}\"", digest.hex())),
         ],
-        object.bytes,
+        frame,
     )
         .into_response())
 }

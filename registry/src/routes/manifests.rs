@@ -47,7 +47,7 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
 
     // Content first, pointer last: every chunk must already be stored.
     let digests: Vec<_> = m.tar.chunks.iter().map(|c| c.digest).collect();
-    let missing = super::chunks::find_missing(&state, &digests).await?;
+    let missing = super::chunks::find_missing(&state, &digests, true).await?;
     if !missing.is_empty() {
         return Err(ApiError::MissingChunks(missing));
     }

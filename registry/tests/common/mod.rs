@@ -119,20 +119,24 @@ pub async fn call(
     Reply { status, body }
 }
 
-/// Pushes an artifact's chunks and manifest; returns the manifest reply.
-pub async fn push(app: &axum::Router, token: Option<&str>, a: &Artifact) -> Reply {
-    for (c, data) in &a.chunks {
-        let r = call(
-            app,
-            "PUT",
-            &format!("/v1/chunks/{}", c.digest),
-            token,
-            &[("rel-chunk-length", c.length.to_string())],
-            data.clone(),
-        )
-        .await;
-        assert!(r.status.is_success(), "chunk upload: {} {}", r.status, r.text());
+/// A pack body holding `chunks` (compressed frames).
+pub fn pack_of<'a>(chunks: impl IntoIterator<Item = &'a (ChunkRef, Vec<u8>)>) -> Vec<u8> {
+    let mut w = rel_format::pack::PackWriter::new();
+    for (c, frame) in chunks {
+        w.push(c, frame);
     }
+    w.finish()
+}
+
+/// Uploads `chunks` as one pack.
+pub async fn upload(app: &axum::Router, token: Option<&str>, chunks: &[(ChunkRef, Vec<u8>)]) -> Reply {
+    call(app, "POST", "/v1/packs", token, &[], pack_of(chunks)).await
+}
+
+/// Pushes an artifact's chunks (one pack) and manifest; returns the manifest reply.
+pub async fn push(app: &axum::Router, token: Option<&str>, a: &Artifact) -> Reply {
+    let r = upload(app, token, &a.chunks).await;
+    assert!(r.status.is_success(), "pack upload: {} {}", r.status, r.text());
     call(
         app,
         "PUT",

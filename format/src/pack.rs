@@ -1,0 +1,297 @@
+//! Packs: many compressed chunks in one upload and one stored object (SPEC.md §4.1).
+//!
+//! A release of a few thousand chunks stored one object per chunk costs a few thousand
+//! requests on every push and a few thousand files or S3 PUTs in the store. A pack carries a
+//! batch of chunks in one body, which the registry verifies and stores as one object, plus a
+//! small index that says where each chunk's frame starts. A pack is self-describing: its
+//! index can be rebuilt from it alone.
+//!
+//! ```text
+//! pack  = "RELPACK1" record*
+//! record = digest (32 bytes) | length (u32 BE, uncompressed) | size (u32 BE) | frame (size bytes)
+//! index = "RELPIDX1" count (u32 BE) entry*        entries sorted by digest, no duplicates
+//! entry = digest (32 bytes) | offset (u64 BE, of the frame in the pack) | size (u32 BE) | length (u32 BE)
+//! ```
+
+use crate::chunk::{ChunkRef, MAX_CHUNK};
+use crate::digest::Digest;
+
+const PACK_MAGIC: &[u8; 8] = b"RELPACK1";
+const INDEX_MAGIC: &[u8; 8] = b"RELPIDX1";
+const RECORD_HEADER: usize = 32 + 4 + 4;
+const INDEX_ENTRY: usize = 32 + 8 + 4 + 4;
+
+/// Largest pack body the registry accepts.
+pub const MAX_PACK: usize = 32 * 1024 * 1024;
+/// Largest zstd frame of one chunk: an incompressible chunk grows a little.
+pub const MAX_FRAME: usize = MAX_CHUNK + 4096;
+
+/// Why a pack or an index was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PackError {
+    #[error("not a pack: it does not start with `RELPACK1`")]
+    PackMagic,
+    #[error("not a pack index: it does not start with `RELPIDX1`")]
+    IndexMagic,
+    #[error("the pack is {0} bytes, more than the {MAX_PACK} allowed")]
+    TooLarge(usize),
+    #[error("the pack is cut short in the record at byte {0}")]
+    Truncated(usize),
+    #[error("chunk {digest} in the pack has length {length}, more than the {MAX_CHUNK} allowed")]
+    ChunkTooLong { digest: Digest, length: u32 },
+    #[error("chunk {digest} in the pack has a frame of {size} bytes, more than the {MAX_FRAME} allowed")]
+    FrameTooLarge { digest: Digest, size: u32 },
+    #[error("the pack holds no chunks")]
+    Empty,
+    #[error("the pack index is {actual} bytes, but {count} entries need {expected}")]
+    IndexLength { count: u32, expected: usize, actual: usize },
+    #[error("the pack index is not sorted by digest, or repeats {0}")]
+    IndexOrder(Digest),
+}
+
+/// Where one chunk's frame is in a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Entry {
+    pub digest: Digest,
+    /// Of the frame, from the start of the pack.
+    pub offset: u64,
+    /// Of the frame.
+    pub size: u32,
+    /// Of the uncompressed chunk.
+    pub length: u32,
+}
+
+impl Entry {
+    pub fn chunk(&self) -> ChunkRef {
+        ChunkRef {
+            digest: self.digest,
+            length: u64::from(self.length),
+        }
+    }
+
+    pub fn range(&self) -> std::ops::Range<u64> {
+        self.offset..self.offset + u64::from(self.size)
+    }
+}
+
+/// Builds a pack body, record by record.
+#[derive(Debug, Clone)]
+pub struct PackWriter {
+    body: Vec<u8>,
+    entries: usize,
+}
+
+impl Default for PackWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PackWriter {
+    pub fn new() -> Self {
+        Self {
+            body: PACK_MAGIC.to_vec(),
+            entries: 0,
+        }
+    }
+
+    /// Appends the compressed `frame` of `chunk`.
+    pub fn push(&mut self, chunk: &ChunkRef, frame: &[u8]) {
+        self.body.extend_from_slice(chunk.digest.as_bytes());
+        self.body
+            .extend_from_slice(&u32::try_from(chunk.length).unwrap_or(u32::MAX).to_be_bytes());
+        self.body
+            .extend_from_slice(&u32::try_from(frame.len()).unwrap_or(u32::MAX).to_be_bytes());
+        self.body.extend_from_slice(frame);
+        self.entries += 1;
+    }
+
+    /// Bytes so far.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.body
+    }
+}
+
+/// Reads the records of a pack body; the frames themselves are the caller's to verify.
+/// Entries come in the pack's order; a digest may repeat.
+pub fn parse_pack(body: &[u8]) -> Result<Vec<Entry>, PackError> {
+    if body.len() > MAX_PACK {
+        return Err(PackError::TooLarge(body.len()));
+    }
+    let rest = body.strip_prefix(PACK_MAGIC).ok_or(PackError::PackMagic)?;
+    let mut pos = PACK_MAGIC.len();
+    let mut entries = Vec::new();
+    let mut rest = rest;
+    while !rest.is_empty() {
+        let Some((header, tail)) = rest.split_first_chunk::<RECORD_HEADER>() else {
+            return Err(PackError::Truncated(pos));
+        };
+        let digest = Digest::from_bytes(header[..32].try_into().expect("32 bytes"));
+        let length = u32::from_be_bytes(header[32..36].try_into().expect("4 bytes"));
+        let size = u32::from_be_bytes(header[36..40].try_into().expect("4 bytes"));
+        if length as usize > MAX_CHUNK {
+            return Err(PackError::ChunkTooLong { digest, length });
+        }
+        if size as usize > MAX_FRAME {
+            return Err(PackError::FrameTooLarge { digest, size });
+        }
+        if tail.len() < size as usize {
+            return Err(PackError::Truncated(pos));
+        }
+        entries.push(Entry {
+            digest,
+            offset: (pos + RECORD_HEADER) as u64,
+            size,
+            length,
+        });
+        pos += RECORD_HEADER + size as usize;
+        rest = &tail[size as usize..];
+    }
+    if entries.is_empty() {
+        return Err(PackError::Empty);
+    }
+    Ok(entries)
+}
+
+/// The entries of a pack's index: sorted by digest, the first copy of each digest kept.
+pub fn index_entries(entries: &[Entry]) -> Vec<Entry> {
+    let mut sorted = entries.to_vec();
+    sorted.sort_by_key(|e| (e.digest, e.offset));
+    sorted.dedup_by_key(|e| e.digest);
+    sorted
+}
+
+/// The index of a pack (see [`index_entries`]).
+pub fn encode_index(entries: &[Entry]) -> Vec<u8> {
+    let sorted = index_entries(entries);
+    let mut out = Vec::with_capacity(12 + sorted.len() * INDEX_ENTRY);
+    out.extend_from_slice(INDEX_MAGIC);
+    out.extend_from_slice(&u32::try_from(sorted.len()).unwrap_or(u32::MAX).to_be_bytes());
+    for e in &sorted {
+        out.extend_from_slice(e.digest.as_bytes());
+        out.extend_from_slice(&e.offset.to_be_bytes());
+        out.extend_from_slice(&e.size.to_be_bytes());
+        out.extend_from_slice(&e.length.to_be_bytes());
+    }
+    out
+}
+
+/// Reads an index written by [`encode_index`].
+pub fn decode_index(bytes: &[u8]) -> Result<Vec<Entry>, PackError> {
+    let rest = bytes.strip_prefix(INDEX_MAGIC).ok_or(PackError::IndexMagic)?;
+    let Some((count, rest)) = rest.split_first_chunk::<4>() else {
+        return Err(PackError::IndexLength {
+            count: 0,
+            expected: 4,
+            actual: rest.len(),
+        });
+    };
+    let count = u32::from_be_bytes(*count);
+    let expected = count as usize * INDEX_ENTRY;
+    if rest.len() != expected {
+        return Err(PackError::IndexLength {
+            count,
+            expected,
+            actual: rest.len(),
+        });
+    }
+    let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
+    for raw in rest.chunks_exact(INDEX_ENTRY) {
+        let e = Entry {
+            digest: Digest::from_bytes(raw[..32].try_into().expect("32 bytes")),
+            offset: u64::from_be_bytes(raw[32..40].try_into().expect("8 bytes")),
+            size: u32::from_be_bytes(raw[40..44].try_into().expect("4 bytes")),
+            length: u32::from_be_bytes(raw[44..48].try_into().expect("4 bytes")),
+        };
+        if entries.last().is_some_and(|last| last.digest >= e.digest) {
+            return Err(PackError::IndexOrder(e.digest));
+        }
+        entries.push(e);
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(data: &[u8]) -> ChunkRef {
+        ChunkRef {
+            digest: Digest::of(data),
+            length: data.len() as u64,
+        }
+    }
+
+    fn pack_of(items: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut w = PackWriter::new();
+        for (data, frame) in items {
+            w.push(&chunk(data), frame);
+        }
+        w.finish()
+    }
+
+    #[test]
+    fn records_point_at_their_frames_and_the_index_round_trips() {
+        let body = pack_of(&[(b"one", b"frame-1"), (b"two", b"frame-two"), (b"one", b"frame-1")]);
+        let entries = parse_pack(&body).unwrap();
+        assert_eq!(entries.len(), 3);
+        for (e, frame) in entries.iter().zip([&b"frame-1"[..], b"frame-two", b"frame-1"]) {
+            assert_eq!(&body[e.offset as usize..][..e.size as usize], frame);
+        }
+        assert_eq!(entries[1].chunk(), chunk(b"two"));
+        let index = encode_index(&entries);
+        let back = decode_index(&index).unwrap();
+        assert_eq!(back.len(), 2, "a repeated digest is indexed once");
+        assert!(back.windows(2).all(|w| w[0].digest < w[1].digest));
+        let one = back.iter().find(|e| e.digest == Digest::of(b"one")).unwrap();
+        assert_eq!(*one, entries[0], "the first copy is the one indexed");
+    }
+
+    #[test]
+    fn bad_packs_are_refused_with_the_reason() {
+        assert_eq!(parse_pack(b"RELPACK0"), Err(PackError::PackMagic));
+        assert_eq!(parse_pack(b"RELPACK1"), Err(PackError::Empty));
+        let body = pack_of(&[(b"one", b"frame-1"), (b"two", b"frame-two")]);
+        let boundary = 8 + RECORD_HEADER + 7;
+        assert_eq!(parse_pack(&body[..boundary]).unwrap().len(), 1, "a cut between records");
+        for cut in (9..body.len()).filter(|&c| c != boundary) {
+            let r = parse_pack(&body[..cut]);
+            assert!(matches!(r, Err(PackError::Truncated(_))), "cut at {cut}: {r:?}");
+        }
+        let mut long = pack_of(&[(b"one", b"f")]);
+        long[8 + 32..8 + 36].copy_from_slice(&(MAX_CHUNK as u32 + 1).to_be_bytes());
+        assert!(matches!(parse_pack(&long), Err(PackError::ChunkTooLong { .. })));
+        let mut big = pack_of(&[(b"one", b"f")]);
+        big[8 + 36..8 + 40].copy_from_slice(&(MAX_FRAME as u32 + 1).to_be_bytes());
+        assert!(matches!(parse_pack(&big), Err(PackError::FrameTooLarge { .. })));
+    }
+
+    #[test]
+    fn bad_indexes_are_refused() {
+        let body = pack_of(&[(b"one", b"frame-1"), (b"two", b"frame-two")]);
+        let index = encode_index(&parse_pack(&body).unwrap());
+        assert_eq!(decode_index(&index[1..]), Err(PackError::IndexMagic));
+        assert!(matches!(
+            decode_index(&index[..index.len() - 1]),
+            Err(PackError::IndexLength { count: 2, .. })
+        ));
+        // Swap the two entries: out of order.
+        let mut swapped = index[..12].to_vec();
+        swapped.extend_from_slice(&index[12 + INDEX_ENTRY..]);
+        swapped.extend_from_slice(&index[12..12 + INDEX_ENTRY]);
+        assert!(matches!(decode_index(&swapped), Err(PackError::IndexOrder(_))));
+    }
+}

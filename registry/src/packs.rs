@@ -1,0 +1,270 @@
+//! Where each chunk is: the pack indexes, cached per replica.
+//!
+//! Chunks are stored in packs (`packs/<hex2>/<hex>.pack`), each made visible by its index
+//! (`.idx`, written after the pack). A replica keeps every index it has read in memory; it
+//! re-lists `packs/` when a lookup misses, so a pack another replica wrote is found, and an
+//! index that vanished (garbage collection) is dropped. Listings are single-flight: however
+//! many requests miss at once, one listing runs, and a request is served by the first listing
+//! that started after it asked.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use rel_format::Digest;
+use rel_format::pack::{Entry, decode_index};
+
+use crate::store::{Store, StoreError};
+
+/// Key of a pack whose body has digest `id`.
+pub fn pack_key(id: &Digest) -> Path {
+    let hex = id.hex();
+    Path::from(format!("packs/{}/{hex}.pack", &hex[..2]))
+}
+
+/// Key of the index of the pack at `pack`.
+pub fn index_key(pack: &Path) -> Path {
+    Path::from(format!("{}.idx", pack.as_ref().trim_end_matches(".pack")))
+}
+
+/// One stored pack, as indexed.
+#[derive(Debug, Clone)]
+pub struct Pack {
+    pub key: Arc<Path>,
+    pub last_modified: SystemTime,
+    pub size: u64,
+    /// Sorted by digest.
+    pub entries: Arc<[Entry]>,
+}
+
+/// A chunk's frame: in which pack, where.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub pack: Arc<Path>,
+    pub last_modified: SystemTime,
+    pub entry: Entry,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    packs: HashMap<Arc<Path>, Pack>,
+    /// The newest pack holding each chunk.
+    chunks: HashMap<Digest, Location>,
+}
+
+impl Index {
+    fn add(&mut self, pack: Pack) {
+        for e in pack.entries.iter() {
+            let newer = self
+                .chunks
+                .get(&e.digest)
+                .is_none_or(|l| l.last_modified <= pack.last_modified);
+            if newer {
+                self.chunks.insert(
+                    e.digest,
+                    Location {
+                        pack: pack.key.clone(),
+                        last_modified: pack.last_modified,
+                        entry: *e,
+                    },
+                );
+            }
+        }
+        self.packs.insert(pack.key.clone(), pack);
+    }
+
+    fn remove(&mut self, gone: &HashSet<Arc<Path>>) {
+        let mut orphaned = HashSet::new();
+        self.chunks.retain(|d, l| {
+            let keep = !gone.contains(&l.pack);
+            if !keep {
+                orphaned.insert(*d);
+            }
+            keep
+        });
+        self.packs.retain(|k, _| !gone.contains(k));
+        if orphaned.is_empty() {
+            return;
+        }
+        // Chunks that are also in another pack point there now.
+        let others: Vec<Pack> = self.packs.values().cloned().collect();
+        for pack in others {
+            for e in pack.entries.iter().filter(|e| orphaned.contains(&e.digest)) {
+                let newer = self
+                    .chunks
+                    .get(&e.digest)
+                    .is_none_or(|l| l.last_modified <= pack.last_modified);
+                if newer {
+                    self.chunks.insert(
+                        e.digest,
+                        Location {
+                            pack: pack.key.clone(),
+                            last_modified: pack.last_modified,
+                            entry: *e,
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The chunk index of one replica.
+#[derive(Debug)]
+pub struct Packs {
+    store: Store,
+    index: RwLock<Index>,
+    /// When the last completed listing started.
+    listed: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Packs {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            index: RwLock::default(),
+            listed: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn locate(&self, digest: &Digest) -> Option<Location> {
+        self.index.read().expect("index lock").chunks.get(digest).cloned()
+    }
+
+    /// Every indexed pack.
+    pub fn all(&self) -> Vec<Pack> {
+        self.index.read().expect("index lock").packs.values().cloned().collect()
+    }
+
+    /// Records a pack this replica just stored.
+    pub fn insert(&self, pack: Pack) {
+        self.index.write().expect("index lock").add(pack);
+    }
+
+    /// Makes sure a listing that started at or after `since` has been applied.
+    pub async fn refresh(&self, since: Instant) -> Result<(), StoreError> {
+        let mut listed = self.listed.lock().await;
+        if listed.is_some_and(|at| at >= since) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let objects = self.store.list("packs").await?;
+        let mut packs = HashMap::new();
+        let mut indexes = HashSet::new();
+        for o in objects {
+            let key = o.key.as_ref();
+            if key.ends_with(".pack") {
+                packs.insert(o.key.clone(), o);
+            } else if key.ends_with(".idx") {
+                indexes.insert(o.key);
+            }
+        }
+        let (known, stale): (HashSet<Arc<Path>>, Vec<Pack>) = {
+            let index = self.index.read().expect("index lock");
+            let stale = index
+                .packs
+                .values()
+                .filter(|p| packs.get(&*p.key).is_some_and(|o| o.last_modified != p.last_modified))
+                .cloned()
+                .collect();
+            (index.packs.keys().cloned().collect(), stale)
+        };
+        // Packs whose index (or body) vanished are dropped; new indexed packs are read.
+        let gone: HashSet<Arc<Path>> = known
+            .iter()
+            .filter(|k| !packs.contains_key(&***k) || !indexes.contains(&index_key(k)))
+            .cloned()
+            .collect();
+        let new: Vec<_> = packs
+            .values()
+            .filter(|o| !known.contains(&o.key) && indexes.contains(&index_key(&o.key)))
+            .cloned()
+            .collect();
+        let read: Vec<Pack> = futures::stream::iter(new)
+            .map(|o| async move {
+                let idx = index_key(&o.key);
+                let bytes = match self.store.get(&idx).await {
+                    Ok(obj) => obj.bytes,
+                    // Collected since the listing.
+                    Err(StoreError::NotFound(_)) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                match decode_index(&bytes) {
+                    Ok(entries) => Ok(Some(Pack {
+                        key: Arc::new(o.key),
+                        last_modified: o.last_modified,
+                        size: o.size,
+                        entries: entries.into(),
+                    })),
+                    Err(e) => {
+                        tracing::error!(index = %idx, error = %e, "unreadable pack index skipped");
+                        Ok(None)
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .try_filter_map(|p| async move { Ok(p) })
+            .try_collect()
+            .await?;
+        {
+            let mut index = self.index.write().expect("index lock");
+            index.remove(&gone);
+            // A pack rewritten since (its time refreshed) is re-added with its new time.
+            for mut p in stale {
+                if let Some(o) = packs.get(&*p.key) {
+                    p.last_modified = o.last_modified;
+                    index.add(p);
+                }
+            }
+            for p in read {
+                index.add(p);
+            }
+        }
+        *listed = Some(started);
+        Ok(())
+    }
+
+    /// Which of `digests` no pack holds, after a listing that started no earlier than
+    /// `since` when some are not known.
+    pub async fn unknown(&self, digests: &[Digest], since: Instant) -> Result<Vec<Digest>, StoreError> {
+        let lookup = |this: &Self| {
+            let index = this.index.read().expect("index lock");
+            digests
+                .iter()
+                .filter(|d| !index.chunks.contains_key(d))
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        let missing = lookup(self);
+        if missing.is_empty() {
+            return Ok(missing);
+        }
+        self.refresh(since).await?;
+        Ok(lookup(self))
+    }
+
+    /// The stored frame of `digest`, or `None` when no pack holds it.
+    pub async fn frame(&self, digest: &Digest) -> Result<Option<(Entry, Bytes)>, StoreError> {
+        let asked = Instant::now();
+        for attempt in 0..2 {
+            let found = match self.locate(digest) {
+                Some(l) => Some(l),
+                None => {
+                    self.refresh(asked).await?;
+                    self.locate(digest)
+                }
+            };
+            let Some(location) = found else { return Ok(None) };
+            match self.store.get_range(&location.pack, location.entry.range()).await {
+                Ok(bytes) => return Ok(Some((location.entry, bytes))),
+                // Rewritten by garbage collection since it was indexed: list again, once.
+                Err(StoreError::NotFound(_)) if attempt == 0 => self.refresh(Instant::now()).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+}
