@@ -186,11 +186,26 @@ fn tampering_is_refused_and_nothing_is_written() {
     fs::write(&m2, saved).unwrap();
 
     // A flipped byte in a stored chunk, then a truncated chunk.
-    let (pack, index) = pack_files(&home.path("store")).swap_remove(0);
+    // The victim: a chunk of the first version, in whichever pack holds it.
+    let first: serde_json::Value = serde_json::from_slice(&fs::read(&m1).unwrap()).unwrap();
+    let wanted: Vec<String> = first["signed"]["tar"]["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["digest"].as_str().unwrap().to_owned())
+        .collect();
+    let (pack, index, mut entries, victim) = pack_files(&home.path("store"))
+        .into_iter()
+        .find_map(|(pack, index)| {
+            let entries = rel_format::pack::decode_index(&fs::read(&index).unwrap()).unwrap();
+            let victim = entries
+                .iter()
+                .position(|e| wanted[wanted.len() / 2] == e.digest.to_string())?;
+            Some((pack, index, entries, victim))
+        })
+        .expect("a pack holds the chunk");
     let original = fs::read(&pack).unwrap();
     let saved_index = fs::read(&index).unwrap();
-    let mut entries = rel_format::pack::decode_index(&saved_index).unwrap();
-    let victim = entries.len() / 2;
     let mut flipped = original.clone();
     flipped[(entries[victim].offset + u64::from(entries[victim].size) / 2) as usize] ^= 0x40;
     fs::write(&pack, &flipped).unwrap();

@@ -28,7 +28,7 @@ pub struct Digests {
 /// `POST /v1/packs` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackStored {
-    /// The digest of the pack body, which names it in the store.
+    /// The pack's name (`pack_id`), which keys it in the store.
     pub pack: Digest,
     /// How many distinct chunks it holds.
     pub chunks: u64,

@@ -33,6 +33,11 @@ pub const MAX_CHUNK: usize = 64 * 1024;
 /// The chunking parameters' name, recorded in every manifest.
 pub const CHUNKING: &str = "fastcdc-2020-l1/4k/16k/64k";
 
+/// The zstd level chunks are stored at. On 16 KiB chunks of an OTP release, level 3 saves
+/// only 2% of the bytes over level 1 and costs 20% more time (`zstd -b1 -e3 -B16384`), and
+/// pushing is where that time is spent. Any level is valid to readers.
+pub const LEVEL: i32 = 1;
+
 /// One chunk of a stream: its address and uncompressed length.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,19 +226,32 @@ impl<W: Write> Reassembler<W> {
     }
 }
 
-/// Compresses a chunk for storage (zstd, level 3). Each thread keeps one compression
-/// context: creating one per chunk costs as much as compressing a small chunk.
+/// Compresses a chunk for storage (zstd, level [`LEVEL`]).
 #[cfg(feature = "zstd")]
 pub fn compress_chunk(data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    compress_chunk_into(data, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the compressed frame of a chunk to `out`. Each thread keeps one compression
+/// context: creating one per chunk costs as much as compressing a small chunk.
+#[cfg(feature = "zstd")]
+pub fn compress_chunk_into(data: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     thread_local! {
         static CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
     }
+    out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    let end = out.len() as u64;
+    // A cursor at the end appends; the plain Vec would be written from its start.
+    let mut tail = io::Cursor::new(out);
+    tail.set_position(end);
     CCTX.with_borrow_mut(|cctx| {
         let cctx = match cctx {
             Some(c) => c,
-            None => cctx.insert(zstd::bulk::Compressor::new(3)?),
+            None => cctx.insert(zstd::bulk::Compressor::new(LEVEL)?),
         };
-        cctx.compress(data)
+        cctx.compress_to_buffer(data, &mut tail).map(|_| ())
     })
 }
 
@@ -241,24 +259,43 @@ pub fn compress_chunk(data: &[u8]) -> io::Result<Vec<u8>> {
 /// hostile store cannot send a decompression bomb), then verifies it.
 #[cfg(feature = "zstd")]
 pub fn decompress_chunk(chunk: &ChunkRef, stored: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    let mut data = Vec::new();
+    decompress_into(chunk, stored, &mut data)?;
+    Ok(data)
+}
+
+/// Checks that `stored` is a frame of `chunk`, decompressing into a buffer the thread reuses.
+#[cfg(feature = "zstd")]
+pub fn check_frame(chunk: &ChunkRef, stored: &[u8]) -> Result<(), ChunkError> {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUF.with_borrow_mut(|buf| decompress_into(chunk, stored, buf))
+}
+
+/// Decompresses `stored` into `data` (replacing what it held) and verifies it as `chunk`.
+#[cfg(feature = "zstd")]
+fn decompress_into(chunk: &ChunkRef, stored: &[u8], data: &mut Vec<u8>) -> Result<(), ChunkError> {
     thread_local! {
         static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
     }
     let capacity = usize::try_from(chunk.length).unwrap_or(usize::MAX).min(MAX_CHUNK);
-    let data = DCTX
-        .with_borrow_mut(|dctx| {
-            let dctx = match dctx {
-                Some(d) => d,
-                None => dctx.insert(zstd::bulk::Decompressor::new()?),
-            };
-            dctx.decompress(stored, capacity)
-        })
-        .map_err(|source| ChunkError::Decompress {
-            digest: chunk.digest,
-            source,
-        })?;
-    verify_chunk(chunk, &data)?;
-    Ok(data)
+    data.clear();
+    data.reserve(capacity);
+    DCTX.with_borrow_mut(|dctx| {
+        let dctx = match dctx {
+            Some(d) => d,
+            None => dctx.insert(zstd::bulk::Decompressor::new()?),
+        };
+        // Output is capped at the buffer's capacity, which is at least the recorded length;
+        // a longer result then fails the length check.
+        dctx.decompress_to_buffer(stored, &mut *data)
+    })
+    .map_err(|source| ChunkError::Decompress {
+        digest: chunk.digest,
+        source,
+    })?;
+    verify_chunk(chunk, data)
 }
 
 #[cfg(test)]
@@ -381,5 +418,10 @@ mod tests {
             decompress_chunk(&chunk, b"not zstd"),
             Err(ChunkError::Decompress { .. })
         ));
+        // Into a buffer: appended after what is there, and the same frame.
+        let mut out = b"before".to_vec();
+        compress_chunk_into(&data, &mut out).unwrap();
+        assert_eq!(&out[..6], b"before");
+        assert_eq!(out[6..], stored[..]);
     }
 }

@@ -98,13 +98,33 @@ impl PackWriter {
 
     /// Appends the compressed `frame` of `chunk`.
     pub fn push(&mut self, chunk: &ChunkRef, frame: &[u8]) {
+        let appended: Result<(), std::convert::Infallible> = self.push_with(chunk, |body| {
+            body.extend_from_slice(frame);
+            Ok(())
+        });
+        let Ok(()) = appended;
+    }
+
+    /// Appends `chunk` with the frame that `write` appends to the body (compressing straight
+    /// into the pack saves a copy of every frame).
+    pub fn push_with<E>(
+        &mut self,
+        chunk: &ChunkRef,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.body.len();
         self.body.extend_from_slice(chunk.digest.as_bytes());
         self.body
             .extend_from_slice(&u32::try_from(chunk.length).unwrap_or(u32::MAX).to_be_bytes());
-        self.body
-            .extend_from_slice(&u32::try_from(frame.len()).unwrap_or(u32::MAX).to_be_bytes());
-        self.body.extend_from_slice(frame);
+        self.body.extend_from_slice(&[0; 4]);
+        if let Err(e) = write(&mut self.body) {
+            self.body.truncate(start);
+            return Err(e);
+        }
+        let size = u32::try_from(self.body.len() - start - RECORD_HEADER).unwrap_or(u32::MAX);
+        self.body[start + 36..start + RECORD_HEADER].copy_from_slice(&size.to_be_bytes());
         self.entries += 1;
+        Ok(())
     }
 
     /// Bytes so far.
@@ -164,6 +184,20 @@ pub fn parse_pack(body: &[u8]) -> Result<Vec<Entry>, PackError> {
         return Err(PackError::Empty);
     }
     Ok(entries)
+}
+
+/// The name of a pack: the sha256 of its record headers in order (each record without its
+/// frame). It names the chunks and frame sizes without hashing every frame a second time;
+/// two packs with one name hold valid frames of the same chunks at the same offsets, so
+/// either may stand for the other.
+pub fn pack_id(entries: &[Entry]) -> Digest {
+    let mut headers = Vec::with_capacity(entries.len() * RECORD_HEADER);
+    for e in entries {
+        headers.extend_from_slice(e.digest.as_bytes());
+        headers.extend_from_slice(&e.length.to_be_bytes());
+        headers.extend_from_slice(&e.size.to_be_bytes());
+    }
+    Digest::of(&headers)
 }
 
 /// The entries of a pack's index: sorted by digest, the first copy of each digest kept.
@@ -252,12 +286,30 @@ mod tests {
             assert_eq!(&body[e.offset as usize..][..e.size as usize], frame);
         }
         assert_eq!(entries[1].chunk(), chunk(b"two"));
+        let id = pack_id(&entries);
+        assert_eq!(id, pack_id(&parse_pack(&body).unwrap()));
+        assert_ne!(id, pack_id(&entries[..2]));
+        let other = pack_of(&[(b"one", b"frame-1"), (b"two", b"frame-2"), (b"one", b"frame-1")]);
+        assert_ne!(id, pack_id(&parse_pack(&other).unwrap()), "a frame of another size");
         let index = encode_index(&entries);
         let back = decode_index(&index).unwrap();
         assert_eq!(back.len(), 2, "a repeated digest is indexed once");
         assert!(back.windows(2).all(|w| w[0].digest < w[1].digest));
         let one = back.iter().find(|e| e.digest == Digest::of(b"one")).unwrap();
         assert_eq!(*one, entries[0], "the first copy is the one indexed");
+    }
+
+    #[test]
+    fn a_failed_frame_leaves_the_pack_as_it_was() {
+        let mut w = PackWriter::new();
+        w.push(&chunk(b"one"), b"frame-1");
+        let before = w.clone().finish();
+        let failed = w.push_with(&chunk(b"two"), |body| {
+            body.extend_from_slice(b"half a fr");
+            Err("compression failed")
+        });
+        assert_eq!(failed, Err("compression failed"));
+        assert_eq!((w.entries(), w.finish()), (1, before));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use rel_format::pack::{Entry, decode_index};
 
 use crate::store::{Store, StoreError};
 
-/// Key of a pack whose body has digest `id`.
+/// Key of the pack named `id` (`rel_format::pack::pack_id`).
 pub fn pack_key(id: &Digest) -> Path {
     let hex = id.hex();
     Path::from(format!("packs/{}/{hex}.pack", &hex[..2]))

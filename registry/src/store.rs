@@ -1,7 +1,7 @@
 //! The registry's storage: key layout and write disciplines over `object_store`.
 //!
 //! ```text
-//! packs/<hex[0..2]>/<hex>.pack                   chunks' zstd frames (hex: sha256 of the pack), write-once
+//! packs/<hex[0..2]>/<hex>.pack                   chunks' zstd frames (hex: the pack's name), write-once
 //! packs/<hex[0..2]>/<hex>.idx                    where each chunk is in that pack, written after it
 //! manifests/<name>/<version>/release.json         signed envelope, write-once
 //! manifests/<name>/<version>/upgrade-<fromkey>.json   (fromkey: 32 hex of sha256 of the from list)

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt};
 use rel_format::archive::{Ingested, Limits, canonicalize};
-use rel_format::chunk::{ChunkRef, ChunkedStream, Chunker, compress_chunk};
+use rel_format::chunk::{ChunkRef, ChunkedStream, Chunker, compress_chunk_into};
 use rel_format::manifest::{AppRef, Kind, Manifest, Platform, SCHEMA};
 use rel_format::pack::PackWriter;
 use rel_format::{Digest, Version};
@@ -78,25 +78,41 @@ async fn ingest_and_upload(
     only: Option<HashSet<Digest>>,
     progress: &Progress,
 ) -> Result<(ChunkedStream, Ingested, Uploaded)> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(ChunkRef, Vec<u8>)>(512);
+    let only_retry = only.is_some();
+    // The producer hands over batches of chunks not seen before: one wake-up per pack, not
+    // per chunk. Two batches wait at most (backpressure).
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(ChunkRef, Vec<u8>)>>(2);
     let path = path.to_owned();
     let producer = tokio::task::spawn_blocking(move || {
-        ingest(&path, |c, d| {
-            tx.blocking_send((c.clone(), d.to_vec()))
+        let mut seen = HashSet::new();
+        let mut batch = Vec::with_capacity(PACK_CHUNKS);
+        let send = |batch: Vec<_>| {
+            tx.blocking_send(batch)
                 .map_err(|_| std::io::Error::other("the upload stopped"))
-        })
+        };
+        let ingested = ingest(&path, |c, d| {
+            if seen.insert(c.digest) && only.as_ref().is_none_or(|o| o.contains(&c.digest)) {
+                batch.push((c.clone(), d.to_vec()));
+                if batch.len() == PACK_CHUNKS {
+                    send(std::mem::replace(&mut batch, Vec::with_capacity(PACK_CHUNKS)))?;
+                }
+            }
+            Ok(())
+        })?;
+        if !batch.is_empty() {
+            send(batch)?;
+        }
+        Ok::<_, anyhow::Error>(ingested)
     });
-    let incoming = futures::stream::unfold(&mut rx, |rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    let mut seen = HashSet::new();
-    let only = only.as_ref();
-    let uploaded = incoming
-        .filter(|(c, _)| std::future::ready(seen.insert(c.digest) && only.is_none_or(|o| o.contains(&c.digest))))
-        .chunks(PACK_CHUNKS)
+    let retry = only_retry;
+    let batches = futures::stream::unfold(&mut rx, |rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let uploaded = batches
         .map(|batch| async move {
             let digests: Vec<Digest> = batch.iter().map(|(c, _)| c.digest).collect();
-            let missing: HashSet<Digest> = match only {
-                Some(_) => digests.iter().copied().collect(),
-                None => client.missing(&digests).await?.into_iter().collect(),
+            let missing: HashSet<Digest> = if retry {
+                digests.iter().copied().collect()
+            } else {
+                client.missing(&digests).await?.into_iter().collect()
             };
             let unique = batch.len();
             let todo: Vec<_> = batch.into_iter().filter(|(c, _)| missing.contains(&c.digest)).collect();
@@ -111,7 +127,7 @@ async fn ingest_and_upload(
             let body = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
                 let mut pack = PackWriter::new();
                 for (c, data) in &todo {
-                    pack.push(c, &compress_chunk(data)?);
+                    pack.push_with(c, |out| compress_chunk_into(data, out))?;
                 }
                 Ok(pack.finish())
             })

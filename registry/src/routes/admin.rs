@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use rel_format::Digest;
 use rel_format::api::{GcReport, GcRequest};
-use rel_format::pack::{Entry, PackWriter, encode_index, index_entries, parse_pack};
+use rel_format::pack::{Entry, PackWriter, encode_index, index_entries, pack_id, parse_pack};
 use rel_format::signing::SignedManifest;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -226,10 +226,9 @@ async fn rewrite(state: &AppState, pack: &Pack, live: &[&Entry]) -> Result<(), A
         writer.push(&e.chunk(), frame);
     }
     let body = writer.finish();
-    let entries = index_entries(
-        &parse_pack(&body).map_err(|e| ApiError::Internal(format!("rewritten pack is unreadable: {e}")))?,
-    );
-    let key = pack_key(&Digest::of(&body));
+    let records = parse_pack(&body).map_err(|e| ApiError::Internal(format!("rewritten pack is unreadable: {e}")))?;
+    let key = pack_key(&pack_id(&records));
+    let entries = index_entries(&records);
     state.store.put_overwrite(&key, Bytes::from(body.clone())).await?;
     state
         .store

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use rel_format::Digest;
 use rel_format::api::{Digests, MAX_MISSING_QUERY, PackStored};
-use rel_format::chunk::decompress_chunk;
-use rel_format::pack::{MAX_PACK, encode_index, index_entries, parse_pack};
+use rel_format::chunk::check_frame;
+use rel_format::pack::{MAX_PACK, encode_index, index_entries, pack_id, parse_pack};
 
 use super::Caller;
 use crate::AppState;
@@ -100,10 +100,10 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
         let refused = |e: String| ApiError::Invalid(format!("pack refused: {e}"));
         let entries = parse_pack(&checked).map_err(|e| refused(e.to_string()))?;
         for e in &entries {
-            decompress_chunk(&e.chunk(), &checked[e.offset as usize..][..e.size as usize])
+            check_frame(&e.chunk(), &checked[e.offset as usize..][..e.size as usize])
                 .map_err(|e| refused(e.to_string()))?;
         }
-        Ok((Digest::of(&checked), entries))
+        Ok((pack_id(&entries), entries))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("pack check stopped: {e}")))??;
