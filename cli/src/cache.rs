@@ -1,38 +1,40 @@
-//! The local cache: canonical tars of artifacts already pulled, and their chunk lists.
+//! The local cache: the chunks of artifacts already pulled, one pack per artifact.
 //!
 //! Pulling the next version of a release reads every chunk it shares with a cached artifact
-//! from that artifact's tar (by offset) and fetches only the rest. Keeping whole tars, not
-//! one file per chunk, keeps the cache cheap to write: one sequential file per artifact.
-//! Entries are written under a temporary name and renamed when complete; every chunk read
-//! from the cache is verified against its digest like a fetched one, so a damaged cache
-//! costs a refetch, never a wrong byte. The newest [`KEEP`] artifacts are kept.
+//! from that artifact's pack and fetches only the rest. An artifact's entry is a pack in the
+//! registry's own format (SPEC.md §4.1) holding each of its chunks once, as the compressed
+//! frame that arrived, plus the pack's index: one sequential file per artifact, at about 40%
+//! of the tar's size, so keeping it costs a pull little. Entries are written under a temporary
+//! name and renamed when complete; every chunk read from the cache is decompressed and
+//! verified against its digest like a fetched one, so a damaged cache costs a refetch, never a
+//! wrong byte. The newest [`KEEP`] artifacts are kept.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use rel_format::Digest;
-use rel_format::chunk::{ChunkRef, ChunkedStream};
+use rel_format::chunk::{ChunkRef, ChunkedStream, decompress_chunk};
+use rel_format::pack::{Entry, PACK_MAGIC, decode_index, encode_index, record_header};
 
 /// How many artifacts the cache keeps.
 pub const KEEP: usize = 8;
 
-/// Where a chunk can be read locally.
+/// Where a chunk's frame can be read locally.
 #[derive(Debug, Clone)]
 pub struct Location {
-    pub tar: PathBuf,
-    pub offset: u64,
-    pub length: u64,
+    pub pack: PathBuf,
+    pub entry: Entry,
 }
 
 #[derive(Debug, Clone)]
-pub struct TarCache {
+pub struct PackCache {
     dir: PathBuf,
 }
 
-impl TarCache {
+impl PackCache {
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         Ok(Self { dir: dir.to_owned() })
@@ -41,8 +43,8 @@ impl TarCache {
     fn paths(&self, digest: &Digest) -> (PathBuf, PathBuf) {
         let hex = digest.hex();
         (
-            self.dir.join(format!("{hex}.tar")),
-            self.dir.join(format!("{hex}.chunks")),
+            self.dir.join(format!("{hex}.pack")),
+            self.dir.join(format!("{hex}.idx")),
         )
     }
 
@@ -54,24 +56,21 @@ impl TarCache {
         };
         for e in entries.flatten() {
             let path = e.path();
-            if path.extension().is_none_or(|x| x != "chunks") {
+            if path.extension().is_none_or(|x| x != "idx") {
                 continue;
             }
-            let Ok(stream) = std::fs::read(&path)
+            let Ok(entries) = std::fs::read(&path)
                 .map_err(|_| ())
-                .and_then(|b| serde_json::from_slice::<ChunkedStream>(&b).map_err(|_| ()))
+                .and_then(|b| decode_index(&b).map_err(|_| ()))
             else {
                 continue;
             };
-            let tar = path.with_extension("tar");
-            let mut offset = 0;
-            for c in &stream.chunks {
-                index.entry(c.digest).or_insert(Location {
-                    tar: tar.clone(),
-                    offset,
-                    length: c.length,
+            let pack = path.with_extension("pack");
+            for entry in entries {
+                index.entry(entry.digest).or_insert(Location {
+                    pack: pack.clone(),
+                    entry,
                 });
-                offset += c.length;
             }
         }
         index
@@ -79,25 +78,34 @@ impl TarCache {
 
     /// Whether the artifact with this tar digest is cached whole.
     pub fn has(&self, digest: &Digest) -> bool {
-        let (tar, chunks) = self.paths(digest);
-        tar.exists() && chunks.exists()
+        let (pack, index) = self.paths(digest);
+        pack.exists() && index.exists()
     }
 
-    /// Reads a chunk; `None` if it is gone or no longer what it was.
-    pub fn read(&self, loc: &Location, chunk: &ChunkRef) -> Option<Vec<u8>> {
-        let file = File::open(&loc.tar).ok()?;
-        let mut buf = vec![0; usize::try_from(loc.length).ok()?];
-        file.read_exact_at(&mut buf, loc.offset).ok()?;
-        rel_format::chunk::verify_chunk(chunk, &buf).ok()?;
-        Some(buf)
+    /// Reads a chunk: its data and its frame; `None` if it is gone or no longer what it was.
+    pub fn read(&self, loc: &Location, chunk: &ChunkRef) -> Option<(Vec<u8>, Vec<u8>)> {
+        let file = File::open(&loc.pack).ok()?;
+        let mut frame = vec![0; loc.entry.size as usize];
+        file.read_exact_at(&mut frame, loc.entry.offset).ok()?;
+        let data = decompress_chunk(chunk, &frame).ok()?;
+        Some((data, frame))
     }
 
-    /// Starts writing the tar of `stream` into the cache.
+    /// Starts writing the pack of `stream` into the cache (nothing, when it is there).
     pub fn begin(&self, stream: &ChunkedStream) -> io::Result<CacheWriter> {
-        let file = tempfile::NamedTempFile::new_in(&self.dir)?;
+        let file = if self.has(&stream.digest) {
+            None
+        } else {
+            let mut file = io::BufWriter::with_capacity(1 << 20, tempfile::NamedTempFile::new_in(&self.dir)?);
+            file.write_all(PACK_MAGIC)?;
+            Some(file)
+        };
         Ok(CacheWriter {
-            file: Some(io::BufWriter::with_capacity(1 << 20, file)),
-            stream: stream.clone(),
+            file,
+            offset: PACK_MAGIC.len() as u64,
+            entries: Vec::new(),
+            seen: HashSet::new(),
+            stream: stream.digest,
             cache: self.clone(),
         })
     }
@@ -107,52 +115,62 @@ impl TarCache {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
-        let mut tars: Vec<(std::time::SystemTime, PathBuf)> = entries
+        let mut packs: Vec<(std::time::SystemTime, PathBuf)> = entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "chunks"))
+            .filter(|p| p.extension().is_some_and(|x| x == "idx"))
             .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
             .collect();
-        tars.sort();
-        tars.reverse();
-        for (_, chunks) in tars.into_iter().skip(KEEP) {
-            let _ = std::fs::remove_file(&chunks);
-            let _ = std::fs::remove_file(chunks.with_extension("tar"));
+        packs.sort();
+        packs.reverse();
+        for (_, index) in packs.into_iter().skip(KEEP) {
+            let _ = std::fs::remove_file(&index);
+            let _ = std::fs::remove_file(index.with_extension("pack"));
         }
     }
 }
 
-/// The tar of an artifact being pulled, entering the cache when complete.
+/// The pack of an artifact being pulled, entering the cache when complete.
 #[derive(Debug)]
 pub struct CacheWriter {
     file: Option<io::BufWriter<tempfile::NamedTempFile>>,
-    stream: ChunkedStream,
-    cache: TarCache,
-}
-
-impl Write for CacheWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.file {
-            Some(f) => f.write(buf),
-            None => Ok(buf.len()),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.as_mut().map_or(Ok(()), Write::flush)
-    }
+    offset: u64,
+    entries: Vec<Entry>,
+    seen: HashSet<Digest>,
+    stream: Digest,
+    cache: PackCache,
 }
 
 impl CacheWriter {
-    /// Keeps the tar (its bytes were verified by the caller).
+    /// Adds a chunk's frame (verified by the caller), once per digest.
+    pub fn add(&mut self, chunk: &ChunkRef, frame: &[u8]) -> io::Result<()> {
+        let Some(file) = &mut self.file else { return Ok(()) };
+        if !self.seen.insert(chunk.digest) {
+            return Ok(());
+        }
+        let header = record_header(chunk, frame.len());
+        file.write_all(&header)?;
+        file.write_all(frame)?;
+        let offset = self.offset + header.len() as u64;
+        self.entries.push(Entry {
+            digest: chunk.digest,
+            offset,
+            size: u32::try_from(frame.len()).unwrap_or(u32::MAX),
+            length: u32::try_from(chunk.length).unwrap_or(u32::MAX),
+        });
+        self.offset = offset + frame.len() as u64;
+        Ok(())
+    }
+
+    /// Keeps the pack (the whole stream was verified by the caller), then its index.
     pub fn commit(mut self) -> io::Result<()> {
         let Some(file) = self.file.take() else { return Ok(()) };
         let file = file.into_inner().map_err(|e| e.into_error())?;
-        let (tar, chunks) = self.cache.paths(&self.stream.digest);
-        file.persist(&tar).map_err(|e| e.error)?;
+        let (pack, index) = self.cache.paths(&self.stream);
+        file.persist(&pack).map_err(|e| e.error)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.cache.dir)?;
-        tmp.write_all(&serde_json::to_vec(&self.stream)?)?;
-        tmp.persist(&chunks).map_err(|e| e.error)?;
+        tmp.write_all(&encode_index(&self.entries))?;
+        tmp.persist(&index).map_err(|e| e.error)?;
         self.cache.evict();
         Ok(())
     }

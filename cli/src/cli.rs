@@ -194,8 +194,8 @@ pub struct PullArgs {
     /// rollback attack looks.
     #[arg(long)]
     pub allow_downgrade: bool,
-    /// Parallel downloads.
-    #[arg(long, default_value_t = 16)]
+    /// Batches of chunks fetched at once (each about 2 MiB compressed).
+    #[arg(long, default_value_t = 4)]
     pub jobs: usize,
     /// Print the result as JSON on stdout.
     #[arg(long)]

@@ -154,8 +154,14 @@ impl Client {
         .await
     }
 
-    pub async fn get_chunk(&self, digest: &Digest) -> Result<Bytes, ClientError> {
-        self.bytes(&format!("/v1/chunks/{digest}")).await
+    /// The chunks `digests`, as a pack whose records are in the order asked.
+    pub async fn get_chunks(&self, digests: &[Digest]) -> Result<Bytes, ClientError> {
+        let body = Digests {
+            digests: digests.to_vec(),
+        };
+        let r = self.send("POST", "/v1/chunks/batch", |r| r.json(&body)).await?;
+        let url = r.url().to_string();
+        r.bytes().await.map_err(|source| ClientError::Transport { url, source })
     }
 
     pub async fn put_manifest(&self, envelope: Vec<u8>) -> Result<Stored, ClientError> {

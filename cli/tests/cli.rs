@@ -217,7 +217,8 @@ fn tampering_is_refused_and_nothing_is_written() {
         "the registry sent a bad chunk",
     );
     fs::write(&pack, &original).unwrap();
-    // The index says the frame is 7 bytes shorter: the registry serves it cut.
+    // The index says the frame is 7 bytes shorter: the registry serves it cut, and what
+    // follows it no longer lines up.
     entries[victim].size -= 7;
     fs::write(&index, rel_format::pack::encode_index(&entries)).unwrap();
     drop(reg);
@@ -226,7 +227,7 @@ fn tampering_is_refused_and_nothing_is_written() {
         &puller,
         &reg,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        "the registry sent a bad chunk",
+        "the registry sent a malformed batch of chunks",
     );
     fs::write(&index, &saved_index).unwrap();
     drop(reg);
@@ -509,14 +510,17 @@ fn a_damaged_cache_is_refetched_not_trusted() {
         )
     };
     pull(&vs[0], "v1.tar");
-    // Scribble over every cached tar.
+    // Scribble over every cached pack.
+    let mut scribbled = 0;
     for e in fs::read_dir(host.path("cache")).unwrap() {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "tar") {
+        if p.extension().is_some_and(|x| x == "pack") {
+            scribbled += 1;
             let len = fs::metadata(&p).unwrap().len() as usize;
             fs::write(&p, vec![0x5a; len]).unwrap();
         }
     }
+    assert_eq!(scribbled, 1);
     let v2 = pull(&vs[1], "v2.tar");
     assert_eq!(
         v2["fetched_chunks"], v2["chunks"],

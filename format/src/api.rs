@@ -9,6 +9,9 @@ use crate::version::Version;
 /// Most digests one "which are missing?" request may ask about.
 pub const MAX_MISSING_QUERY: usize = 100_000;
 
+/// Most chunks one `POST /v1/chunks/batch` may ask for.
+pub const MAX_BATCH: usize = 1024;
+
 /// Every error: a stable machine code and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -211,6 +211,13 @@ impl<W: Write> Reassembler<W> {
         self.out.write_all(data).map_err(ChunkError::Write)
     }
 
+    /// Appends `data` as `chunk` when the caller has already verified it (with
+    /// [`verify_chunk`] or [`decompress_chunk`]); the whole stream is still checked at the end.
+    pub fn push_verified(&mut self, chunk: &ChunkRef, data: &[u8]) -> Result<(), ChunkError> {
+        debug_assert_eq!(data.len() as u64, chunk.length);
+        self.out.write_all(data).map_err(ChunkError::Write)
+    }
+
     /// Checks the whole stream's digest and length; returns the writer.
     pub fn finish(self) -> Result<W, ChunkError> {
         let (actual, actual_len, out) = self.out.finish();

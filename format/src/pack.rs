@@ -16,9 +16,11 @@
 use crate::chunk::{ChunkRef, MAX_CHUNK};
 use crate::digest::Digest;
 
-const PACK_MAGIC: &[u8; 8] = b"RELPACK1";
+/// What a pack starts with.
+pub const PACK_MAGIC: &[u8; 8] = b"RELPACK1";
 const INDEX_MAGIC: &[u8; 8] = b"RELPIDX1";
-const RECORD_HEADER: usize = 32 + 4 + 4;
+/// Bytes of a record before its frame.
+pub const RECORD_HEADER: usize = 32 + 4 + 4;
 const INDEX_ENTRY: usize = 32 + 8 + 4 + 4;
 
 /// Largest pack body the registry accepts.
@@ -113,10 +115,7 @@ impl PackWriter {
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let start = self.body.len();
-        self.body.extend_from_slice(chunk.digest.as_bytes());
-        self.body
-            .extend_from_slice(&u32::try_from(chunk.length).unwrap_or(u32::MAX).to_be_bytes());
-        self.body.extend_from_slice(&[0; 4]);
+        self.body.extend_from_slice(&record_header(chunk, 0));
         if let Err(e) = write(&mut self.body) {
             self.body.truncate(start);
             return Err(e);
@@ -143,6 +142,15 @@ impl PackWriter {
     pub fn finish(self) -> Vec<u8> {
         self.body
     }
+}
+
+/// The header of the record of `chunk` with a frame of `size` bytes.
+pub fn record_header(chunk: &ChunkRef, size: usize) -> [u8; RECORD_HEADER] {
+    let mut header = [0; RECORD_HEADER];
+    header[..32].copy_from_slice(chunk.digest.as_bytes());
+    header[32..36].copy_from_slice(&u32::try_from(chunk.length).unwrap_or(u32::MAX).to_be_bytes());
+    header[36..].copy_from_slice(&u32::try_from(size).unwrap_or(u32::MAX).to_be_bytes());
+    header
 }
 
 /// Reads the records of a pack body; the frames themselves are the caller's to verify.

@@ -599,3 +599,45 @@ async fn replicas_find_each_others_packs_and_follow_collection() {
     assert_eq!(get(&b, kept.chunks[0].0.digest).await, 200);
     assert_eq!(get(&b, orphan.chunks[0].0.digest).await, 404);
 }
+
+#[tokio::test]
+async fn batches_come_back_as_one_pack_in_the_order_asked() {
+    let app = open_app();
+    let a = release("1.0.0", 90);
+    let b = release("2.0.0", 91);
+    assert_eq!(upload(&app, None, &a.chunks).await.status, 201);
+    assert_eq!(upload(&app, None, &b.chunks).await.status, 201);
+    // Across two packs, out of their order, one chunk twice.
+    let asked: Vec<_> = [
+        &b.chunks[1],
+        &a.chunks[0],
+        &a.chunks[1],
+        &a.chunks[2],
+        &b.chunks[0],
+        &a.chunks[0],
+    ]
+    .into_iter()
+    .cloned()
+    .collect();
+    let body = serde_json::json!({ "digests": asked.iter().map(|(c, _)| c.digest.to_string()).collect::<Vec<_>>() });
+    let json = [("content-type", "application/json".to_owned())];
+    let r = call(&app, "POST", "/v1/chunks/batch", None, &json, body.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let records = rel_format::pack::parse_pack(&r.body).unwrap();
+    assert_eq!(records.len(), asked.len());
+    for (record, (c, frame)) in records.iter().zip(&asked) {
+        assert_eq!((record.digest, u64::from(record.length)), (c.digest, c.length));
+        assert_eq!(&r.body[record.offset as usize..][..record.size as usize], &frame[..]);
+    }
+    // One unknown chunk: 404 naming it, nothing else.
+    let unknown = rel_format::Digest::of(b"never stored");
+    let body = serde_json::json!({ "digests": [a.chunks[0].0.digest.to_string(), unknown.to_string()] });
+    let r = call(&app, "POST", "/v1/chunks/batch", None, &json, body.to_string()).await;
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains(&unknown.to_string()), "{}", r.text());
+    // Too many at once.
+    let many = vec![unknown.to_string(); rel_format::api::MAX_BATCH + 1];
+    let body = serde_json::json!({ "digests": many });
+    let r = call(&app, "POST", "/v1/chunks/batch", None, &json, body.to_string()).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+}

@@ -124,8 +124,14 @@ async fn matrix() {
         (
             "POST",
             "/v1/chunks/missing".into(),
-            missing_body.into_bytes(),
+            missing_body.clone().into_bytes(),
             [401, 403, 200, 200, 200],
+        ),
+        (
+            "POST",
+            "/v1/chunks/batch".into(),
+            missing_body.into_bytes(),
+            [401, 200, 200, 200, 200],
         ),
         (
             "POST",

@@ -10,11 +10,12 @@ use futures::StreamExt;
 use rel_format::channel::{ChannelError, Freshness, SignedChannel};
 use rel_format::chunk::{ChunkRef, Reassembler, decompress_chunk};
 use rel_format::manifest::{Kind, Manifest};
+use rel_format::pack::parse_pack;
 use rel_format::signing::{Expected, verify};
 use rel_format::{TrustedKeys, Version};
 use serde::Serialize;
 
-use crate::cache::TarCache;
+use crate::cache::PackCache;
 use crate::cli::PullArgs;
 use crate::client::Client;
 use crate::progress::{Progress, human};
@@ -104,29 +105,18 @@ pub(crate) struct Transfer {
     pub fetched_bytes: u64,
 }
 
-/// Writes to two writers.
-struct Tee<A, B>(A, B);
+/// Chunks per window: the cached ones are read locally, the rest asked for in one request
+/// (about 2 MiB compressed).
+const WINDOW: usize = 256;
 
-impl<A: Write, B: Write> Write for Tee<A, B> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write_all(buf)?;
-        self.1.write_all(buf)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()?;
-        self.1.flush()
-    }
-}
-
-/// Streams the canonical tar of `manifest` into `out`. Each chunk comes from the cache when an
-/// earlier artifact has it, else from the registry, `jobs` fetches at a time, kept in order;
-/// every chunk is verified before a byte of it is written, and the whole stream at the end.
-/// The tar enters the cache too, so the next version fetches only what changed.
+/// Streams the canonical tar of `manifest` into `out`. The chunks go in windows, `jobs` at a
+/// time and kept in order: a chunk comes from the cache when an earlier artifact has it, the
+/// rest of a window in one batch from the registry. Every chunk is verified before a byte of
+/// it is written, and the whole stream at the end. The tar enters the cache too, so the next
+/// version fetches only what changed.
 pub(crate) async fn stream_tar<W: Write + Send + 'static>(
     client: &Client,
-    cache: &TarCache,
+    cache: &PackCache,
     manifest: &Manifest,
     jobs: usize,
     progress: &Progress,
@@ -134,44 +124,37 @@ pub(crate) async fn stream_tar<W: Write + Send + 'static>(
 ) -> Result<(W, Transfer)> {
     let index = Arc::new(cache.index());
     let cache_writer = cache.begin(&manifest.tar)?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(ChunkRef, Vec<u8>)>(jobs.max(1) * 4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Fetched>>(jobs.max(1));
     let stream = manifest.tar.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<(W, crate::cache::CacheWriter)> {
-        let mut r = Reassembler::new(&stream, Tee(out, cache_writer));
-        while let Some((c, data)) = rx.blocking_recv() {
-            r.push(&c, &data)?;
+        let mut cache_writer = cache_writer;
+        let mut r = Reassembler::new(&stream, out);
+        while let Some(window) = rx.blocking_recv() {
+            for f in window {
+                // Verified when it was decompressed.
+                r.push_verified(&f.chunk, &f.data)?;
+                cache_writer
+                    .add(&f.chunk, &f.frame)
+                    .context("cannot write the release into the cache")?;
+            }
         }
-        let Tee(out, cache_writer) = r.finish()?;
-        Ok((out, cache_writer))
+        Ok((r.finish()?, cache_writer))
     });
     let mut transfer = Transfer::default();
-    let mut chunks = futures::stream::iter(manifest.tar.chunks.iter().cloned())
-        .map(|c| {
+    let mut windows = futures::stream::iter(manifest.tar.chunks.chunks(WINDOW))
+        .map(|window| {
             let (index, cache) = (index.clone(), cache.clone());
-            async move {
-                if let Some(loc) = index.get(&c.digest).cloned() {
-                    let c2 = c.clone();
-                    if let Some(data) = tokio::task::spawn_blocking(move || cache.read(&loc, &c2)).await? {
-                        return Ok::<_, anyhow::Error>((c, data, 0));
-                    }
-                }
-                let stored = client.get_chunk(&c.digest).await?;
-                let data = decompress_chunk(&c, &stored)
-                    .with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
-                Ok((c, data, stored.len() as u64))
-            }
+            fetch_window(client, index, cache, window.to_vec())
         })
         .buffered(jobs.max(1));
     let mut failure = None;
-    while let Some(item) = chunks.next().await {
+    while let Some(item) = windows.next().await {
         match item {
-            Ok((c, data, fetched)) => {
-                if fetched > 0 {
-                    transfer.fetched_chunks += 1;
-                    transfer.fetched_bytes += fetched;
-                }
-                progress.inc(c.length);
-                if tx.send((c, data)).await.is_err() {
+            Ok((window, fetched)) => {
+                transfer.fetched_chunks += fetched.fetched_chunks;
+                transfer.fetched_bytes += fetched.fetched_bytes;
+                progress.inc(window.iter().map(|f| f.chunk.length).sum());
+                if tx.send(window).await.is_err() {
                     break;
                 }
             }
@@ -189,6 +172,96 @@ pub(crate) async fn stream_tar<W: Write + Send + 'static>(
     let (out, cache_writer) = written?;
     cache_writer.commit().context("cannot keep the release in the cache")?;
     Ok((out, transfer))
+}
+
+/// A chunk ready to write: its data, verified, and its frame for the cache.
+struct Fetched {
+    chunk: ChunkRef,
+    data: Vec<u8>,
+    frame: Vec<u8>,
+}
+
+/// The chunks of one window, in order, each verified: from the cache where it has them, the
+/// rest in one batch from the registry.
+async fn fetch_window(
+    client: &Client,
+    index: Arc<std::collections::HashMap<rel_format::Digest, crate::cache::Location>>,
+    cache: PackCache,
+    window: Vec<ChunkRef>,
+) -> Result<(Vec<Fetched>, Transfer)> {
+    let (window, cached) = tokio::task::spawn_blocking(move || {
+        let cached: Vec<Option<(Vec<u8>, Vec<u8>)>> = window
+            .iter()
+            .map(|c| index.get(&c.digest).and_then(|loc| cache.read(loc, c)))
+            .collect();
+        (window, cached)
+    })
+    .await?;
+    let mut wanted = Vec::new();
+    let mut asked = std::collections::HashSet::new();
+    for (c, data) in window.iter().zip(&cached) {
+        if data.is_none() && asked.insert(c.digest) {
+            wanted.push(c.clone());
+        }
+    }
+    let digests: Vec<_> = wanted.iter().map(|c| c.digest).collect();
+    let body = if digests.is_empty() {
+        bytes::Bytes::new()
+    } else {
+        client.get_chunks(&digests).await?
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut fetched: std::collections::HashMap<rel_format::Digest, (Vec<u8>, Vec<u8>)> =
+            std::collections::HashMap::new();
+        let mut transfer = Transfer::default();
+        if !wanted.is_empty() {
+            let records = parse_pack(&body).context("the registry sent a malformed batch of chunks")?;
+            if records.len() != wanted.len() {
+                bail!(
+                    "the registry sent {} chunks where {} were asked for",
+                    records.len(),
+                    wanted.len()
+                );
+            }
+            for (c, record) in wanted.iter().zip(&records) {
+                let frame = &body[record.offset as usize..][..record.size as usize];
+                let data = decompress_chunk(c, frame)
+                    .with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
+                transfer.fetched_chunks += 1;
+                transfer.fetched_bytes += u64::from(record.size);
+                fetched.insert(c.digest, (data, frame.to_vec()));
+            }
+        }
+        // A chunk the window holds twice is copied; the last use takes it.
+        let mut uses: std::collections::HashMap<rel_format::Digest, usize> = std::collections::HashMap::new();
+        for (c, data) in window.iter().zip(&cached) {
+            if data.is_none() {
+                *uses.entry(c.digest).or_default() += 1;
+            }
+        }
+        let window = window
+            .into_iter()
+            .zip(cached)
+            .map(|(c, data)| {
+                let (data, frame) = match data {
+                    Some(d) => d,
+                    None => {
+                        let left = uses.get_mut(&c.digest).expect("counted");
+                        *left -= 1;
+                        if *left == 0 {
+                            fetched.remove(&c.digest)
+                        } else {
+                            fetched.get(&c.digest).cloned()
+                        }
+                        .expect("every uncached chunk was fetched")
+                    }
+                };
+                Fetched { chunk: c, data, frame }
+            })
+            .collect();
+        Ok((window, transfer))
+    })
+    .await?
 }
 
 /// A release whose manifest verified.
@@ -236,7 +309,7 @@ pub(crate) async fn write_release(
     label: &str,
 ) -> Result<Transfer> {
     let cache =
-        TarCache::open(&s.cache_dir).with_context(|| format!("cannot open the cache `{}`", s.cache_dir.display()))?;
+        PackCache::open(&s.cache_dir).with_context(|| format!("cannot open the cache `{}`", s.cache_dir.display()))?;
     let progress = Progress::bytes(m.tar.length, label, s.quiet);
     let transfer = match target {
         Target::File(output) => {
@@ -248,7 +321,7 @@ pub(crate) async fn write_release(
         Target::Dir(into) => {
             // Extraction reads the stream as it is verified; it renames its work into place
             // only once the whole stream has verified.
-            let (reader, writer) = std::io::pipe()?;
+            let (reader, writer) = crate::local::pipe();
             let (confirm_tx, confirm_rx) = std::sync::mpsc::channel::<bool>();
             let into2 = into.to_owned();
             let extraction = tokio::task::spawn_blocking(move || {
@@ -256,15 +329,7 @@ pub(crate) async fn write_release(
                     confirm_rx.recv().unwrap_or(false)
                 })
             });
-            let streamed = stream_tar(
-                client,
-                &cache,
-                m,
-                jobs,
-                &progress,
-                std::io::BufWriter::with_capacity(1 << 20, writer),
-            )
-            .await;
+            let streamed = stream_tar(client, &cache, m, jobs, &progress, writer).await;
             let streamed = streamed.and_then(|(mut w, t)| {
                 w.flush()?;
                 Ok(t)

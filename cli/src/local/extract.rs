@@ -7,12 +7,16 @@
 //! renamed into place at the end, so a refused archive leaves nothing behind and the target
 //! appears whole or not at all.
 
+use std::collections::HashSet;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rel_format::archive::{ArchiveError, Limits, MemberKind, MemberSet, check_entry, decompress};
+
+/// Files up to this size are read whole, then written in one call.
+const SMALL: u64 = 1 << 20;
 
 /// What an extraction wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,10 @@ pub fn extract_confirmed<R: Read>(
 
     let mut archive = tar::Archive::new(decompress(input).map_err(refused)?);
     let mut members = MemberSet::default();
+    // Directories made or checked so far: only this extraction writes in its fresh temporary
+    // directory, so they stay directories.
+    let mut dirs = HashSet::new();
+    let mut buf = Vec::new();
     for entry in archive.entries().map_err(|e| refused(ArchiveError::Read(e)))? {
         let mut entry = entry.map_err(|e| refused(ArchiveError::Read(e)))?;
         let Some(member) = check_entry(&entry, &limits).map_err(refused)? else {
@@ -94,7 +102,7 @@ pub fn extract_confirmed<R: Read>(
             .admit(&path, &member.kind, member.size, &limits)
             .map_err(refused)?;
         let dest = tmp.path().join(&path);
-        ensure_parents(tmp.path(), &path).map_err(|e| match e {
+        ensure_parents(tmp.path(), &path, &mut dirs).map_err(|e| match e {
             Parent::Through(through) => refused(ArchiveError::ThroughNonDir {
                 path: path.clone(),
                 through,
@@ -102,18 +110,34 @@ pub fn extract_confirmed<R: Read>(
             Parent::Io(p, source) => ExtractError::Io { path: p, source },
         })?;
         match &member.kind {
-            MemberKind::Dir => match fs::symlink_metadata(&dest) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(refused(ArchiveError::Duplicate(path))),
-                Err(_) => fs::create_dir(&dest).map_err(io_err(&dest))?,
-            },
+            MemberKind::Dir => {
+                if !dirs.contains(path.as_str()) {
+                    match fs::symlink_metadata(&dest) {
+                        Ok(m) if m.is_dir() => {}
+                        Ok(_) => return Err(refused(ArchiveError::Duplicate(path))),
+                        Err(_) => fs::create_dir(&dest).map_err(io_err(&dest))?,
+                    }
+                    dirs.insert(path.clone());
+                }
+            }
             MemberKind::File { executable } => {
                 let mut file = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .open(&dest)
                     .map_err(io_err(&dest))?;
-                let written = io::copy(&mut (&mut entry).take(member.size), &mut file).map_err(io_err(&dest))?;
+                // Small files (most of a release) in one read and one write.
+                let written = if member.size <= SMALL {
+                    buf.clear();
+                    (&mut entry)
+                        .take(member.size)
+                        .read_to_end(&mut buf)
+                        .map_err(io_err(&dest))?;
+                    file.write_all(&buf).map_err(io_err(&dest))?;
+                    buf.len() as u64
+                } else {
+                    io::copy(&mut (&mut entry).take(member.size), &mut file).map_err(io_err(&dest))?
+                };
                 if written != member.size {
                     return Err(refused(ArchiveError::SizeMismatch {
                         path,
@@ -158,17 +182,26 @@ enum Parent {
 }
 
 /// Creates the parents of `path` under `root`, refusing to pass through anything that is not
-/// a real directory (a symlink made by an earlier member, or a file).
-fn ensure_parents(root: &Path, path: &str) -> Result<(), Parent> {
+/// a real directory (a symlink made by an earlier member, or a file). `dirs` holds the
+/// directories already made or checked, which need no second look.
+fn ensure_parents(root: &Path, path: &str, dirs: &mut HashSet<String>) -> Result<(), Parent> {
+    let Some((parent, _)) = path.rsplit_once('/') else {
+        return Ok(());
+    };
+    if dirs.contains(parent) {
+        return Ok(());
+    }
     let mut current = root.to_path_buf();
     let mut shown = String::new();
-    let parts: Vec<&str> = path.split('/').collect();
-    for part in &parts[..parts.len() - 1] {
+    for part in parent.split('/') {
         current.push(part);
         if !shown.is_empty() {
             shown.push('/');
         }
         shown.push_str(part);
+        if dirs.contains(&shown) {
+            continue;
+        }
         match fs::symlink_metadata(&current) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(Parent::Through(shown)),
@@ -177,6 +210,7 @@ fn ensure_parents(root: &Path, path: &str) -> Result<(), Parent> {
             }
             Err(e) => return Err(Parent::Io(current.clone(), e)),
         }
+        dirs.insert(shown.clone());
     }
     Ok(())
 }

@@ -7,9 +7,11 @@
 mod extract;
 mod output;
 mod pack;
+mod pipe;
 mod snapshot;
 
 pub use extract::{ExtractError, ExtractReport, extract, extract_confirmed};
 pub use output::TarFile;
 pub use pack::{PackError, pack_dir};
+pub use pipe::pipe;
 pub use snapshot::snapshot_dir;

@@ -6,14 +6,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rel_format::Digest;
-use rel_format::api::{Digests, MAX_MISSING_QUERY, PackStored};
+use rel_format::api::{Digests, MAX_BATCH, MAX_MISSING_QUERY, PackStored};
 use rel_format::chunk::check_frame;
-use rel_format::pack::{MAX_PACK, encode_index, index_entries, pack_id, parse_pack};
+use rel_format::pack::{MAX_PACK, PACK_MAGIC, RECORD_HEADER, encode_index, index_entries, pack_id, parse_pack};
 
 use super::Caller;
 use crate::AppState;
@@ -29,6 +30,10 @@ pub(super) fn router() -> Router<AppState> {
             post(missing).layer(DefaultBodyLimit::max(MAX_MISSING_QUERY * 80 + 1024)),
         )
         .route("/v1/chunks/{digest}", get(download).head(download))
+        .route(
+            "/v1/chunks/batch",
+            post(batch).layer(DefaultBodyLimit::max(MAX_BATCH * 80 + 1024)),
+        )
         .route("/v1/packs", post(upload).layer(DefaultBodyLimit::max(MAX_PACK)))
 }
 
@@ -145,6 +150,62 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
             pack: id,
             chunks: unique,
         }),
+    )
+        .into_response())
+}
+
+/// Longest single read of a pack while serving a batch.
+const MAX_RUN: u64 = 4 * 1024 * 1024;
+
+/// `POST /v1/chunks/batch`: the asked chunks as one pack, in the order asked. A chunk's record
+/// is read from its pack as stored (header and frame), and records that lie side by side in
+/// a pack — the usual case, since a push packs chunks in tar order — are read at once.
+async fn batch(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(query): Json<Digests>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Pull, None)?;
+    if query.digests.len() > MAX_BATCH {
+        return Err(ApiError::TooLarge(format!("at most {MAX_BATCH} chunks per batch")));
+    }
+    let unknown = state.packs.unknown(&query.digests, Instant::now()).await?;
+    if let Some(first) = unknown.first() {
+        return Err(ApiError::NotFound(format!(
+            "chunk {first} is not stored ({} of the {} asked for are not)",
+            unknown.len(),
+            query.digests.len()
+        )));
+    }
+    let mut runs: Vec<(Arc<object_store::path::Path>, std::ops::Range<u64>)> = Vec::new();
+    for d in &query.digests {
+        let location = state
+            .packs
+            .locate(d)
+            .ok_or_else(|| ApiError::NotFound(format!("chunk {d} is not stored")))?;
+        let record = location.entry.offset - RECORD_HEADER as u64..location.entry.range().end;
+        match runs.last_mut() {
+            Some((pack, range))
+                if *pack == location.pack && range.end == record.start && record.end - range.start <= MAX_RUN =>
+            {
+                range.end = record.end;
+            }
+            _ => runs.push((location.pack, record)),
+        }
+    }
+    let sent: u64 = runs.iter().map(|(_, r)| r.end - r.start).sum();
+    state.metrics.add("rel_chunk_bytes_sent_total", String::new(), sent);
+    let store = state.store.clone();
+    let records = futures::stream::iter(runs)
+        .map(move |(pack, range)| {
+            let store = store.clone();
+            async move { store.get_range(&pack, range).await }
+        })
+        .buffered(4);
+    let body = futures::stream::once(std::future::ready(Ok(Bytes::from_static(PACK_MAGIC)))).chain(records);
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        axum::body::Body::from_stream(body),
     )
         .into_response())
 }
