@@ -4,6 +4,8 @@
 //! and messages to stderr; errors print as `error: ...`, then one `caused by: ...` line per
 //! cause, then a `hint: ...` where one helps. Exit codes: 0 success, 1 failure, 2 usage.
 
+#![forbid(unsafe_code)]
+
 pub mod cache;
 pub mod cli;
 pub mod client;

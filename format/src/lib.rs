@@ -14,6 +14,8 @@
 //! - [`manifest`]: what an artifact is, in canonical JSON.
 //! - [`signing`]: ed25519 keys, signatures and verification of the artifact asked for.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod appup;
 pub mod archive;

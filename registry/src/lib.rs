@@ -5,6 +5,8 @@
 //! replicas can serve one bucket. Each replica caches only what is immutable or what it can
 //! re-list ([`catalog`]). The HTTP API is SPEC.md §7; `rel serve` runs it.
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod catalog;
 pub mod config;

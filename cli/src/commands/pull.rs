@@ -106,8 +106,8 @@ pub(crate) struct Transfer {
 }
 
 /// Chunks per window: the cached ones are read locally, the rest asked for in one request
-/// (about 2 MiB compressed).
-const WINDOW: usize = 256;
+/// (about 1 MiB compressed).
+const WINDOW: usize = 128;
 
 /// Streams the canonical tar of `manifest` into `out`. The chunks go in windows, `jobs` at a
 /// time and kept in order: a chunk comes from the cache when an earlier artifact has it, the
@@ -124,7 +124,7 @@ pub(crate) async fn stream_tar<W: Write + Send + 'static>(
 ) -> Result<(W, Transfer)> {
     let index = Arc::new(cache.index());
     let cache_writer = cache.begin(&manifest.tar)?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Fetched>>(jobs.max(1));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Fetched>>(1);
     let stream = manifest.tar.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<(W, crate::cache::CacheWriter)> {
         let mut cache_writer = cache_writer;
@@ -178,7 +178,7 @@ pub(crate) async fn stream_tar<W: Write + Send + 'static>(
 struct Fetched {
     chunk: ChunkRef,
     data: Vec<u8>,
-    frame: Vec<u8>,
+    frame: bytes::Bytes,
 }
 
 /// The chunks of one window, in order, each verified: from the cache where it has them, the
@@ -190,9 +190,12 @@ async fn fetch_window(
     window: Vec<ChunkRef>,
 ) -> Result<(Vec<Fetched>, Transfer)> {
     let (window, cached) = tokio::task::spawn_blocking(move || {
-        let cached: Vec<Option<(Vec<u8>, Vec<u8>)>> = window
+        let cached: Vec<Option<(Vec<u8>, bytes::Bytes)>> = window
             .iter()
-            .map(|c| index.get(&c.digest).and_then(|loc| cache.read(loc, c)))
+            .map(|c| {
+                let (data, frame) = cache.read(index.get(&c.digest)?, c)?;
+                Some((data, bytes::Bytes::from(frame)))
+            })
             .collect();
         (window, cached)
     })
@@ -211,7 +214,7 @@ async fn fetch_window(
         client.get_chunks(&digests).await?
     };
     tokio::task::spawn_blocking(move || {
-        let mut fetched: std::collections::HashMap<rel_format::Digest, (Vec<u8>, Vec<u8>)> =
+        let mut fetched: std::collections::HashMap<rel_format::Digest, (Vec<u8>, bytes::Bytes)> =
             std::collections::HashMap::new();
         let mut transfer = Transfer::default();
         if !wanted.is_empty() {
@@ -224,12 +227,12 @@ async fn fetch_window(
                 );
             }
             for (c, record) in wanted.iter().zip(&records) {
-                let frame = &body[record.offset as usize..][..record.size as usize];
-                let data = decompress_chunk(c, frame)
+                let frame = body.slice(record.offset as usize..(record.offset + u64::from(record.size)) as usize);
+                let data = decompress_chunk(c, &frame)
                     .with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
                 transfer.fetched_chunks += 1;
                 transfer.fetched_bytes += u64::from(record.size);
-                fetched.insert(c.digest, (data, frame.to_vec()));
+                fetched.insert(c.digest, (data, frame));
             }
         }
         // A chunk the window holds twice is copied; the last use takes it.
