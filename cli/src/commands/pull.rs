@@ -124,7 +124,7 @@ pub(crate) async fn stream_tar<W: Write + Send + 'static>(
 ) -> Result<(W, Transfer)> {
     let index = Arc::new(cache.index());
     let cache_writer = cache.begin(&manifest.tar)?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Fetched>>(1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Fetched>>(2);
     let stream = manifest.tar.clone();
     let writer = tokio::task::spawn_blocking(move || -> Result<(W, crate::cache::CacheWriter)> {
         let mut cache_writer = cache_writer;

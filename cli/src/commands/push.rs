@@ -86,6 +86,7 @@ async fn ingest_and_upload(
     let producer = tokio::task::spawn_blocking(move || {
         let mut seen = HashSet::new();
         let mut batch = Vec::with_capacity(PACK_CHUNKS);
+        let mut sent = 0u32;
         let send = |batch: Vec<_>| {
             tx.blocking_send(batch)
                 .map_err(|_| std::io::Error::other("the upload stopped"))
@@ -93,7 +94,9 @@ async fn ingest_and_upload(
         let ingested = ingest(&path, |c, d| {
             if seen.insert(c.digest) && only.as_ref().is_none_or(|o| o.contains(&c.digest)) {
                 batch.push((c.clone(), d.to_vec()));
-                if batch.len() == PACK_CHUNKS {
+                // The first packs are small, so compression and the registry start early.
+                if batch.len() >= PACK_CHUNKS.min(8 << sent.min(4)) {
+                    sent += 1;
                     send(std::mem::replace(&mut batch, Vec::with_capacity(PACK_CHUNKS)))?;
                 }
             }
