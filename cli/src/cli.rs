@@ -6,6 +6,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::env;
 
+/// Batches of chunks a pull fetches at once: enough to hide the registry's latency, few
+/// enough that a 1 GiB pull stays under 100 MiB.
+pub const PULL_JOBS: usize = 8;
 #[derive(Debug, Parser)]
 #[command(
     name = "rel",
@@ -194,8 +197,8 @@ pub struct PullArgs {
     /// rollback attack looks.
     #[arg(long)]
     pub allow_downgrade: bool,
-    /// Batches of chunks fetched at once (each about 2 MiB compressed).
-    #[arg(long, default_value_t = 4)]
+    /// Batches of chunks fetched at once (each about 1 MiB compressed).
+    #[arg(long, default_value_t = PULL_JOBS)]
     pub jobs: usize,
     /// Print the result as JSON on stdout.
     #[arg(long)]

@@ -44,7 +44,15 @@ pub async fn install(s: &Settings, args: &InstallArgs) -> Result<()> {
     let version: Version = args.version.parse()?;
     let super::pull::Verified { manifest, signer } =
         super::pull::verified_release(&client, &trusted, &args.name, &version).await?;
-    super::pull::write_release(s, &client, &manifest, super::pull::Target::Dir(root), 16, "install").await?;
+    super::pull::write_release(
+        s,
+        &client,
+        &manifest,
+        super::pull::Target::Dir(root),
+        crate::cli::PULL_JOBS,
+        "install",
+    )
+    .await?;
 
     // Make it a target system: the .rel where release_handler looks, RELEASES,
     // start_erl.data, ERTS, and the host's own configuration.
@@ -149,7 +157,15 @@ async fn fetch_step(
     };
     let (manifest, _) =
         verify(&bytes, trusted, &expected).with_context(|| format!("refusing the upgrade {from} -> {to}"))?;
-    super::pull::write_release(s, client, &manifest, super::pull::Target::File(target), 16, "fetch").await?;
+    super::pull::write_release(
+        s,
+        client,
+        &manifest,
+        super::pull::Target::File(target),
+        crate::cli::PULL_JOBS,
+        "fetch",
+    )
+    .await?;
     Ok(manifest)
 }
 

@@ -123,28 +123,27 @@ pub(crate) async fn stream_tar<W: Write + Send + 'static>(
     out: W,
 ) -> Result<(W, Transfer)> {
     let index = Arc::new(cache.index());
-    let cache_writer = cache.begin(&manifest.tar)?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Fetched>>(2);
+    // Frames enter the cache as their window is verified, in whatever order windows finish
+    // (a pack's order is free): a window then holds its batch no longer than it takes to
+    // decompress it.
+    let cache_out = Arc::new(std::sync::Mutex::new(cache.begin(&manifest.tar)?));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(ChunkRef, Vec<u8>)>>(2);
     let stream = manifest.tar.clone();
-    let writer = tokio::task::spawn_blocking(move || -> Result<(W, crate::cache::CacheWriter)> {
-        let mut cache_writer = cache_writer;
+    let writer = tokio::task::spawn_blocking(move || -> Result<W> {
         let mut r = Reassembler::new(&stream, out);
         while let Some(window) = rx.blocking_recv() {
-            for f in window {
+            for (c, data) in window {
                 // Verified when it was decompressed.
-                r.push_verified(&f.chunk, &f.data)?;
-                cache_writer
-                    .add(&f.chunk, &f.frame)
-                    .context("cannot write the release into the cache")?;
+                r.push_verified(&c, &data)?;
             }
         }
-        Ok((r.finish()?, cache_writer))
+        Ok(r.finish()?)
     });
     let mut transfer = Transfer::default();
     let mut windows = futures::stream::iter(manifest.tar.chunks.chunks(WINDOW))
         .map(|window| {
-            let (index, cache) = (index.clone(), cache.clone());
-            fetch_window(client, index, cache, window.to_vec())
+            let (index, cache, cache_out) = (index.clone(), cache.clone(), cache_out.clone());
+            fetch_window(client, index, cache, cache_out, window.to_vec())
         })
         .buffered(jobs.max(1));
     let mut failure = None;
@@ -153,7 +152,7 @@ pub(crate) async fn stream_tar<W: Write + Send + 'static>(
             Ok((window, fetched)) => {
                 transfer.fetched_chunks += fetched.fetched_chunks;
                 transfer.fetched_bytes += fetched.fetched_bytes;
-                progress.inc(window.iter().map(|f| f.chunk.length).sum());
+                progress.inc(window.iter().map(|(c, _)| c.length).sum());
                 if tx.send(window).await.is_err() {
                     break;
                 }
@@ -164,39 +163,36 @@ pub(crate) async fn stream_tar<W: Write + Send + 'static>(
             }
         }
     }
+    drop(windows);
     drop(tx);
     let written = writer.await?;
     if let Some(e) = failure {
         return Err(e);
     }
-    let (out, cache_writer) = written?;
-    cache_writer.commit().context("cannot keep the release in the cache")?;
+    let out = written?;
+    // The whole stream verified: the cache may keep it.
+    let cache_out = Arc::into_inner(cache_out)
+        .expect("every window is done")
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a cache writer panicked"))?;
+    cache_out.commit().context("cannot keep the release in the cache")?;
     Ok((out, transfer))
 }
 
-/// A chunk ready to write: its data, verified, and its frame for the cache.
-struct Fetched {
-    chunk: ChunkRef,
-    data: Vec<u8>,
-    frame: bytes::Bytes,
-}
+type Shared<T> = Arc<std::sync::Mutex<T>>;
 
 /// The chunks of one window, in order, each verified: from the cache where it has them, the
-/// rest in one batch from the registry.
+/// rest in one batch from the registry. Their frames go to `cache_out`.
 async fn fetch_window(
     client: &Client,
     index: Arc<std::collections::HashMap<rel_format::Digest, crate::cache::Location>>,
     cache: PackCache,
+    cache_out: Shared<crate::cache::CacheWriter>,
     window: Vec<ChunkRef>,
-) -> Result<(Vec<Fetched>, Transfer)> {
+) -> Result<(Vec<(ChunkRef, Vec<u8>)>, Transfer)> {
     let (window, cached) = tokio::task::spawn_blocking(move || {
-        let cached: Vec<Option<(Vec<u8>, bytes::Bytes)>> = window
-            .iter()
-            .map(|c| {
-                let (data, frame) = cache.read(index.get(&c.digest)?, c)?;
-                Some((data, bytes::Bytes::from(frame)))
-            })
-            .collect();
+        let cached: Vec<Option<(Vec<u8>, Vec<u8>)>> =
+            window.iter().map(|c| cache.read(index.get(&c.digest)?, c)).collect();
         (window, cached)
     })
     .await?;
@@ -214,9 +210,9 @@ async fn fetch_window(
         client.get_chunks(&digests).await?
     };
     tokio::task::spawn_blocking(move || {
-        let mut fetched: std::collections::HashMap<rel_format::Digest, (Vec<u8>, bytes::Bytes)> =
-            std::collections::HashMap::new();
+        let mut fetched = std::collections::HashMap::new();
         let mut transfer = Transfer::default();
+        let mut frames: Vec<(&ChunkRef, &[u8])> = Vec::new();
         if !wanted.is_empty() {
             let records = parse_pack(&body).context("the registry sent a malformed batch of chunks")?;
             if records.len() != wanted.len() {
@@ -227,12 +223,27 @@ async fn fetch_window(
                 );
             }
             for (c, record) in wanted.iter().zip(&records) {
-                let frame = body.slice(record.offset as usize..(record.offset + u64::from(record.size)) as usize);
-                let data = decompress_chunk(c, &frame)
+                let frame = &body[record.offset as usize..][..record.size as usize];
+                let data = decompress_chunk(c, frame)
                     .with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
                 transfer.fetched_chunks += 1;
                 transfer.fetched_bytes += u64::from(record.size);
-                fetched.insert(c.digest, (data, frame));
+                fetched.insert(c.digest, data);
+                frames.push((c, frame));
+            }
+        }
+        frames.extend(
+            window
+                .iter()
+                .zip(&cached)
+                .filter_map(|(c, d)| d.as_ref().map(|(_, frame)| (c, frame.as_slice()))),
+        );
+        {
+            let mut out = cache_out
+                .lock()
+                .map_err(|_| anyhow::anyhow!("a cache writer panicked"))?;
+            for (c, frame) in frames {
+                out.add(c, frame).context("cannot write the release into the cache")?;
             }
         }
         // A chunk the window holds twice is copied; the last use takes it.
@@ -243,11 +254,11 @@ async fn fetch_window(
             }
         }
         let window = window
-            .into_iter()
+            .iter()
             .zip(cached)
             .map(|(c, data)| {
-                let (data, frame) = match data {
-                    Some(d) => d,
+                let data = match data {
+                    Some((data, _)) => data,
                     None => {
                         let left = uses.get_mut(&c.digest).expect("counted");
                         *left -= 1;
@@ -259,7 +270,7 @@ async fn fetch_window(
                         .expect("every uncached chunk was fetched")
                     }
                 };
-                Fetched { chunk: c, data, frame }
+                (c.clone(), data)
             })
             .collect();
         Ok((window, transfer))

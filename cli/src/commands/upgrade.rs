@@ -58,7 +58,15 @@ pub(crate) async fn materialise(
         .await?
         .manifest;
     let tar = tmp.path().join("release.tar");
-    super::pull::write_release(s, &client, &manifest, super::pull::Target::File(&tar), 16, "fetch").await?;
+    super::pull::write_release(
+        s,
+        &client,
+        &manifest,
+        super::pull::Target::File(&tar),
+        crate::cli::PULL_JOBS,
+        "fetch",
+    )
+    .await?;
     Ok(Materialised {
         path: tar,
         _tmp: Some(tmp),
