@@ -9,6 +9,7 @@ use crate::env;
 /// Batches of chunks a pull fetches at once: enough to hide the registry's latency, few
 /// enough that a 1 GiB pull stays under 100 MiB.
 pub const PULL_JOBS: usize = 8;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rel",
