@@ -56,22 +56,27 @@ struct Index {
 }
 
 impl Index {
+    /// Points `e`'s chunk at `pack` unless a newer pack already holds it.
+    fn offer(&mut self, pack: &Pack, e: &Entry) {
+        let newer = self
+            .chunks
+            .get(&e.digest)
+            .is_none_or(|l| l.last_modified <= pack.last_modified);
+        if newer {
+            self.chunks.insert(
+                e.digest,
+                Location {
+                    pack: pack.key.clone(),
+                    last_modified: pack.last_modified,
+                    entry: *e,
+                },
+            );
+        }
+    }
+
     fn add(&mut self, pack: Pack) {
         for e in pack.entries.iter() {
-            let newer = self
-                .chunks
-                .get(&e.digest)
-                .is_none_or(|l| l.last_modified <= pack.last_modified);
-            if newer {
-                self.chunks.insert(
-                    e.digest,
-                    Location {
-                        pack: pack.key.clone(),
-                        last_modified: pack.last_modified,
-                        entry: *e,
-                    },
-                );
-            }
+            self.offer(&pack, e);
         }
         self.packs.insert(pack.key.clone(), pack);
     }
@@ -91,22 +96,9 @@ impl Index {
         }
         // Chunks that are also in another pack point there now.
         let others: Vec<Pack> = self.packs.values().cloned().collect();
-        for pack in others {
+        for pack in &others {
             for e in pack.entries.iter().filter(|e| orphaned.contains(&e.digest)) {
-                let newer = self
-                    .chunks
-                    .get(&e.digest)
-                    .is_none_or(|l| l.last_modified <= pack.last_modified);
-                if newer {
-                    self.chunks.insert(
-                        e.digest,
-                        Location {
-                            pack: pack.key.clone(),
-                            last_modified: pack.last_modified,
-                            entry: *e,
-                        },
-                    );
-                }
+                self.offer(pack, e);
             }
         }
     }

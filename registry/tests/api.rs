@@ -641,3 +641,29 @@ async fn batches_come_back_as_one_pack_in_the_order_asked() {
     let r = call(&app, "POST", "/v1/chunks/batch", None, &json, body.to_string()).await;
     assert_eq!(r.status, 413, "{}", r.text());
 }
+
+#[tokio::test]
+async fn a_pack_left_without_its_index_is_collected_after_the_grace_period() {
+    let store = memory();
+    let options = Options {
+        gc_grace: std::time::Duration::from_secs(0),
+        ..Options::default()
+    };
+    let app = app(AppState::new(store.clone(), options));
+    let kept = release("1.0.0", 95);
+    assert_eq!(push(&app, None, &kept).await.status, 201);
+    // An upload that stopped between the pack and its index.
+    let stray = object_store::path::Path::from("packs/ab/abandoned.pack");
+    let body = pack_of(&release("2.0.0", 96).chunks);
+    store.put_create(&stray, body.clone().into()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let report = call(&app, "POST", "/v1/admin/gc", None, &[], "").await.json();
+    assert_eq!(report["packs_deleted"], 1, "{report}");
+    assert_eq!(report["bytes_deleted"], body.len(), "{report}");
+    assert!(!store.exists(&stray).await.unwrap());
+    // The indexed pack stays.
+    for (c, _) in &kept.chunks {
+        let r = call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "").await;
+        assert_eq!(r.status, 200);
+    }
+}

@@ -207,7 +207,11 @@ async fn fetch_window(
     let body = if digests.is_empty() {
         bytes::Bytes::new()
     } else {
-        client.get_chunks(&digests).await?
+        match client.get_chunks(&digests).await {
+            // A response cut short (a pack collected while it was read): ask once more.
+            Err(crate::client::ClientError::Transport { .. }) => client.get_chunks(&digests).await?,
+            other => other?,
+        }
     };
     tokio::task::spawn_blocking(move || {
         let mut fetched = std::collections::HashMap::new();

@@ -78,7 +78,7 @@ async fn ingest_and_upload(
     only: Option<HashSet<Digest>>,
     progress: &Progress,
 ) -> Result<(ChunkedStream, Ingested, Uploaded)> {
-    let only_retry = only.is_some();
+    let retry = only.is_some();
     // The producer hands over batches of chunks not seen before: one wake-up per pack, not
     // per chunk. Two batches wait at most (backpressure).
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(ChunkRef, Vec<u8>)>>(2);
@@ -107,7 +107,6 @@ async fn ingest_and_upload(
         }
         Ok::<_, anyhow::Error>(ingested)
     });
-    let retry = only_retry;
     let batches = futures::stream::unfold(&mut rx, |rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let uploaded = batches
         .map(|batch| async move {

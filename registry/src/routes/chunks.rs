@@ -1,5 +1,9 @@
 //! Chunks: which are missing, upload in packs (each frame verified), download.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
@@ -7,10 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use rel_format::Digest;
 use rel_format::api::{Digests, MAX_BATCH, MAX_MISSING_QUERY, PackStored};
 use rel_format::chunk::check_frame;
