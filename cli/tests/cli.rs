@@ -628,6 +628,14 @@ fn appup_show_gc_and_completions() {
         ),
         (Some(2), Some(0), Some(true))
     );
+    let out = home.rel(Some(&reg)).args(["gc", "--dry-run"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("2 manifests reference")
+            && said.contains("0 packs deleted, 0 rewritten")
+            && said.ends_with("(dry run)\n"),
+        "{said}"
+    );
 
     let out = home.rel(None).args(["completions", "bash"]).output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("build-upgrade"));

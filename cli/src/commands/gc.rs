@@ -20,12 +20,14 @@ pub async fn run(s: &Settings, args: &GcArgs) -> Result<()> {
         crate::print_json(&report);
     } else if !s.quiet {
         crate::say(&format!(
-            "{} manifests reference {} chunks; {} chunks stored; deleted {} ({}); {} waiting out the grace period{}",
+            "{} manifests reference {} chunks; {} chunks stored; deleted {} ({}; {} packs deleted, {} rewritten); {} waiting out the grace period{}",
             report.manifests,
             report.chunks_referenced,
             report.chunks_seen,
             report.chunks_deleted,
             human(report.bytes_deleted),
+            report.packs_deleted,
+            report.packs_rewritten,
             report.chunks_in_grace,
             if report.dry_run { " (dry run)" } else { "" }
         ));
