@@ -110,6 +110,48 @@ fn pull_into_a_folder_and_versions_listing() {
     assert!(into.join("lib/demo_extra-1.0.0/ebin/demo_extra.app").exists());
 }
 
+#[test]
+fn two_registries_on_one_store_serve_each_others_pushes() {
+    let home = Home::new();
+    let (a, b) = (
+        Registry::start(&home.path("store"), &[]),
+        Registry::start(&home.path("store"), &[]),
+    );
+    let vs = versions();
+    // B has looked at the (empty) store before A stores anything.
+    let out = home.rel(Some(&b)).args(["versions", "demo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let first = home.json(&a, &["push", tarball(&vs[0]).to_str().unwrap()]);
+    // B takes the next version's manifest at once and asks only for what is new...
+    let next = home.json(&b, &["push", tarball(&vs[1]).to_str().unwrap()]);
+    assert!(
+        next["uploaded_chunks"].as_u64().unwrap() <= 3,
+        "B found A's chunks: {next} (A stored {first})"
+    );
+    // ...and serves both versions whole, verified.
+    let host = Home::new();
+    fs::create_dir_all(host.path("keys")).unwrap();
+    fs::copy(home.path("keys/ci.pub"), host.path("keys/ci.pub")).unwrap();
+    for v in &vs[..2] {
+        let pulled = host.json(
+            &b,
+            &[
+                "pull",
+                "demo",
+                "--version",
+                v,
+                "-o",
+                host.path(&format!("{v}.tar")).to_str().unwrap(),
+            ],
+        );
+        assert_eq!(pulled["version"], v.as_str());
+        assert_eq!(
+            rel_digest_of(&host.path(&format!("{v}.tar"))),
+            rel_digest_of(&tarball(v))
+        );
+    }
+}
+
 /// Runs a pull that must be refused; checks the message and that nothing was written.
 fn refused_pull(home: &Home, reg: &Registry, args: &[&str], expect: &str) -> String {
     let target = home.path("out/refused.tar.gz");
