@@ -238,6 +238,28 @@ impl Packs {
         Ok(lookup(self))
     }
 
+    /// Which of `digests` are not stored, asked of the store itself: what this replica does
+    /// not know after a listing newer than the call, and, for what it knows, whether each
+    /// pack holding them still exists (one HEAD per pack). A pack that garbage collection
+    /// removed since this replica read its index is found gone, and the store listed again.
+    /// This is the check before a manifest is accepted: a stale index must not let a manifest
+    /// name a chunk that is no longer there.
+    pub async fn confirm(&self, digests: &[Digest]) -> Result<Vec<Digest>, StoreError> {
+        let asked = Instant::now();
+        let unknown = self.unknown(digests, asked).await?;
+        let packs: HashSet<Arc<Path>> = digests.iter().filter_map(|d| self.locate(d)).map(|l| l.pack).collect();
+        let present: Vec<bool> = futures::stream::iter(packs)
+            .map(|p| async move { self.store.exists(&p).await })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        if present.iter().all(|p| *p) {
+            return Ok(unknown);
+        }
+        self.refresh(Instant::now()).await?;
+        self.unknown(digests, asked).await
+    }
+
     /// The stored frame of `digest`, or `None` when no pack holds it.
     pub async fn frame(&self, digest: &Digest) -> Result<Option<(Entry, Bytes)>, StoreError> {
         let asked = Instant::now();

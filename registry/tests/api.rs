@@ -667,3 +667,100 @@ async fn a_pack_left_without_its_index_is_collected_after_the_grace_period() {
         assert_eq!(r.status, 200);
     }
 }
+
+#[tokio::test]
+async fn a_replica_with_a_stale_index_accepts_no_manifest_naming_collected_chunks() {
+    let store = memory();
+    let replica = || {
+        let options = Options {
+            gc_grace: std::time::Duration::from_secs(0),
+            ..Options::default()
+        };
+        app(AppState::new(store.clone(), options))
+    };
+    let (a, b) = (replica(), replica());
+    let json = [("content-type", "application/json".to_owned())];
+    // An abandoned push through A; B reads its index by serving a chunk of it.
+    let orphan = release("2.0.0", 97);
+    assert_eq!(upload(&a, None, &orphan.chunks).await.status, 201);
+    let asked = serde_json::json!({ "digests": [orphan.chunks[0].0.digest.to_string()] }).to_string();
+    assert_eq!(
+        call(&b, "POST", "/v1/chunks/batch", None, &json, asked.clone())
+            .await
+            .status,
+        200
+    );
+    // A collects it: marked, then swept.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    call(&a, "POST", "/v1/admin/gc", None, &[], "").await;
+    let swept = call(&a, "POST", "/v1/admin/gc", None, &[], "").await.json();
+    assert_eq!(swept["packs_deleted"], 1, "{swept}");
+    // B still has the pack in its index; the manifest is refused all the same, naming the
+    // chunks to upload again.
+    let r = call(&b, "PUT", "/v1/manifests", None, &[], orphan.envelope.clone()).await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()["code"].as_str()),
+        (422, Some("missing_chunks")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.json()["missing"].as_array().unwrap().len(), orphan.chunks.len());
+    // Uploaded again through B, the push completes.
+    assert_eq!(upload(&b, None, &orphan.chunks).await.status, 201);
+    assert_eq!(
+        call(&b, "PUT", "/v1/manifests", None, &[], orphan.envelope.clone())
+            .await
+            .status,
+        201
+    );
+}
+
+#[tokio::test]
+async fn a_batch_cut_short_by_a_sweep_succeeds_when_asked_again() {
+    let store = memory();
+    let replica = || {
+        let options = Options {
+            gc_grace: std::time::Duration::from_secs(0),
+            ..Options::default()
+        };
+        app(AppState::new(store.clone(), options))
+    };
+    let (a, b) = (replica(), replica());
+    let kept = release("1.0.0", 98);
+    let orphan = release("2.0.0", 99);
+    let mut mixed = orphan.chunks.clone();
+    mixed.push(kept.chunks[0].clone());
+    assert_eq!(push(&a, None, &kept).await.status, 201);
+    assert_eq!(upload(&a, None, &mixed).await.status, 201);
+    // B points the kept chunk at the mixed pack, its newest.
+    let asked = serde_json::json!({ "digests": [kept.chunks[0].0.digest.to_string()] }).to_string();
+    let fetch = |app: axum::Router| {
+        let asked = asked.clone();
+        async move {
+            let req = axum::http::Request::post("/v1/chunks/batch")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(asked))
+                .unwrap();
+            let response = tower::ServiceExt::oneshot(app, req).await.unwrap();
+            assert_eq!(response.status(), 200);
+            http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .map(|b| b.to_bytes())
+        }
+    };
+    assert!(fetch(b.clone()).await.is_ok());
+    // A rewrites the mixed pack without the abandoned chunks and deletes it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    call(&a, "POST", "/v1/admin/gc", None, &[], "").await;
+    let swept = call(&a, "POST", "/v1/admin/gc", None, &[], "").await.json();
+    assert_eq!(swept["packs_rewritten"], 1, "{swept}");
+    // B's first answer is cut short; asked again, it reads the chunk where it is now.
+    assert!(fetch(b.clone()).await.is_err(), "the stale read was not noticed");
+    let body = fetch(b.clone()).await.unwrap();
+    let records = rel_format::pack::parse_pack(&body).unwrap();
+    assert_eq!(records[0].digest, kept.chunks[0].0.digest);
+    assert_eq!(
+        &body[records[0].offset as usize..][..records[0].size as usize],
+        &kept.chunks[0].1[..]
+    );
+}

@@ -48,16 +48,17 @@ const MISSING_STALENESS: Duration = Duration::from_secs(2);
 
 /// Which of `digests` are not stored. A chunk that garbage collection marked counts as
 /// missing unless it was stored again after the mark, so that a pusher uploads it again and
-/// the sweep keeps it. With `strict`, a chunk stored by another replica a moment ago is
-/// found (a listing newer than the question is consulted).
+/// the sweep keeps it. With `strict` (before a manifest is accepted), the answer comes from
+/// the store, not from this replica's view of it ([`Packs::confirm`](crate::packs::Packs::confirm)).
 pub(crate) async fn find_missing(state: &AppState, digests: &[Digest], strict: bool) -> Result<Vec<Digest>, ApiError> {
-    let asked = Instant::now();
-    let since = if strict {
-        asked
+    let unknown = if strict {
+        state.packs.confirm(digests).await?
     } else {
-        asked.checked_sub(MISSING_STALENESS).unwrap_or(asked)
+        let asked = Instant::now();
+        let since = asked.checked_sub(MISSING_STALENESS).unwrap_or(asked);
+        state.packs.unknown(digests, since).await?
     };
-    let mut missing: HashSet<Digest> = state.packs.unknown(digests, since).await?.into_iter().collect();
+    let mut missing: HashSet<Digest> = unknown.into_iter().collect();
     let mark = state.gc.marked(state).await?;
     if !mark.chunks.is_empty() {
         for d in digests.iter().filter(|d| mark.chunks.contains(d)) {
@@ -195,11 +196,18 @@ async fn batch(
     }
     let sent: u64 = runs.iter().map(|(_, r)| r.end - r.start).sum();
     state.metrics.add("rel_chunk_bytes_sent_total", String::new(), sent);
-    let store = state.store.clone();
     let records = futures::stream::iter(runs)
         .map(move |(pack, range)| {
-            let store = store.clone();
-            async move { store.get_range(&pack, range).await }
+            let state = state.clone();
+            async move {
+                let read = state.store.get_range(&pack, range).await;
+                if let Err(StoreError::NotFound(_)) = &read {
+                    // Collected since this replica read its index: the response is cut short,
+                    // and a listing now lets the client's retry find the chunk's new pack.
+                    state.packs.refresh(Instant::now()).await?;
+                }
+                read
+            }
         })
         .buffered(4);
     let body = futures::stream::once(std::future::ready(Ok(Bytes::from_static(PACK_MAGIC)))).chain(records);
