@@ -110,14 +110,21 @@ impl PackCache {
         })
     }
 
-    /// Drops all but the newest [`KEEP`] artifacts.
+    /// Drops all but the newest [`KEEP`] artifacts, and what an earlier rel kept here (whole
+    /// tars with their chunk lists).
     fn evict(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
-        let mut packs: Vec<(std::time::SystemTime, PathBuf)> = entries
-            .flatten()
-            .map(|e| e.path())
+        let paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        for old in paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "tar" || x == "chunks"))
+        {
+            let _ = std::fs::remove_file(old);
+        }
+        let mut packs: Vec<(std::time::SystemTime, PathBuf)> = paths
+            .into_iter()
             .filter(|p| p.extension().is_some_and(|x| x == "idx"))
             .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
             .collect();
@@ -173,5 +180,80 @@ impl CacheWriter {
         tmp.persist(&index).map_err(|e| e.error)?;
         self.cache.evict();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rel_format::chunk::{ChunkRef, ChunkedStream, compress_chunk};
+
+    use super::*;
+
+    fn artifact(seed: u8, n: usize) -> (ChunkedStream, Vec<(ChunkRef, Vec<u8>)>) {
+        let chunks: Vec<_> = (0..n)
+            .map(|i| {
+                let data = vec![seed.wrapping_add(i as u8); 1000 + i];
+                let c = ChunkRef {
+                    digest: Digest::of(&data),
+                    length: data.len() as u64,
+                };
+                (c, data)
+            })
+            .collect();
+        let stream = ChunkedStream {
+            digest: Digest::of(&[seed]),
+            length: 0,
+            chunking: String::new(),
+            chunks: chunks.iter().map(|(c, _)| c.clone()).collect(),
+        };
+        (stream, chunks)
+    }
+
+    fn store(cache: &PackCache, stream: &ChunkedStream, chunks: &[(ChunkRef, Vec<u8>)]) {
+        let mut w = cache.begin(stream).unwrap();
+        for (c, data) in chunks.iter().chain(chunks) {
+            w.add(c, &compress_chunk(data).unwrap()).unwrap();
+        }
+        w.commit().unwrap();
+    }
+
+    #[test]
+    fn chunks_come_back_verified_and_a_damaged_pack_gives_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = PackCache::open(dir.path()).unwrap();
+        let (stream, chunks) = artifact(1, 5);
+        store(&cache, &stream, &chunks);
+        assert!(cache.has(&stream.digest));
+        let index = cache.index();
+        assert_eq!(index.len(), 5, "each chunk once");
+        for (c, data) in &chunks {
+            let (got, frame) = cache.read(&index[&c.digest], c).unwrap();
+            assert_eq!((&got, frame.len() as u32), (data, index[&c.digest].entry.size));
+        }
+        let (pack, _) = cache.paths(&stream.digest);
+        let len = std::fs::metadata(&pack).unwrap().len() as usize;
+        std::fs::write(&pack, vec![0x5a; len]).unwrap();
+        let (c, _) = &chunks[2];
+        assert!(cache.read(&index[&c.digest], c).is_none());
+    }
+
+    #[test]
+    fn the_newest_artifacts_stay_and_the_old_format_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = PackCache::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("0123.tar"), b"an old cache entry").unwrap();
+        std::fs::write(dir.path().join("0123.chunks"), b"[]").unwrap();
+        let mut streams = Vec::new();
+        for seed in 0..KEEP as u8 + 2 {
+            let (stream, chunks) = artifact(seed * 10, 2);
+            store(&cache, &stream, &chunks);
+            streams.push(stream);
+            // Modification times tell the newest; keep them apart.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let kept: Vec<bool> = streams.iter().map(|s| cache.has(&s.digest)).collect();
+        assert_eq!(kept.iter().filter(|k| **k).count(), KEEP);
+        assert!(!kept[0] && !kept[1] && kept[KEEP + 1], "{kept:?}");
+        assert!(!dir.path().join("0123.tar").exists() && !dir.path().join("0123.chunks").exists());
     }
 }

@@ -112,8 +112,8 @@ const WINDOW: usize = 128;
 /// Streams the canonical tar of `manifest` into `out`. The chunks go in windows, `jobs` at a
 /// time and kept in order: a chunk comes from the cache when an earlier artifact has it, the
 /// rest of a window in one batch from the registry. Every chunk is verified before a byte of
-/// it is written, and the whole stream at the end. The tar enters the cache too, so the next
-/// version fetches only what changed.
+/// it is written, and the whole stream at the end. The chunks' frames enter the cache too, so
+/// the next version fetches only what changed.
 pub(crate) async fn stream_tar<W: Write + Send + 'static>(
     client: &Client,
     cache: &PackCache,
