@@ -17,6 +17,15 @@ fn open_app() -> axum::Router {
     app(AppState::new(memory(), Options::default()))
 }
 
+/// A registry on `store` whose garbage collection sweeps at once (no grace period).
+fn collecting(store: &Store) -> axum::Router {
+    let options = Options {
+        gc_grace: std::time::Duration::from_secs(0),
+        ..Options::default()
+    };
+    app(AppState::new(store.clone(), options))
+}
+
 fn release(version: &str, seed: u64) -> Artifact {
     artifact("demo", version, Kind::Release, &[], &noise(seed, 200_000), &key("ci"))
 }
@@ -364,11 +373,7 @@ async fn operations_endpoints() {
 #[tokio::test]
 async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
     let store = memory();
-    let options = Options {
-        gc_grace: std::time::Duration::from_secs(0),
-        ..Options::default()
-    };
-    let app = app(AppState::new(store.clone(), options));
+    let app = collecting(&store);
     let kept = release("1.0.0", 60);
     assert_eq!(push(&app, None, &kept).await.status, 201);
     // An abandoned push: chunks without a manifest, in a pack of their own and in a pack
@@ -554,14 +559,7 @@ async fn a_yanked_upgrade_can_be_replaced_but_a_release_never() {
 #[tokio::test]
 async fn replicas_find_each_others_packs_and_follow_collection() {
     let store = memory();
-    let replica = || {
-        let options = Options {
-            gc_grace: std::time::Duration::from_secs(0),
-            ..Options::default()
-        };
-        app(AppState::new(store.clone(), options))
-    };
-    let (a, b) = (replica(), replica());
+    let (a, b) = (collecting(&store), collecting(&store));
     let get = |app: &axum::Router, d: rel_format::Digest| {
         let app = app.clone();
         async move {
@@ -645,11 +643,7 @@ async fn batches_come_back_as_one_pack_in_the_order_asked() {
 #[tokio::test]
 async fn a_pack_left_without_its_index_is_collected_after_the_grace_period() {
     let store = memory();
-    let options = Options {
-        gc_grace: std::time::Duration::from_secs(0),
-        ..Options::default()
-    };
-    let app = app(AppState::new(store.clone(), options));
+    let app = collecting(&store);
     let kept = release("1.0.0", 95);
     assert_eq!(push(&app, None, &kept).await.status, 201);
     // An upload that stopped between the pack and its index.
@@ -671,14 +665,7 @@ async fn a_pack_left_without_its_index_is_collected_after_the_grace_period() {
 #[tokio::test]
 async fn a_replica_with_a_stale_index_accepts_no_manifest_naming_collected_chunks() {
     let store = memory();
-    let replica = || {
-        let options = Options {
-            gc_grace: std::time::Duration::from_secs(0),
-            ..Options::default()
-        };
-        app(AppState::new(store.clone(), options))
-    };
-    let (a, b) = (replica(), replica());
+    let (a, b) = (collecting(&store), collecting(&store));
     let json = [("content-type", "application/json".to_owned())];
     // An abandoned push through A; B reads its index by serving a chunk of it.
     let orphan = release("2.0.0", 97);
@@ -718,14 +705,7 @@ async fn a_replica_with_a_stale_index_accepts_no_manifest_naming_collected_chunk
 #[tokio::test]
 async fn a_batch_cut_short_by_a_sweep_succeeds_when_asked_again() {
     let store = memory();
-    let replica = || {
-        let options = Options {
-            gc_grace: std::time::Duration::from_secs(0),
-            ..Options::default()
-        };
-        app(AppState::new(store.clone(), options))
-    };
-    let (a, b) = (replica(), replica());
+    let (a, b) = (collecting(&store), collecting(&store));
     let kept = release("1.0.0", 98);
     let orphan = release("2.0.0", 99);
     let mut mixed = orphan.chunks.clone();
