@@ -268,7 +268,43 @@ pub fn decode_index(bytes: &[u8]) -> Result<Vec<Entry>, PackError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Any bytes, prefixed with the magic or not: an answer, never a panic; and what
+        /// parses points inside the body.
+        #[test]
+        fn hostile_bytes_never_panic(mut body in proptest::collection::vec(any::<u8>(), 0..400), magic in any::<bool>()) {
+            if magic {
+                body.splice(0..0, PACK_MAGIC.iter().copied());
+            }
+            if let Ok(entries) = parse_pack(&body) {
+                for e in entries {
+                    prop_assert!(e.range().end <= body.len() as u64);
+                }
+            }
+            let _ = decode_index(&body);
+        }
+
+        /// Packs of arbitrary records parse back to exactly those records.
+        #[test]
+        fn records_round_trip(frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..20)) {
+            let mut w = PackWriter::new();
+            for (i, f) in frames.iter().enumerate() {
+                w.push(&chunk(&[i as u8]), f);
+            }
+            let body = w.finish();
+            let entries = parse_pack(&body).unwrap();
+            prop_assert_eq!(entries.len(), frames.len());
+            for (i, (e, f)) in entries.iter().zip(&frames).enumerate() {
+                prop_assert_eq!(e.digest, Digest::of(&[i as u8]));
+                prop_assert_eq!(&body[e.offset as usize..][..e.size as usize], &f[..]);
+            }
+            prop_assert_eq!(decode_index(&encode_index(&entries)).unwrap(), index_entries(&entries));
+        }
+    }
 
     fn chunk(data: &[u8]) -> ChunkRef {
         ChunkRef {
