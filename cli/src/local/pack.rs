@@ -5,7 +5,7 @@
 //! function of the folder's paths, contents, executable bits and link targets only.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -33,14 +33,18 @@ pub enum PackError {
 /// Packs `dir` (a release root: `lib/`, `releases/`, maybe `erts-*/`, `bin/`) into `out`.
 pub fn pack_dir<W: Write>(dir: &Path, out: W, limits: Limits) -> Result<(W, Ingested), PackError> {
     let mut tar = CanonicalTar::new(out, limits);
-    walk(dir, dir, &mut tar)?;
+    walk(dir, dir, &mut tar, &mut Vec::new())?;
     tar.finish().map_err(|source| PackError::Archive {
         path: dir.to_owned(),
         source,
     })
 }
 
-fn walk<W: Write>(root: &Path, dir: &Path, tar: &mut CanonicalTar<W>) -> Result<(), PackError> {
+/// Files up to this size are read whole into `buf` (one or two reads, where the tar writer's
+/// own copy would make one read per 8 KiB); larger ones through a 1 MiB buffer.
+const WHOLE: u64 = 1 << 20;
+
+fn walk<W: Write>(root: &Path, dir: &Path, tar: &mut CanonicalTar<W>, buf: &mut Vec<u8>) -> Result<(), PackError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| PackError::Io { path, source }
@@ -70,12 +74,20 @@ fn walk<W: Write>(root: &Path, dir: &Path, tar: &mut CanonicalTar<W>) -> Result<
         if ty.is_dir() {
             tar.append(rel_bytes, &MemberKind::Dir, 0, &mut std::io::empty())
                 .map_err(archive)?;
-            walk(root, &path, tar)?;
+            walk(root, &path, tar, buf)?;
         } else if ty.is_file() {
             let executable = meta.permissions().mode() & 0o111 != 0;
-            let mut file = fs::File::open(&path).map_err(io(&path))?;
-            tar.append(rel_bytes, &MemberKind::File { executable }, meta.len(), &mut file)
-                .map_err(archive)?;
+            let file = fs::File::open(&path).map_err(io(&path))?;
+            let kind = MemberKind::File { executable };
+            if meta.len() <= WHOLE {
+                buf.clear();
+                file.take(WHOLE + 1).read_to_end(buf).map_err(io(&path))?;
+                tar.append(rel_bytes, &kind, meta.len(), &mut buf.as_slice())
+            } else {
+                let mut reader = std::io::BufReader::with_capacity(WHOLE as usize, file);
+                tar.append(rel_bytes, &kind, meta.len(), &mut reader)
+            }
+            .map_err(archive)?;
         } else if ty.is_symlink() {
             let target = fs::read_link(&path).map_err(io(&path))?;
             let target = check_symlink_target(&shown(), target.as_os_str().as_bytes()).map_err(archive)?;
