@@ -3,7 +3,7 @@
 //! Pulling the next version of a release reads every chunk it shares with a cached artifact
 //! from that artifact's pack and fetches only the rest. An artifact's entry is a pack in the
 //! registry's own format (SPEC.md §4.1) holding each of its chunks once, as the compressed
-//! frame that arrived, plus the pack's index: one sequential file per artifact, at about 40%
+//! frame that arrived, plus the pack's index: one sequential file per artifact, at less than half
 //! of the tar's size, so keeping it costs a pull little. Entries are written under a temporary
 //! name and renamed when complete; every chunk read from the cache is decompressed and
 //! verified against its digest like a fetched one, so a damaged cache costs a refetch, never a
