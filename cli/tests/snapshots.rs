@@ -118,32 +118,21 @@ fn auto_version_in_a_git_work_tree() {
     git(&["commit", "-q", "-am", "feature"]);
     git(&["checkout", "-q", "main"]);
     let sha = git(&["rev-parse", "--short", "HEAD"]);
-    let (code, text) = run(
-        &home,
-        &[
-            "version",
-            "--dir",
-            repo.to_str().unwrap(),
-            "--auto-version",
-            "commit-count+git-revision+branch-unless-master",
-        ],
-        &[],
-    );
+    let dir = repo.to_str().unwrap();
+    let version = |tokens: &[&str], envs: &[(&str, &str)]| {
+        let mut args = vec!["version", "--dir", dir, "--auto-version"];
+        args.extend_from_slice(tokens);
+        run(&home, &args, envs)
+    };
+    let (code, text) = version(&["commit-count+git-revision+branch-unless-master"], &[]);
     // HEAD is on main and feature_x: like edeliver, the first branch listed wins, stripped of `_`.
     assert_eq!(
         (code, text.trim()),
         (0, format!("0.3.1+4-{sha}-featurex").as_str()),
         "all-branch count is 4, HEAD's is 3"
     );
-    let (_, text) = run(
-        &home,
-        &[
-            "version",
-            "--dir",
-            repo.to_str().unwrap(),
-            "--auto-version",
-            "commit-count+git-revision+branch-unless-master",
-        ],
+    let (_, text) = version(
+        &["commit-count+git-revision+branch-unless-master"],
         &[("BRANCH", "master")],
     );
     assert_eq!(
@@ -151,31 +140,9 @@ fn auto_version_in_a_git_work_tree() {
         format!("0.3.1+4-{sha}"),
         "branch-unless-master drops master"
     );
-    let (_, text) = run(
-        &home,
-        &[
-            "version",
-            "--dir",
-            repo.to_str().unwrap(),
-            "--auto-version",
-            "append-git-branch",
-        ],
-        &[("BRANCH", "release/2.x")],
-    );
+    let (_, text) = version(&["append-git-branch"], &[("BRANCH", "release/2.x")]);
     assert_eq!(text.trim(), "0.3.1+release2x");
-    let (_, text) = run(
-        &home,
-        &[
-            "version",
-            "--dir",
-            repo.to_str().unwrap(),
-            "--auto-version",
-            "commit-count-branch",
-            "--base",
-            "1.0.0-rc.1",
-        ],
-        &[],
-    );
+    let (_, text) = version(&["commit-count-branch", "--base", "1.0.0-rc.1"], &[]);
     assert_eq!(text.trim(), "1.0.0-rc.1+3");
     let today = String::from_utf8(
         std::process::Command::new("date")
@@ -185,29 +152,9 @@ fn auto_version_in_a_git_work_tree() {
             .stdout,
     )
     .unwrap();
-    let (_, text) = run(
-        &home,
-        &[
-            "version",
-            "--dir",
-            repo.to_str().unwrap(),
-            "--auto-version",
-            "build-date+commit-count",
-        ],
-        &[],
-    );
+    let (_, text) = version(&["build-date+commit-count"], &[]);
     assert_eq!(text.trim(), format!("0.3.1+{}-4", today.trim()));
-    let (code, text) = run(
-        &home,
-        &[
-            "version",
-            "--dir",
-            repo.to_str().unwrap(),
-            "--auto-version",
-            "moon-phase",
-        ],
-        &[],
-    );
+    let (code, text) = version(&["moon-phase"], &[]);
     assert_eq!(code, 1);
     assert!(text.contains("unknown AUTO_VERSION token `moon-phase`"), "{text}");
 }

@@ -17,6 +17,18 @@ fn open_app() -> axum::Router {
     app(AppState::new(memory(), Options::default()))
 }
 
+/// The status of `GET /v1/chunks/{digest}`.
+async fn chunk_status(app: &axum::Router, digest: &rel_format::Digest) -> axum::http::StatusCode {
+    call(app, "GET", &format!("/v1/chunks/{digest}"), None, &[], "")
+        .await
+        .status
+}
+
+/// One garbage collection run with the registry's defaults; its report.
+async fn gc(app: &axum::Router) -> serde_json::Value {
+    call(app, "POST", "/v1/admin/gc", None, &[], "").await.json()
+}
+
 /// A registry on `store` whose garbage collection sweeps at once (no grace period).
 fn collecting(store: &Store) -> axum::Router {
     let options = Options {
@@ -131,8 +143,7 @@ async fn packs_are_verified_before_they_are_stored() {
     );
     // Nothing was stored by the refusals.
     for (c, _) in &a.chunks {
-        let r = call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "").await;
-        assert_eq!(r.status, 404);
+        assert_eq!(chunk_status(&app, &c.digest).await, 404);
     }
     // The right bytes: 201 naming the pack and its distinct chunks, then 200 when sent again.
     let body = pack_of(a.chunks.iter().chain([&a.chunks[0]]));
@@ -384,22 +395,10 @@ async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
     let mut mixed = orphan.chunks[half..].to_vec();
     mixed.push(kept.chunks[0].clone());
     assert_eq!(upload(&app, None, &mixed).await.status, 201);
-    let gc = |app: axum::Router| async move {
-        call(
-            &app,
-            "POST",
-            "/v1/admin/gc",
-            None,
-            &[("content-type", "application/json".into())],
-            "{}",
-        )
-        .await
-        .json()
-    };
     // Times are compared in whole seconds (S3 reports no finer), and a chunk written in the
     // mark's second counts as refreshed; step past it.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let first = gc(app.clone()).await;
+    let first = gc(&app).await;
     assert_eq!(first["chunks_deleted"], 0, "the first run only marks: {first}");
     // A push of the orphan's content now is told to re-upload the marked chunks...
     let digests: Vec<_> = orphan.chunks.iter().map(|(c, _)| c.digest.to_string()).collect();
@@ -419,7 +418,7 @@ async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let c = &orphan.chunks[0].0;
     assert_eq!(upload(&app, None, &orphan.chunks[..1]).await.status, 201);
-    let second = gc(app.clone()).await;
+    let second = gc(&app).await;
     assert_eq!(
         (
             second["chunks_deleted"].as_u64().unwrap(),
@@ -429,15 +428,9 @@ async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
         (orphan.chunks.len() as u64 - 1, 1, 1),
         "{second}"
     );
-    assert_eq!(
-        call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(chunk_status(&app, &c.digest).await, 200);
     for (c, _) in &orphan.chunks[1..] {
-        let r = call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "").await;
-        assert_eq!(r.status, 404, "{c:?} survived");
+        assert_eq!(chunk_status(&app, &c.digest).await, 404, "{c:?} survived");
     }
     let packs = store.list("packs").await.unwrap();
     assert_eq!(
@@ -447,12 +440,7 @@ async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
     );
     // The stored release is whole.
     for (c, _) in &kept.chunks {
-        assert_eq!(
-            call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "")
-                .await
-                .status,
-            200
-        );
+        assert_eq!(chunk_status(&app, &c.digest).await, 200);
     }
 }
 
@@ -560,42 +548,30 @@ async fn a_yanked_upgrade_can_be_replaced_but_a_release_never() {
 async fn replicas_find_each_others_packs_and_follow_collection() {
     let store = memory();
     let (a, b) = (collecting(&store), collecting(&store));
-    let get = |app: &axum::Router, d: rel_format::Digest| {
-        let app = app.clone();
-        async move {
-            call(&app, "GET", &format!("/v1/chunks/{d}"), None, &[], "")
-                .await
-                .status
-        }
-    };
     let kept = release("1.0.0", 80);
     // B has listed the store before A stores anything...
-    assert_eq!(get(&b, kept.chunks[0].0.digest).await, 404);
+    assert_eq!(chunk_status(&b, &kept.chunks[0].0.digest).await, 404);
     assert_eq!(upload(&a, None, &kept.chunks).await.status, 201);
     // ...and still accepts a manifest naming A's chunks at once, and serves them.
     let r = call(&b, "PUT", "/v1/manifests", None, &[], kept.envelope.clone()).await;
     assert_eq!(r.status, 201, "{}", r.text());
     for (c, _) in &kept.chunks {
-        assert_eq!(get(&b, c.digest).await, 200);
+        assert_eq!(chunk_status(&b, &c.digest).await, 200);
     }
     // A pack mixing an abandoned push with a kept chunk, which B serves from it.
     let orphan = release("2.0.0", 81);
     let mut mixed = orphan.chunks.clone();
     mixed.push(kept.chunks[0].clone());
     assert_eq!(upload(&a, None, &mixed).await.status, 201);
-    assert_eq!(get(&b, orphan.chunks[0].0.digest).await, 200);
+    assert_eq!(chunk_status(&b, &orphan.chunks[0].0.digest).await, 200);
     // A collects: the mixed pack is rewritten without the abandoned chunks.
-    let gc = || {
-        let a = a.clone();
-        async move { call(&a, "POST", "/v1/admin/gc", None, &[], "").await.json() }
-    };
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    gc().await;
-    let report = gc().await;
+    gc(&a).await;
+    let report = gc(&a).await;
     assert_eq!(report["packs_rewritten"], 1, "{report}");
     // B's cached locations point at the deleted pack: it lists again and finds the new one.
-    assert_eq!(get(&b, kept.chunks[0].0.digest).await, 200);
-    assert_eq!(get(&b, orphan.chunks[0].0.digest).await, 404);
+    assert_eq!(chunk_status(&b, &kept.chunks[0].0.digest).await, 200);
+    assert_eq!(chunk_status(&b, &orphan.chunks[0].0.digest).await, 404);
 }
 
 #[tokio::test]
@@ -651,14 +627,13 @@ async fn a_pack_left_without_its_index_is_collected_after_the_grace_period() {
     let body = pack_of(&release("2.0.0", 96).chunks);
     store.put_create(&stray, body.clone().into()).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let report = call(&app, "POST", "/v1/admin/gc", None, &[], "").await.json();
+    let report = gc(&app).await;
     assert_eq!(report["packs_deleted"], 1, "{report}");
     assert_eq!(report["bytes_deleted"], body.len(), "{report}");
     assert!(!store.exists(&stray).await.unwrap());
     // The indexed pack stays.
     for (c, _) in &kept.chunks {
-        let r = call(&app, "GET", &format!("/v1/chunks/{}", c.digest), None, &[], "").await;
-        assert_eq!(r.status, 200);
+        assert_eq!(chunk_status(&app, &c.digest).await, 200);
     }
 }
 
@@ -679,8 +654,8 @@ async fn a_replica_with_a_stale_index_accepts_no_manifest_naming_collected_chunk
     );
     // A collects it: marked, then swept.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    call(&a, "POST", "/v1/admin/gc", None, &[], "").await;
-    let swept = call(&a, "POST", "/v1/admin/gc", None, &[], "").await.json();
+    gc(&a).await;
+    let swept = gc(&a).await;
     assert_eq!(swept["packs_deleted"], 1, "{swept}");
     // B still has the pack in its index; the manifest is refused all the same, naming the
     // chunks to upload again.
@@ -731,8 +706,8 @@ async fn a_batch_cut_short_by_a_sweep_succeeds_when_asked_again() {
     assert!(fetch(b.clone()).await.is_ok());
     // A rewrites the mixed pack without the abandoned chunks and deletes it.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    call(&a, "POST", "/v1/admin/gc", None, &[], "").await;
-    let swept = call(&a, "POST", "/v1/admin/gc", None, &[], "").await.json();
+    gc(&a).await;
+    let swept = gc(&a).await;
     assert_eq!(swept["packs_rewritten"], 1, "{swept}");
     // B's first answer is cut short; asked again, it reads the chunk where it is now.
     assert!(fetch(b.clone()).await.is_err(), "the stale read was not noticed");
