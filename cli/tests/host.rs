@@ -24,24 +24,20 @@ fn world(upgrades: bool) -> (Home, Registry) {
             .success();
     }
     if upgrades {
-        let vs = versions();
-        for pair in vs.windows(2) {
-            home.rel(Some(&reg))
-                .args([
-                    "build-upgrade",
-                    "demo",
-                    "--from",
-                    &pair[0],
-                    "--to",
-                    &pair[1],
-                    "--push",
-                    "--quiet",
-                ])
-                .assert()
-                .success();
+        for pair in versions().windows(2) {
+            push_upgrade(&home, &reg, &pair[0], &pair[1], &[]);
         }
     }
     (home, reg)
+}
+
+/// Builds the upgrade `from` → `to` with `rel build-upgrade` and pushes it.
+fn push_upgrade(home: &Home, reg: &Registry, from: &str, to: &str, extra: &[&std::ffi::OsStr]) {
+    home.rel(Some(reg))
+        .args(["build-upgrade", "demo", "--from", from, "--to", to, "--push", "--quiet"])
+        .args(extra)
+        .assert()
+        .success();
 }
 
 /// Installs `vsn` cold with `rel install`, boots it, and writes the host config that lets rel
@@ -207,21 +203,13 @@ fn a_failed_upgrade_leaves_the_node_on_its_version_and_a_corrected_one_succeeds(
         "{up_before, [{apply, {demo_lib, no_such_function, []}}, point_of_no_return]}.\n",
     )
     .unwrap();
-    home.rel(Some(&reg))
-        .args([
-            "build-upgrade",
-            "demo",
-            "--from",
-            &vs[0],
-            "--to",
-            &vs[1],
-            "--push",
-            "--quiet",
-            "--appup-dir",
-        ])
-        .arg(&appups)
-        .assert()
-        .success();
+    push_upgrade(
+        &home,
+        &reg,
+        &vs[0],
+        &vs[1],
+        &["--appup-dir".as_ref(), appups.as_os_str()],
+    );
     let (root, mut node) = install_and_boot(&home, &reg, &vs[0], "");
     node.eval("demo_server:bump()");
     let pid = node.os_pid();
@@ -248,19 +236,7 @@ fn a_failed_upgrade_leaves_the_node_on_its_version_and_a_corrected_one_succeeds(
         .args(["yank", "demo", &vs[1], "--upgrade-from", &vs[0], "--quiet"])
         .assert()
         .success();
-    home.rel(Some(&reg))
-        .args([
-            "build-upgrade",
-            "demo",
-            "--from",
-            &vs[0],
-            "--to",
-            &vs[1],
-            "--push",
-            "--quiet",
-        ])
-        .assert()
-        .success();
+    push_upgrade(&home, &reg, &vs[0], &vs[1], &[]);
     let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[1]]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(node.os_pid(), pid);
