@@ -1,13 +1,28 @@
 //! The registry library served in-process and the `rel` library as its client, together.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-fn fixtures() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/out");
-    assert!(dir.join("VERSIONS").exists(), "run fixtures/build.sh first");
-    dir
+use rel_testkit::fixtures::Fixture;
+
+/// Removes what a developer's shell could hand `rel`: `REL_*` settings, `AUTO_VERSION`,
+/// `BRANCH` and the XDG folders where its config and state live.
+fn clean_environment() {
+    let inherited: Vec<_> = std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            let k = k.to_string_lossy();
+            k.starts_with("REL_") || k.starts_with("XDG_") || k == "AUTO_VERSION" || k == "BRANCH"
+        })
+        .collect();
+    for k in inherited {
+        // SAFETY: this binary's only test calls it first, before it starts any thread, and
+        // nothing else in the process reads the environment meanwhile.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::remove_var(k);
+        }
+    }
 }
 
 /// Serves an in-memory registry on a loopback port from its own thread.
@@ -35,37 +50,46 @@ fn registry() -> (String, tokio::sync::oneshot::Sender<()>) {
     (format!("http://{}", addr_rx.recv().unwrap()), tx)
 }
 
-fn rel(args: &[&str]) -> ExitCode {
-    rel::run(std::iter::once("rel").chain(args.iter().copied()))
+/// `rel` in-process, with an explicit (empty) client config so that none is read from HOME.
+fn rel(config: &str, args: &[&str]) -> ExitCode {
+    rel::run(
+        ["rel", "--client-config", config]
+            .into_iter()
+            .chain(args.iter().copied()),
+    )
 }
 
 #[test]
 fn push_then_pull_through_the_libraries() {
+    clean_environment();
     let (url, _stop) = registry();
     let dir = tempfile::tempdir().unwrap();
     let d = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
-    let versions: Vec<String> = std::fs::read_to_string(fixtures().join("VERSIONS"))
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    // The client config and state live in the test's folder too.
+    let config = d("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let fixture = Fixture::demo();
+    let versions = fixture.versions();
     assert_eq!(
-        rel(&["keygen", "e2e", "--out-dir", &d("keys"), "--quiet"]),
+        rel(&config, &["keygen", "e2e", "--out-dir", &d("keys"), "--quiet"]),
         ExitCode::SUCCESS
     );
     for v in &versions {
-        let tarball = fixtures().join(format!("demo-{v}.tar.gz"));
-        let code = rel(&[
-            "push",
-            tarball.to_str().unwrap(),
-            "--registry",
-            &url,
-            "--key",
-            &d("keys/e2e.key"),
-            "--cache-dir",
-            &d("push-cache"),
-            "--quiet",
-        ]);
+        let tarball = fixture.tarball(v);
+        let code = rel(
+            &config,
+            &[
+                "push",
+                tarball.to_str().unwrap(),
+                "--registry",
+                &url,
+                "--key",
+                &d("keys/e2e.key"),
+                "--cache-dir",
+                &d("push-cache"),
+                "--quiet",
+            ],
+        );
         assert_eq!(code, ExitCode::SUCCESS);
     }
     let last = versions.last().unwrap();
@@ -84,11 +108,11 @@ fn push_then_pull_through_the_libraries() {
         &d("pull-cache"),
         "--quiet",
     ];
-    assert_eq!(rel(&args), ExitCode::SUCCESS);
+    assert_eq!(rel(&config, &args), ExitCode::SUCCESS);
     let rel_file = std::fs::read_to_string(dir.path().join(format!("release/releases/{last}/demo.rel"))).unwrap();
     let spec = rel_format::release::ReleaseSpec::parse("demo.rel", &rel_file).unwrap();
     assert_eq!(spec.version.as_str(), last);
     // A second pull into the same place is refused, and leaves the first intact.
-    assert_eq!(rel(&args), ExitCode::from(1));
+    assert_eq!(rel(&config, &args), ExitCode::from(1));
     assert!(dir.path().join("release/lib").is_dir());
 }

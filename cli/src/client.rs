@@ -6,7 +6,7 @@ use bytes::Bytes;
 use rel_format::api::{Digests, ErrorBody, GcReport, GcRequest, PackStored, ReleaseNames, Stored, VersionList, Yank};
 use rel_format::upgrade_path::Plan;
 use rel_format::{Digest, Version};
-use reqwest::StatusCode;
+use reqwest::{StatusCode, Url};
 
 /// A failed registry call.
 #[derive(Debug, thiserror::Error)]
@@ -37,28 +37,29 @@ impl ClientError {
     }
 }
 
-/// Percent-encodes one path segment or query value.
-pub fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[derive(Debug, Clone)]
 pub struct Client {
-    base: String,
+    base: Url,
     http: reqwest::Client,
     token: Option<String>,
 }
 
+/// A path under the registry's base URL, from unencoded segments and query pairs: the URL
+/// library encodes each one, so a version's `+` or a name never changes the path's shape.
+fn endpoint(base: &Url, segments: &[&str], query: &[(&str, &str)]) -> Url {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .expect("registry URLs are http(s) URLs with a path")
+        .pop_if_empty()
+        .extend(segments);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    url
+}
+
 impl Client {
-    pub fn new(base: &str, token: Option<String>) -> Self {
+    pub fn new(base: &Url, token: Option<String>) -> Self {
         let http = reqwest::Client::builder()
             .user_agent(concat!("rel/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
@@ -66,27 +67,27 @@ impl Client {
             .build()
             .expect("the HTTP client builds");
         Self {
-            base: base.trim_end_matches('/').to_owned(),
+            base: base.clone(),
             http,
             token,
         }
     }
 
-    pub fn base(&self) -> &str {
+    pub fn base(&self) -> &Url {
         &self.base
     }
 
     async fn send(
         &self,
         method: &'static str,
-        path: &str,
+        url: Url,
         build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
-        let url = format!("{}{path}", self.base);
         let mut req = self.http.request(
             reqwest::Method::from_bytes(method.as_bytes()).expect("valid method"),
-            &url,
+            url.clone(),
         );
+        let url = url.to_string();
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -118,8 +119,8 @@ impl Client {
         })
     }
 
-    async fn bytes(&self, path: &str) -> Result<Bytes, ClientError> {
-        let r = self.send("GET", path, |r| r).await?;
+    async fn bytes(&self, url: Url) -> Result<Bytes, ClientError> {
+        let r = self.send("GET", url, |r| r).await?;
         let url = r.url().to_string();
         r.bytes().await.map_err(|source| ClientError::Transport { url, source })
     }
@@ -127,10 +128,10 @@ impl Client {
     async fn json<T: serde::de::DeserializeOwned>(
         &self,
         method: &'static str,
-        path: &str,
+        url: Url,
         build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let r = self.send(method, path, build).await?;
+        let r = self.send(method, url, build).await?;
         let url = r.url().to_string();
         r.json().await.map_err(|source| ClientError::Transport { url, source })
     }
@@ -141,14 +142,16 @@ impl Client {
             let body = Digests {
                 digests: batch.to_vec(),
             };
-            let r: Digests = self.json("POST", "/v1/chunks/missing", |r| r.json(&body)).await?;
+            let r: Digests = self
+                .json("POST", self.at(&["v1", "chunks", "missing"]), |r| r.json(&body))
+                .await?;
             out.extend(r.digests);
         }
         Ok(out)
     }
 
     pub async fn put_pack(&self, body: Vec<u8>) -> Result<PackStored, ClientError> {
-        self.json("POST", "/v1/packs", |r| {
+        self.json("POST", self.at(&["v1", "packs"]), |r| {
             r.header("content-type", "application/octet-stream").body(body)
         })
         .await
@@ -159,63 +162,59 @@ impl Client {
         let body = Digests {
             digests: digests.to_vec(),
         };
-        let r = self.send("POST", "/v1/chunks/batch", |r| r.json(&body)).await?;
+        let r = self
+            .send("POST", self.at(&["v1", "chunks", "batch"]), |r| r.json(&body))
+            .await?;
         let url = r.url().to_string();
         r.bytes().await.map_err(|source| ClientError::Transport { url, source })
     }
 
     pub async fn put_manifest(&self, envelope: Vec<u8>) -> Result<Stored, ClientError> {
-        self.json("PUT", "/v1/manifests", |r| {
+        self.json("PUT", self.at(&["v1", "manifests"]), |r| {
             r.header("content-type", "application/json").body(envelope)
         })
         .await
     }
 
     pub async fn release_manifest(&self, name: &str, version: &Version) -> Result<Bytes, ClientError> {
-        self.bytes(&format!(
-            "/v1/releases/{}/versions/{}/release",
-            enc(name),
-            enc(version.as_str())
-        ))
-        .await
+        self.bytes(self.at(&["v1", "releases", name, "versions", version.as_str(), "release"]))
+            .await
     }
 
     pub async fn upgrade_manifest(&self, name: &str, version: &Version, from: &Version) -> Result<Bytes, ClientError> {
-        self.bytes(&format!(
-            "/v1/releases/{}/versions/{}/upgrade?from={}",
-            enc(name),
-            enc(version.as_str()),
-            enc(from.as_str())
+        self.bytes(endpoint(
+            &self.base,
+            &["v1", "releases", name, "versions", version.as_str(), "upgrade"],
+            &[("from", from.as_str())],
         ))
         .await
     }
 
     pub async fn names(&self) -> Result<ReleaseNames, ClientError> {
-        self.json("GET", "/v1/releases", |r| r).await
+        self.json("GET", self.at(&["v1", "releases"]), |r| r).await
     }
 
     pub async fn versions(&self, name: &str) -> Result<VersionList, ClientError> {
-        self.json("GET", &format!("/v1/releases/{}", enc(name)), |r| r).await
+        self.json("GET", self.at(&["v1", "releases", name]), |r| r).await
     }
 
     pub async fn path(&self, name: &str, from: &Version, to: &Version) -> Result<Plan, ClientError> {
-        let path = format!(
-            "/v1/releases/{}/upgrade-path?from={}&to={}",
-            enc(name),
-            enc(from.as_str()),
-            enc(to.as_str())
+        let url = endpoint(
+            &self.base,
+            &["v1", "releases", name, "upgrade-path"],
+            &[("from", from.as_str()), ("to", to.as_str())],
         );
-        self.json("GET", &path, |r| r).await
+        self.json("GET", url, |r| r).await
     }
 
     pub async fn channel(&self, name: &str, channel: &str) -> Result<Bytes, ClientError> {
-        self.bytes(&format!("/v1/releases/{}/channels/{}", enc(name), enc(channel)))
+        self.bytes(self.at(&["v1", "releases", name, "channels", channel]))
             .await
     }
 
     pub async fn put_channel(&self, name: &str, channel: &str, envelope: Vec<u8>) -> Result<(), ClientError> {
-        let path = format!("/v1/releases/{}/channels/{}", enc(name), enc(channel));
-        self.send("PUT", &path, |r| {
+        let url = self.at(&["v1", "releases", name, "channels", channel]);
+        self.send("PUT", url, |r| {
             r.header("content-type", "application/json").body(envelope)
         })
         .await?;
@@ -229,13 +228,26 @@ impl Client {
         yanked: bool,
         upgrade_from: Option<Version>,
     ) -> Result<(), ClientError> {
-        let path = format!("/v1/releases/{}/versions/{}/yank", enc(name), enc(version.as_str()));
-        self.send("PUT", &path, |r| r.json(&Yank { yanked, upgrade_from }))
+        let url = self.at(&["v1", "releases", name, "versions", version.as_str(), "yank"]);
+        self.send("PUT", url, |r| r.json(&Yank { yanked, upgrade_from }))
             .await?;
         Ok(())
     }
 
     pub async fn gc(&self, req: GcRequest) -> Result<GcReport, ClientError> {
-        self.json("POST", "/v1/admin/gc", |r| r.json(&req)).await
+        self.json("POST", self.at(&["v1", "admin", "gc"]), |r| r.json(&req))
+            .await
+    }
+
+    /// The stored manifest with the same identity as `m`.
+    pub async fn release_or_upgrade(&self, m: &rel_format::Manifest) -> Result<Bytes, ClientError> {
+        match m.kind {
+            rel_format::Kind::Release => self.release_manifest(&m.name, &m.version).await,
+            rel_format::Kind::Upgrade => self.upgrade_manifest(&m.name, &m.version, &m.from[0]).await,
+        }
+    }
+
+    fn at(&self, segments: &[&str]) -> Url {
+        endpoint(&self.base, segments, &[])
     }
 }

@@ -9,13 +9,20 @@
 //! cache_dir = "/var/cache/rel"
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use std::sync::Arc;
+
+use anyhow::Result;
 use rel_format::{PublicKey, SecretKey, TrustedKeys};
+use reqwest::Url;
 use serde::Deserialize;
 
-use crate::cli::GlobalArgs;
+use crate::UsageError;
+use crate::args::GlobalArgs;
+use crate::client::Client;
+use crate::keys::{SecretKeyFile, parse_trusted_key};
+use crate::values::parse_registry;
 
 pub const DEFAULT_REGISTRY: &str = "http://127.0.0.1:7878";
 
@@ -33,7 +40,7 @@ struct ConfigFile {
 /// Resolved settings.
 #[derive(Debug)]
 pub struct Settings {
-    pub registry: String,
+    pub registry: Url,
     pub token: Option<String>,
     pub key: Option<PathBuf>,
     pub trusted_keys: Vec<String>,
@@ -56,16 +63,20 @@ impl Settings {
             None => (xdg("XDG_CONFIG_HOME", ".config").join("rel/config.toml"), false),
         };
         let file: ConfigFile = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid config file `{}`", path.display()))?,
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| UsageError::new(format!("invalid config file `{}`: {e}", path.display())))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => ConfigFile::default(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read config file `{}`", path.display())),
+            Err(e) => return Err(UsageError::new(format!("cannot read config file `{}`: {e}", path.display())).into()),
+        };
+        let registry = match (&global.registry, &file.registry) {
+            (Some(url), _) => url.clone(),
+            (None, Some(text)) => {
+                parse_registry(text).map_err(|e| UsageError::new(format!("`registry` in `{}`: {e}", path.display())))?
+            }
+            (None, None) => parse_registry(DEFAULT_REGISTRY).expect("the default is a URL"),
         };
         Ok(Settings {
-            registry: global
-                .registry
-                .clone()
-                .or(file.registry)
-                .unwrap_or_else(|| DEFAULT_REGISTRY.to_owned()),
+            registry,
             token: global.token.clone().or(file.token),
             key: file.key,
             trusted_keys: file.trusted_keys,
@@ -81,41 +92,42 @@ impl Settings {
         })
     }
 
-    /// The signing key: the flag (or `REL_KEY`), else the config file's.
-    pub fn secret_key(&self, flag: Option<&Path>) -> Result<SecretKey> {
-        let path = flag
-            .map(Path::to_owned)
-            .or_else(|| self.key.clone())
-            .context("no signing key: pass --key FILE or set REL_KEY (make one with `rel keygen NAME`)")?;
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read secret key `{}`", path.display()))?;
-        text.trim()
-            .parse()
-            .with_context(|| format!("`{}` is not a rel secret key", path.display()))
+    /// A client of the registry.
+    pub fn client(&self) -> Client {
+        Client::new(&self.registry, self.token.clone())
     }
 
-    /// The trusted keys: the flags (or `REL_TRUSTED_KEYS`), else the config file's. Each is
-    /// a `.pub` file or an inline `name:base64`.
-    pub fn trusted(&self, flags: &[String]) -> Result<TrustedKeys> {
-        let items = if flags.is_empty() { &self.trusted_keys } else { flags };
-        if items.is_empty() {
-            anyhow::bail!(
-                "no trusted keys: pass --trusted-key FILE (the publisher's NAME.pub) or set REL_TRUSTED_KEYS; rel never installs what it cannot verify"
-            );
+    /// The signing key: the flag (or `REL_KEY`), else the config file's. Missing or of the
+    /// wrong kind, it is a usage error.
+    pub fn secret_key(&self, flag: Option<&SecretKeyFile>) -> Result<Arc<SecretKey>> {
+        if let Some(f) = flag {
+            return Ok(f.key.clone());
         }
-        let mut keys = Vec::new();
-        for item in items {
-            let text = if Path::new(item).exists() {
-                std::fs::read_to_string(item).with_context(|| format!("cannot read public key `{item}`"))?
-            } else {
-                item.clone()
-            };
-            let key: PublicKey = text
-                .trim()
-                .parse()
-                .with_context(|| format!("`{item}` is neither a public key file nor a `name:base64` key"))?;
-            keys.push(key);
+        let path = self.key.as_ref().ok_or_else(|| {
+            UsageError::new("no signing key: pass --key FILE or set REL_KEY (make one with `rel keygen NAME`)")
+        })?;
+        Ok(SecretKeyFile::read(path).map_err(UsageError::new)?.key)
+    }
+
+    /// The trusted keys: the flags (or `REL_TRUSTED_KEYS`), else the config file's. None at
+    /// all is a usage error: rel never installs what it cannot verify.
+    pub fn trusted(&self, flags: &[PublicKey]) -> Result<TrustedKeys> {
+        if !flags.is_empty() {
+            return Ok(TrustedKeys::new(flags.iter().cloned()));
         }
+        if self.trusted_keys.is_empty() {
+            return Err(UsageError::new(
+                "no trusted keys: pass --trusted-key FILE (the publisher's NAME.pub) or set REL_TRUSTED_KEYS; rel never installs what it cannot verify",
+            )
+            .into());
+        }
+        let keys = self
+            .trusted_keys
+            .iter()
+            .map(|k| {
+                parse_trusted_key(k).map_err(|e| UsageError::new(format!("`trusted_keys` in the config file: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(TrustedKeys::new(keys))
     }
 }

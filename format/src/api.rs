@@ -67,7 +67,7 @@ pub struct ArtifactInfo {
     /// Bytes of the canonical tar.
     pub bytes: u64,
     pub chunks: u64,
-    pub created: String,
+    pub created: crate::Timestamp,
     /// A yanked upgrade: listed, but never part of an upgrade path.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub yanked: bool,

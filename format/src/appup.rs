@@ -1,7 +1,8 @@
-//! Appups from two releases' BEAM files, and the snapshot of a release they are made from.
+//! Appups from two releases' snapshots ([`crate::snapshot`]): generated from their BEAM files,
+//! or taken from the release or the user, with the user's additions (`.extra`).
 //!
 //! For every application present in both releases with a different vsn, each module is
-//! classified by comparing what `beam_lib:md5/1` hashes (see [`Beam::identity`]) and reading
+//! classified by comparing what `beam_lib:md5/1` hashes (see [`crate::beam::Beam::identity`]) and reading
 //! the **new** beam:
 //!
 //! | situation | up | down |
@@ -20,270 +21,10 @@
 //! registered under its module name (`{local, ?MODULE}`), and its child ids are read from
 //! its literals; where they cannot be found, a warning says so.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
+use std::collections::BTreeSet;
 
-use crate::archive::{ArchiveError, Limits, check_entry, decompress};
-use crate::beam::{Beam, BeamError};
-use crate::release::{ReleaseError, ReleaseSpec};
-use crate::relup::{RelupApp, RelupRelease};
-use crate::term::{Term, TermError, parse_term};
-
-/// What the appup generator needs to know about a module.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModuleSummary {
-    pub name: String,
-    /// [`Beam::identity`]: equal exactly when the md5s (as `beam_lib:md5/1`) are.
-    pub identity: [u8; 32],
-    pub behaviours: Vec<String>,
-    /// Exports `code_change/3`, `code_change/4` or `system_code_change/4`.
-    pub code_change: bool,
-    /// Modules it calls.
-    pub calls: BTreeSet<String>,
-    /// Child ids, for a supervisor whose specs are literals.
-    pub child_ids: Option<Vec<Term>>,
-}
-
-const SUPERVISORS: &[&str] = &["supervisor", "Elixir.Supervisor", "supervisor_bridge"];
-const PROCESSES: &[&str] = &[
-    "gen_server",
-    "gen_statem",
-    "gen_event",
-    "gen_fsm",
-    "Elixir.GenServer",
-    "Elixir.GenStage",
-    "Elixir.GenStateMachine",
-    "Elixir.GenEvent",
-];
-
-impl ModuleSummary {
-    pub fn of(beam: &Beam) -> Result<Self, BeamError> {
-        let behaviours = beam.behaviours();
-        let is_sup = behaviours.iter().any(|b| SUPERVISORS.contains(&b.as_str()));
-        Ok(ModuleSummary {
-            name: beam.module().to_owned(),
-            identity: beam.identity(),
-            code_change: beam.exports("code_change", 3)
-                || beam.exports("code_change", 4)
-                || beam.exports("system_code_change", 4),
-            calls: beam.called_modules(),
-            child_ids: if is_sup { beam.literal_child_ids()? } else { None },
-            behaviours,
-        })
-    }
-
-    fn is_supervisor(&self) -> bool {
-        self.behaviours.iter().any(|b| SUPERVISORS.contains(&b.as_str()))
-    }
-
-    fn is_process(&self) -> bool {
-        self.code_change || self.behaviours.iter().any(|b| PROCESSES.contains(&b.as_str()))
-    }
-}
-
-/// One application of a release.
-#[derive(Debug, Clone, Default)]
-pub struct AppSnapshot {
-    pub name: String,
-    pub vsn: String,
-    /// The `modules` of its `.app`, in order.
-    pub app_modules: Vec<String>,
-    /// The beams in its `ebin/`, by module name.
-    pub beams: BTreeMap<String, ModuleSummary>,
-    /// `ebin/<app>.appup`, when the release ships one.
-    pub appup: Option<Term>,
-}
-
-/// A release: its `.rel` and its applications.
-#[derive(Debug, Clone)]
-pub struct ReleaseSnapshot {
-    pub spec: ReleaseSpec,
-    pub apps: BTreeMap<String, AppSnapshot>,
-}
-
-/// Why a release could not be read for appup generation.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SnapshotError {
-    #[error(transparent)]
-    Archive(#[from] ArchiveError),
-    #[error(transparent)]
-    Beam(#[from] BeamError),
-    #[error(transparent)]
-    Term(#[from] TermError),
-    #[error(transparent)]
-    Release(#[from] ReleaseError),
-    #[error(transparent)]
-    Ingest(#[from] crate::archive::IngestError),
-    #[error("`{0}` is not UTF-8")]
-    NotUtf8(String),
-    #[error("`{path}`: {what}")]
-    App { path: String, what: String },
-}
-
-/// Largest single file read while snapshotting a release (beams, boot files, configs).
-pub const MAX_SMALL_FILE: u64 = 64 << 20;
-
-/// Which files of a release a snapshot reads, by their path inside the release.
-pub fn snapshot_wants(path: &str) -> bool {
-    let parts: Vec<&str> = path.split('/').collect();
-    match parts.as_slice() {
-        ["lib", _, "ebin", f] => f.ends_with(".beam") || f.ends_with(".app") || f.ends_with(".appup"),
-        ["releases", f] | ["releases", _, f] => f.ends_with(".rel"),
-        _ => false,
-    }
-}
-
-/// Collects a release's files (in any order) into a [`ReleaseSnapshot`].
-#[derive(Debug, Default)]
-pub struct SnapshotBuilder {
-    rel_files: Vec<(String, Vec<u8>)>,
-    beams: Vec<(String, ModuleSummary)>,
-    app_files: Vec<(String, Vec<u8>)>,
-    appups: Vec<(String, Vec<u8>)>,
-}
-
-impl SnapshotBuilder {
-    /// Adds a file that [`snapshot_wants`]; others are ignored. Beams are parsed here.
-    pub fn add(&mut self, path: &str, bytes: Vec<u8>) -> Result<(), SnapshotError> {
-        let parts: Vec<&str> = path.split('/').collect();
-        match parts.as_slice() {
-            ["lib", dir, "ebin", file] if file.ends_with(".beam") => {
-                let beam = Beam::parse(path, bytes)?;
-                self.add_module((*dir).to_owned(), ModuleSummary::of(&beam)?);
-            }
-            ["lib", dir, "ebin", file] if file.ends_with(".app") => self.app_files.push(((*dir).to_owned(), bytes)),
-            ["lib", dir, "ebin", file] if file.ends_with(".appup") => self.appups.push(((*dir).to_owned(), bytes)),
-            ["releases", f] | ["releases", _, f] if f.ends_with(".rel") => {
-                self.rel_files.push((path.to_owned(), bytes))
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Adds a module parsed elsewhere (in parallel, say) from `lib/<dir>/ebin/`.
-    pub fn add_module(&mut self, dir: String, module: ModuleSummary) {
-        self.beams.push((dir, module));
-    }
-
-    /// The snapshot of the release (`want` picks a version among several `.rel` files).
-    pub fn finish(self, want: Option<&str>) -> Result<ReleaseSnapshot, SnapshotError> {
-        let seen = crate::archive::Ingested {
-            rel_files: self.rel_files,
-            ..Default::default()
-        };
-        let spec = seen.release(want)?;
-        let mut apps = BTreeMap::new();
-        for app in &spec.apps {
-            let dir = format!("{}-{}", app.name, app.version);
-            let mut snap = AppSnapshot {
-                name: app.name.clone(),
-                vsn: app.version.to_string(),
-                ..Default::default()
-            };
-            for (_, m) in self.beams.iter().filter(|(d, _)| *d == dir) {
-                snap.beams.insert(m.name.clone(), m.clone());
-            }
-            if let Some((_, bytes)) = self.app_files.iter().find(|(d, _)| *d == dir) {
-                let file = format!("lib/{dir}/ebin/{}.app", app.name);
-                let text = std::str::from_utf8(bytes).map_err(|_| SnapshotError::NotUtf8(file.clone()))?;
-                snap.app_modules = app_modules(&file, text)?;
-            }
-            if let Some((_, bytes)) = self.appups.iter().find(|(d, _)| *d == dir) {
-                let file = format!("lib/{dir}/ebin/{}.appup", app.name);
-                let text = std::str::from_utf8(bytes).map_err(|_| SnapshotError::NotUtf8(file.clone()))?;
-                snap.appup = Some(parse_term(&file, text)?);
-            }
-            apps.insert(app.name.clone(), snap);
-        }
-        Ok(ReleaseSnapshot { spec, apps })
-    }
-}
-
-impl ReleaseSnapshot {
-    /// Reads a release tar (plain, gzip or zstd). `want` picks a version when the archive
-    /// holds several.
-    pub fn from_tar<R: Read>(input: R, want: Option<&str>) -> Result<Self, SnapshotError> {
-        let limits = Limits::default();
-        let mut archive = tar::Archive::new(decompress(input)?);
-        let mut builder = SnapshotBuilder::default();
-        for entry in archive.entries().map_err(ArchiveError::Read)? {
-            let mut entry = entry.map_err(ArchiveError::Read)?;
-            let Some(member) = check_entry(&entry, &limits)? else {
-                continue;
-            };
-            let Some(path) = member.path else { continue };
-            if !matches!(member.kind, crate::archive::MemberKind::File { .. })
-                || !snapshot_wants(&path)
-                || member.size > MAX_SMALL_FILE
-            {
-                continue;
-            }
-            let mut bytes = Vec::with_capacity(member.size as usize);
-            entry.read_to_end(&mut bytes).map_err(ArchiveError::Read)?;
-            builder.add(&path, bytes)?;
-        }
-        builder.finish(want)
-    }
-}
-
-impl ReleaseSnapshot {
-    /// The release as the relup generator sees it.
-    pub fn relup_release(&self) -> RelupRelease {
-        RelupRelease {
-            name: self.spec.name.clone(),
-            vsn: self.spec.version.to_string(),
-            erts: self.spec.erts.to_string(),
-            apps: self
-                .spec
-                .apps
-                .iter()
-                .map(|a| RelupApp {
-                    name: a.name.clone(),
-                    vsn: a.version.to_string(),
-                    modules: self
-                        .apps
-                        .get(&a.name)
-                        .map(|s| s.app_modules.clone())
-                        .unwrap_or_default(),
-                    start_type: a.start_type.clone().unwrap_or_else(|| "permanent".into()),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// The `modules` list of an `.app` file.
-pub fn app_modules(file: &str, text: &str) -> Result<Vec<String>, SnapshotError> {
-    let bad = |what: &str| SnapshotError::App {
-        path: file.to_owned(),
-        what: what.to_owned(),
-    };
-    let term = parse_term(file, text)?;
-    let parts = term
-        .as_tuple()
-        .filter(|t| t.len() == 3 && t[0].as_atom() == Some("application"))
-        .ok_or_else(|| bad("not {application, Name, Props}"))?;
-    let props = parts[2].as_list().ok_or_else(|| bad("properties are not a list"))?;
-    for p in props.iter() {
-        if let Some([k, v]) = p.as_tuple()
-            && k.as_atom() == Some("modules")
-        {
-            return v
-                .as_list()
-                .ok_or_else(|| bad("modules is not a list"))?
-                .iter()
-                .map(|m| {
-                    m.as_atom()
-                        .map(str::to_owned)
-                        .ok_or_else(|| bad(&format!("module `{m}` is not an atom")))
-                })
-                .collect();
-        }
-    }
-    Ok(vec![])
-}
+use crate::snapshot::{AppSnapshot, ModuleSummary, ReleaseSnapshot};
+use crate::term::{Term, TermError, parse_terms};
 
 fn atom(s: &str) -> Term {
     Term::atom(s)
@@ -443,13 +184,60 @@ pub fn invert(up: &[Term]) -> Vec<Term> {
     down.into_iter().rev().flatten().collect()
 }
 
-/// User additions around the generated instructions of one application.
+/// User additions around the generated instructions of one application: the terms of an
+/// `<app>.extra` file (SPEC.md §8.2), each `{up_before | up_after | down_before | down_after,
+/// [Instruction]}`.
 #[derive(Debug, Clone, Default)]
 pub struct Extra {
     pub up_before: Vec<Term>,
     pub up_after: Vec<Term>,
     pub down_before: Vec<Term>,
     pub down_after: Vec<Term>,
+}
+
+/// Why an `.extra` file was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
+pub enum ExtraError {
+    #[error(transparent)]
+    Term(#[from] TermError),
+    #[error("{file}: expected {{up_before | up_after | down_before | down_after, [Instructions]}}, found `{found}`")]
+    Shape { file: String, found: String },
+    #[error("{file}: unknown key `{key}` (use up_before, up_after, down_before or down_after)")]
+    UnknownKey { file: String, key: String },
+}
+
+impl Extra {
+    /// Parses the text of an `.extra` file; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ExtraError> {
+        let mut extra = Extra::default();
+        for t in parse_terms(file, text)? {
+            let shape = || ExtraError::Shape {
+                file: file.to_owned(),
+                found: t.to_string(),
+            };
+            let Some([key, list]) = t.as_tuple() else {
+                return Err(shape());
+            };
+            let (Some(key), Some(list)) = (key.as_atom(), list.as_list()) else {
+                return Err(shape());
+            };
+            let slot = match key {
+                "up_before" => &mut extra.up_before,
+                "up_after" => &mut extra.up_after,
+                "down_before" => &mut extra.down_before,
+                "down_after" => &mut extra.down_after,
+                other => {
+                    return Err(ExtraError::UnknownKey {
+                        file: file.to_owned(),
+                        key: other.to_owned(),
+                    });
+                }
+            };
+            *slot = list.into_owned();
+        }
+        Ok(extra)
+    }
 }
 
 /// Where an appup came from.

@@ -10,9 +10,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::{ManifestError, is_rfc3339_utc};
+use crate::manifest::ManifestError;
 use crate::release::is_valid_name;
 use crate::signing::{Envelope, Signable};
+use crate::timestamp::Timestamp;
 use crate::version::Version;
 
 /// The only schema of channel pointers.
@@ -30,9 +31,9 @@ pub struct ChannelPointer {
     pub version: Version,
     /// Starts at 1 and grows by one with each promotion.
     pub sequence: u64,
-    /// `YYYY-MM-DDTHH:MM:SSZ`; hosts refuse the pointer from then on.
-    pub expires: String,
-    pub created: String,
+    /// Hosts refuse the pointer from then on.
+    pub expires: Timestamp,
+    pub created: Timestamp,
 }
 
 /// A signed channel pointer.
@@ -65,11 +66,6 @@ impl Signable for ChannelPointer {
         if self.sequence == 0 {
             return bad("channel sequence numbers start at 1".into());
         }
-        for (field, value) in [("expires", &self.expires), ("created", &self.created)] {
-            if !is_rfc3339_utc(value) {
-                return bad(format!("{field} `{value}` is not a `YYYY-MM-DDTHH:MM:SSZ` time"));
-            }
-        }
         if self.expires <= self.created {
             return bad(format!(
                 "pointer expires ({}) before it was created ({})",
@@ -93,24 +89,24 @@ pub enum ChannelError {
     #[error("channel pointer {channel} expired at {expires} (now {now}): the registry may be serving a frozen view")]
     Expired {
         channel: String,
-        expires: String,
-        now: String,
+        expires: Timestamp,
+        now: Timestamp,
     },
 }
 
 /// What a host knows when it checks a pointer.
 #[derive(Debug, Clone, Copy)]
-pub struct Freshness<'a> {
+pub struct Freshness {
     /// The highest sequence this host accepted for the channel, if any.
     pub seen: Option<u64>,
-    /// The current time, `YYYY-MM-DDTHH:MM:SSZ`.
-    pub now: &'a str,
+    /// The current time.
+    pub now: Timestamp,
 }
 
 impl ChannelPointer {
     /// Checks a verified pointer against what was asked and what the host has seen.
     /// A pointer with the same sequence as the one seen is accepted (a re-read).
-    pub fn check_fresh(&self, name: &str, channel: &str, fresh: Freshness<'_>) -> Result<(), ChannelError> {
+    pub fn check_fresh(&self, name: &str, channel: &str, fresh: Freshness) -> Result<(), ChannelError> {
         let label = format!("{}/{}", self.name, self.channel);
         if self.name != name || self.channel != channel {
             return Err(ChannelError::Mismatch {
@@ -127,12 +123,11 @@ impl ChannelPointer {
                 seen,
             });
         }
-        // Fixed-width UTC times compare correctly as strings.
-        if fresh.now >= self.expires.as_str() {
+        if fresh.now >= self.expires {
             return Err(ChannelError::Expired {
                 channel: label,
-                expires: self.expires.clone(),
-                now: fresh.now.to_owned(),
+                expires: self.expires,
+                now: fresh.now,
             });
         }
         Ok(())
@@ -161,8 +156,8 @@ mod tests {
             channel: "production".into(),
             version: "0.1.0+20240101-1000-49ab6e0".parse().unwrap(),
             sequence: seq,
-            expires: "2030-01-01T00:00:00Z".into(),
-            created: "2026-01-01T00:00:00Z".into(),
+            expires: "2030-01-01T00:00:00Z".parse().unwrap(),
+            created: "2026-01-01T00:00:00Z".parse().unwrap(),
         }
     }
 
@@ -181,7 +176,7 @@ mod tests {
     #[test]
     fn freshness_refuses_rollbacks_and_expired_pointers() {
         let p = pointer(5);
-        let now = "2026-06-01T00:00:00Z";
+        let now: crate::Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
         assert!(
             p.check_fresh("demo", "production", Freshness { seen: Some(5), now })
                 .is_ok()
@@ -198,7 +193,7 @@ mod tests {
         );
         let late = Freshness {
             seen: None,
-            now: "2030-01-01T00:00:00Z",
+            now: "2030-01-01T00:00:00Z".parse().unwrap(),
         };
         assert!(matches!(
             p.check_fresh("demo", "production", late),
@@ -218,7 +213,7 @@ mod tests {
         p.channel = "../x".into();
         assert!(p.check().unwrap_err().to_string().contains("not a valid channel name"));
         p = pointer(1);
-        p.expires = p.created.clone();
+        p.expires = p.created;
         assert!(p.check().unwrap_err().to_string().contains("expires"));
     }
 }

@@ -4,15 +4,33 @@
 //! registry, the `rel` CLI and the host side all build on it, and SPEC.md is its normative
 //! description.
 //!
+//! Values and their text forms:
 //! - [`version`]: exact version strings with a total, typed order (AUTO_VERSION aware).
+//! - [`timestamp`]: instants as rel writes them, `YYYY-MM-DDTHH:MM:SSZ`, real dates only.
 //! - [`digest`]: `sha256:<hex>` content addresses.
-//! - [`term`]: Erlang term files, read and written.
-//! - [`release`]: a release's `.rel` and `lib/` directories.
+//! - [`term`]: Erlang term files (`file:consult/1` syntax), read and written.
+//! - [`etf`]: the external term format, for BEAM chunks.
+//!
+//! Releases and what is inside them:
+//! - [`release`]: a release's `.rel` and its `lib/` directory names.
+//! - [`beam`]: BEAM files, module identity as `beam_lib:md5/1`, behaviours, literals.
 //! - [`archive`]: the canonical tar form and the rules for hostile archives.
+//! - [`snapshot`]: what appups and relups are computed from: a release's `.rel`, `.app`s and
+//!   BEAM summaries.
+//!
+//! Artifacts, storage and trust:
 //! - [`chunk`]: content-defined chunks, reassembly and chunk compression.
-//! - [`pack`]: many compressed chunks in one upload and one stored object.
+//! - [`pack`]: many compressed chunks in one upload and one stored object, and its index.
 //! - [`manifest`]: what an artifact is, in canonical JSON.
-//! - [`signing`]: ed25519 keys, signatures and verification of the artifact asked for.
+//! - [`signing`]: ed25519 keys, signature envelopes, verification of the artifact asked for.
+//! - [`channel`]: signed channel pointers, checked against rollback and freeze.
+//! - [`api`]: the bodies of the registry's HTTP API, shared by the registry and its client.
+//! - [`upgrade_path`]: the graph of stored upgrades and the cheapest plan through it.
+//!
+//! Hot upgrades:
+//! - [`appup`]: appups generated from two snapshots, or given, with `.extra` additions.
+//! - [`relup`]: relups, as `systools_relup` and `systools_rc` make them.
+//! - [`upgrade`]: the upgrade artifact: what a node on one release needs to reach another.
 
 #![forbid(unsafe_code)]
 
@@ -29,7 +47,9 @@ pub mod pack;
 pub mod release;
 pub mod relup;
 pub mod signing;
+pub mod snapshot;
 pub mod term;
+pub mod timestamp;
 pub mod upgrade;
 pub mod upgrade_path;
 pub mod version;
@@ -37,4 +57,5 @@ pub mod version;
 pub use digest::{Digest, DigestError};
 pub use manifest::{Kind, Manifest, ManifestError};
 pub use signing::{Expected, PublicKey, SecretKey, SignatureError, SignedManifest, TrustedKeys};
+pub use timestamp::{Timestamp, TimestampError};
 pub use version::{Version, VersionError};

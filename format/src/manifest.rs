@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::chunk::{CHUNKING, ChunkedStream, MAX_CHUNK};
 use crate::release::is_valid_name;
+use crate::timestamp::Timestamp;
 use crate::version::Version;
 
 /// The only schema this crate reads and writes.
@@ -100,8 +101,8 @@ pub struct Manifest {
     pub tar: ChunkedStream,
     pub platform: Platform,
     pub apps: Vec<AppRef>,
-    /// RFC 3339 UTC time, `YYYY-MM-DDTHH:MM:SSZ`.
-    pub created: String,
+    /// When it was made, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub created: Timestamp,
     /// Who built it (tool and host), free text.
     pub builder: String,
 }
@@ -166,12 +167,6 @@ impl Manifest {
         if let Some(app) = self.apps.iter().find(|a| !is_valid_name(&a.name)) {
             return bad(format!("application name `{}` is not a valid name", app.name));
         }
-        if !is_rfc3339_utc(&self.created) {
-            return bad(format!(
-                "created `{}` is not a `YYYY-MM-DDTHH:MM:SSZ` time",
-                self.created
-            ));
-        }
         if self.builder.len() > 256 || self.builder.chars().any(char::is_control) {
             return bad("builder is longer than 256 bytes or has control characters".into());
         }
@@ -202,47 +197,6 @@ impl Manifest {
         m.validate()?;
         Ok(m)
     }
-}
-
-/// True for a `YYYY-MM-DDTHH:MM:SSZ` time.
-pub fn is_rfc3339_utc(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    b.len() == 20
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && b[10] == b'T'
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19)
-        && b[19] == b'Z'
-}
-
-/// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339_utc(unix_seconds: u64) -> String {
-    let days = unix_seconds / 86_400;
-    let secs = unix_seconds % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), for dates from 1970 on.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
 
 /// Canonical JSON: object keys sorted bytewise at every level, no insignificant white space,
@@ -326,7 +280,7 @@ pub(crate) mod tests {
                 name: "shop".into(),
                 version: "0.1.0+20240102-11-bbbbbbb".parse().unwrap(),
             }],
-            created: "2024-01-02T03:04:05Z".into(),
+            created: "2024-01-02T03:04:05Z".parse().unwrap(),
             builder: "rel 0.1.0".into(),
         }
     }
@@ -371,7 +325,6 @@ pub(crate) mod tests {
                 "chunks add up to 10752 bytes but the tar is 10753 bytes",
             ),
             (Box::new(|m| m.tar.chunks[0].length = 1 << 20), "chunk sha256:"),
-            (Box::new(|m| m.created = "yesterday".into()), "created `yesterday`"),
             (
                 Box::new(|m| m.from = vec![m.version.clone()]),
                 "upgrade from `0.1.0+20240102-11-bbbbbbb` to itself",
@@ -403,13 +356,5 @@ pub(crate) mod tests {
         let mut v = serde_json::to_value(sample(Kind::Release)).unwrap();
         v["extra"] = Value::Bool(true);
         assert!(matches!(Manifest::from_value(v), Err(ManifestError::Json(_))));
-    }
-
-    #[test]
-    fn rfc3339_formatting() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert!(is_rfc3339_utc(&rfc3339_utc(4_102_444_799)));
     }
 }

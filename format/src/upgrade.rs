@@ -19,8 +19,9 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
-use crate::appup::{AppupPlan, ReleaseSnapshot, render};
+use crate::appup::{AppupPlan, render};
 use crate::archive::{ArchiveError, CanonicalTar, Ingested, Limits, MemberKind, check_entry, decompress};
+use crate::snapshot::ReleaseSnapshot;
 use crate::term::Term;
 
 /// Writes the upgrade tarball (canonical, uncompressed) from the TO release tar `to_tar`.

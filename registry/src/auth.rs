@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use rel_format::Timestamp;
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -52,7 +53,7 @@ pub struct TokenEntry {
     pub scopes: Vec<Scope>,
     #[serde(default = "all_releases")]
     pub releases: Vec<String>,
-    pub expires: String,
+    pub expires: Timestamp,
 }
 
 fn all_releases() -> Vec<String> {
@@ -87,12 +88,6 @@ impl TokenFile {
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
                 return Err(err(format!(
                     "token `{}`: sha256 must be 64 lowercase hex digits",
-                    t.name
-                )));
-            }
-            if !rel_format::manifest::is_rfc3339_utc(&t.expires) {
-                return Err(err(format!(
-                    "token `{}`: expires must be `YYYY-MM-DDTHH:MM:SSZ`",
                     t.name
                 )));
             }
@@ -240,8 +235,8 @@ impl Tokens {
         state.1.clone()
     }
 
-    /// The principal for an `Authorization` header value, at time `now` (RFC 3339 UTC).
-    pub fn principal(&self, authorization: Option<&str>, now: &str) -> Result<Principal, ApiError> {
+    /// The principal for an `Authorization` header value, at time `now`.
+    pub fn principal(&self, authorization: Option<&str>, now: Timestamp) -> Result<Principal, ApiError> {
         if self.is_open() {
             return Ok(Principal::Open);
         }
@@ -260,7 +255,7 @@ impl Tokens {
             .into_iter()
             .find(|t| t.sha256 == hash)
             .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?;
-        if now >= entry.expires.as_str() {
+        if now >= entry.expires {
             return Err(ApiError::Unauthorized(format!(
                 "token `{}` expired at {}",
                 entry.name, entry.expires
@@ -292,7 +287,7 @@ mod tests {
                 sha256: String::new(),
                 scopes,
                 releases: vec!["demo*".into()],
-                expires: String::new(),
+                expires: Timestamp::from_unix(0).expect("the epoch"),
             })
         };
         assert!(t(vec![Scope::Admin]).require(Scope::Pull, Some("demo")).is_ok());

@@ -16,7 +16,8 @@ use rel_format::signing::SignedManifest;
 use rel_format::upgrade_path::{ArtifactSummary, UpgradeGraph};
 use tokio::sync::Mutex;
 
-use crate::store::{Store, StoreError, parse_manifest_key};
+use crate::keys;
+use crate::store::{Store, StoreError};
 
 /// What the catalog keeps of one manifest.
 #[derive(Debug, Clone)]
@@ -29,7 +30,7 @@ pub struct Summary {
     pub from: Vec<Version>,
     pub bytes: u64,
     pub chunks: u64,
-    pub created: String,
+    pub created: rel_format::Timestamp,
 }
 
 impl Summary {
@@ -42,7 +43,7 @@ impl Summary {
             from: m.from.clone(),
             bytes: m.tar.length,
             chunks: m.tar.chunks.len() as u64,
-            created: m.created.clone(),
+            created: m.created,
         }
     }
 }
@@ -112,21 +113,18 @@ impl Catalog {
     }
 
     async fn load(&self, name: &str) -> Result<NameView, StoreError> {
-        let listed = self.store.list(&format!("manifests/{name}")).await?;
+        let listed = self.store.list(&keys::manifests_of(name)).await?;
         let yanked_upgrades: std::collections::HashSet<String> = self
             .store
-            .list(&format!("yanked-upgrades/{name}"))
+            .list(&keys::yanked_upgrades_of(name))
             .await?
             .into_iter()
-            .filter_map(|o| {
-                let parts: Vec<_> = o.key.parts().map(|p| p.as_ref().to_owned()).collect();
-                (parts.len() == 4).then(|| format!("manifests/{}/{}/{}", parts[1], parts[2], parts[3]))
-            })
+            .filter_map(|o| keys::manifest_of_yanked_upgrade(&o.key).map(|k| k.to_string()))
             .collect();
         let mut versions: BTreeMap<Version, Vec<Arc<Summary>>> = BTreeMap::new();
         for obj in listed {
             let key = obj.key.to_string();
-            let Some((key_name, _, _)) = parse_manifest_key(&obj.key) else {
+            let Some((key_name, _, _)) = keys::parse_manifest(&obj.key) else {
                 continue;
             };
             if key_name != name {
@@ -165,10 +163,8 @@ impl Catalog {
             versions.entry(summary.version.clone()).or_default().push(summary);
         }
         let mut yanked = Vec::new();
-        for obj in self.store.list(&format!("yanked/{name}")).await? {
-            if let Some(Ok(v)) = obj.key.filename().map(str::parse::<Version>) {
-                yanked.push(v);
-            }
+        for obj in self.store.list(&keys::yanked_of(name)).await? {
+            yanked.extend(keys::parse_yank(&obj.key));
         }
         let graph = UpgradeGraph::new(
             versions

@@ -1,6 +1,8 @@
-//! Registry settings: from flags, `REL_*` environment variables and a TOML file, in that
-//! order of precedence (the CLI merges flags and environment; this module reads the file
-//! and opens the store).
+//! The registry's settings and the policy that goes with them, in one place: flags (and the
+//! `REL_*` variables, which `rel serve` reads into the same fields) win over the TOML file,
+//! which wins over the defaults below. Resolving them reads the file, the publisher keys and
+//! the token file, refuses a non-loopback address without tokens, and opens the store only if
+//! it passes the write-once self-test.
 //!
 //! ```toml
 //! listen = "127.0.0.1:7878"
@@ -19,12 +21,38 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use rel_format::{PublicKey, TrustedKeys};
 use serde::Deserialize;
 
+use crate::Options;
+use crate::auth::{TokenFileError, Tokens};
 use crate::store::Store;
+
+/// Where a registry listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// Where a registry keeps its data unless told otherwise.
+pub const DEFAULT_STORE: &str = "file://rel-data";
+/// How long a replica trusts its listing of a release's manifests.
+pub const DEFAULT_CATALOG_TTL: Duration = Duration::from_secs(2);
+/// How long a chunk stays marked before garbage collection may sweep it.
+pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// What `rel serve` was given on its command line or in `REL_*` variables.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub listen: Option<String>,
+    pub store: Option<String>,
+    pub config: Option<PathBuf>,
+    pub publisher_keys: Vec<PathBuf>,
+    pub tokens: Option<PathBuf>,
+    pub insecure: bool,
+    pub accept_unsafe_store: bool,
+}
 
 /// The TOML file; every field optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -49,6 +77,20 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    #[error("`{0}` is not an address like 127.0.0.1:7878")]
+    Listen(String),
+    #[error("cannot read publisher key `{path}`: {message}")]
+    PublisherKey { path: PathBuf, message: String },
+    #[error(transparent)]
+    Tokens(#[from] TokenFileError),
+    #[error(
+        "refusing to serve {0} without tokens: anyone could push; pass --tokens FILE, or --insecure to accept that"
+    )]
+    OpenOnNetwork(SocketAddr),
+    #[error(
+        "the store `{url}` failed the write-once self-test: {problem}. Versions could be overwritten and channels rolled back. Use a store that honours If-None-Match/If-Match, or pass --accept-unsafe-store"
+    )]
+    UnsafeStore { url: String, problem: String },
     #[error("cannot read config file `{path}`: {message}")]
     File { path: PathBuf, message: String },
     #[error("store URL `{url}`: {message}")]
@@ -59,6 +101,102 @@ pub enum ConfigError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// The settings, resolved.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub store: String,
+    pub s3: BTreeMap<String, toml::Value>,
+    pub publishers: TrustedKeys,
+    pub tokens: Tokens,
+    pub accept_unsafe_store: bool,
+    pub catalog_ttl: Duration,
+    pub gc_grace: Duration,
+}
+
+impl Settings {
+    /// Flags over the file over the defaults; reads keys and tokens and applies the loopback
+    /// guard.
+    pub fn resolve(flags: &Flags) -> Result<Self, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => Config::read(path)?,
+            None => Config::default(),
+        };
+        let listen = flags
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen.parse().map_err(|_| ConfigError::Listen(listen.clone()))?;
+        let key_paths = if flags.publisher_keys.is_empty() {
+            file.publisher_keys
+        } else {
+            flags.publisher_keys.clone()
+        };
+        let mut keys = Vec::new();
+        for path in key_paths {
+            let bad = |message: String| ConfigError::PublisherKey {
+                path: path.clone(),
+                message,
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+            keys.push(text.trim().parse::<PublicKey>().map_err(|e| bad(e.to_string()))?);
+        }
+        let tokens = match flags.tokens.clone().or(file.tokens) {
+            Some(path) => Tokens::from_file(&path)?,
+            None => Tokens::open(),
+        };
+        let insecure = flags.insecure || file.insecure.unwrap_or(false);
+        if tokens.is_open() && !listen.ip().is_loopback() && !insecure {
+            return Err(ConfigError::OpenOnNetwork(listen));
+        }
+        Ok(Settings {
+            listen,
+            store: flags
+                .store
+                .clone()
+                .or(file.store)
+                .unwrap_or_else(|| DEFAULT_STORE.to_owned()),
+            s3: file.s3,
+            publishers: TrustedKeys::new(keys),
+            tokens,
+            accept_unsafe_store: flags.accept_unsafe_store || file.accept_unsafe_store.unwrap_or(false),
+            catalog_ttl: file.catalog_ttl_ms.map_or(DEFAULT_CATALOG_TTL, Duration::from_millis),
+            gc_grace: file.gc_grace_seconds.map_or(DEFAULT_GC_GRACE, Duration::from_secs),
+        })
+    }
+
+    /// Opens the store, refusing one that fails the write-once self-test unless
+    /// `accept_unsafe_store`; returns it with the registry's options.
+    pub async fn open(self) -> Result<(Store, Options), ConfigError> {
+        let store = open_store(&self.store, &self.s3)?;
+        if self.tokens.is_open() {
+            tracing::warn!(addr = %self.listen, "no token file: development mode, every request is allowed");
+        }
+        if self.publishers.is_empty() {
+            tracing::warn!(
+                "no --publisher-key: any well-formed signed manifest is accepted; hosts enforce trust at pull time"
+            );
+        }
+        if let Err(problem) = store.self_test().await {
+            if !self.accept_unsafe_store {
+                return Err(ConfigError::UnsafeStore {
+                    url: store.url.clone(),
+                    problem,
+                });
+            }
+            tracing::error!(store = %store.url, %problem, "the store failed the write-once self-test; continuing because --accept-unsafe-store");
+        }
+        let options = Options {
+            tokens: self.tokens,
+            publishers: self.publishers,
+            catalog_ttl: self.catalog_ttl,
+            gc_grace: self.gc_grace,
+        };
+        Ok((store, options))
+    }
 }
 
 impl Config {

@@ -29,6 +29,10 @@ pub enum ApiError {
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Internal(String),
     #[error("storage failed")]
     Storage(#[from] StoreError),
@@ -45,12 +49,39 @@ impl ApiError {
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::MissingChunks(_) => (StatusCode::UNPROCESSABLE_ENTITY, "missing_chunks"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Storage(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Storage(StoreError::AlreadyExists(_) | StoreError::Conflict(_)) => {
                 (StatusCode::CONFLICT, "conflict")
             }
             ApiError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
+        }
+    }
+}
+
+/// A signed document refused: a signature by no publisher key, or one that does not verify,
+/// is forbidden; anything else about the document is invalid.
+impl From<rel_format::SignatureError> for ApiError {
+    fn from(e: rel_format::SignatureError) -> Self {
+        match e {
+            rel_format::SignatureError::Untrusted { .. } | rel_format::SignatureError::Invalid { .. } => {
+                ApiError::Forbidden(e.to_string())
+            }
+            e => ApiError::Invalid(e.to_string()),
+        }
+    }
+}
+
+/// No upgrade path: an unknown or unreachable target is not found, a yanked one a conflict.
+impl From<rel_format::upgrade_path::PathError> for ApiError {
+    fn from(e: rel_format::upgrade_path::PathError) -> Self {
+        use rel_format::upgrade_path::PathError;
+        match e {
+            PathError::UnknownTarget(_) | PathError::NoPath { .. } => ApiError::NotFound(e.to_string()),
+            PathError::Yanked(_) => ApiError::Conflict(e.to_string()),
+            e => ApiError::Invalid(e.to_string()),
         }
     }
 }
@@ -70,7 +101,10 @@ impl IntoResponse for ApiError {
                 text
             });
             tracing::error!(error = %self, cause = chain.as_deref().unwrap_or(""), "request failed");
-            "the registry's storage failed; try again".to_owned()
+            match self {
+                ApiError::Storage(_) => "the registry's storage failed; try again".to_owned(),
+                _ => "the registry failed internally; the details are in its log".to_owned(),
+            }
         } else {
             self.to_string()
         };

@@ -11,6 +11,8 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod gc;
+pub mod keys;
 pub mod metrics;
 pub mod packs;
 mod routes;
@@ -45,7 +47,7 @@ pub struct Inner {
     pub metrics: metrics::Metrics,
     /// Chunks are swept no sooner than this after garbage collection marked them.
     pub gc_grace: Duration,
-    pub(crate) gc: routes::admin::GcState,
+    pub(crate) gc: gc::GcState,
     /// The clock, replaceable in tests.
     pub now: fn() -> SystemTime,
 }
@@ -71,8 +73,8 @@ impl Default for Options {
         Self {
             tokens: auth::Tokens::open(),
             publishers: TrustedKeys::default(),
-            catalog_ttl: Duration::from_secs(2),
-            gc_grace: Duration::from_secs(24 * 3600),
+            catalog_ttl: config::DEFAULT_CATALOG_TTL,
+            gc_grace: config::DEFAULT_GC_GRACE,
         }
     }
 }
@@ -87,17 +89,17 @@ impl AppState {
             publishers: options.publishers,
             metrics: metrics::Metrics::default(),
             gc_grace: options.gc_grace,
-            gc: routes::admin::GcState::default(),
+            gc: gc::GcState::default(),
             now: SystemTime::now,
         }))
     }
 
-    /// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
-    pub fn now_rfc3339(&self) -> String {
+    /// The current time, to the second.
+    pub fn now_timestamp(&self) -> rel_format::Timestamp {
         let secs = (self.now)()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        rel_format::manifest::rfc3339_utc(secs)
+        rel_format::Timestamp::from_unix(secs as i64).expect("the clock is within 0000..9999")
     }
 }
 

@@ -17,18 +17,8 @@ use object_store::path::Path;
 use rel_format::Digest;
 use rel_format::pack::{Entry, decode_index};
 
+use crate::keys;
 use crate::store::{Store, StoreError};
-
-/// Key of the pack named `id` (`rel_format::pack::pack_id`).
-pub fn pack_key(id: &Digest) -> Path {
-    let hex = id.hex();
-    Path::from(format!("packs/{}/{hex}.pack", &hex[..2]))
-}
-
-/// Key of the index of the pack at `pack`.
-pub fn index_key(pack: &Path) -> Path {
-    Path::from(format!("{}.idx", pack.as_ref().trim_end_matches(".pack")))
-}
 
 /// One stored pack, as indexed.
 #[derive(Debug, Clone)]
@@ -143,7 +133,7 @@ impl Packs {
             return Ok(());
         }
         let started = Instant::now();
-        let objects = self.store.list("packs").await?;
+        let objects = self.store.list(keys::PACKS).await?;
         let mut packs = HashMap::new();
         let mut indexes = HashSet::new();
         for o in objects {
@@ -167,17 +157,17 @@ impl Packs {
         // Packs whose index (or body) vanished are dropped; new indexed packs are read.
         let gone: HashSet<Arc<Path>> = known
             .iter()
-            .filter(|k| !packs.contains_key(&***k) || !indexes.contains(&index_key(k)))
+            .filter(|k| !packs.contains_key(&***k) || !indexes.contains(&keys::index(k)))
             .cloned()
             .collect();
         let new: Vec<_> = packs
             .values()
-            .filter(|o| !known.contains(&o.key) && indexes.contains(&index_key(&o.key)))
+            .filter(|o| !known.contains(&o.key) && indexes.contains(&keys::index(&o.key)))
             .cloned()
             .collect();
         let read: Vec<Pack> = futures::stream::iter(new)
             .map(|o| async move {
-                let idx = index_key(&o.key);
+                let idx = keys::index(&o.key);
                 let bytes = match self.store.get(&idx).await {
                     Ok(obj) => obj.bytes,
                     // Collected since the listing.

@@ -1,15 +1,6 @@
-//! The registry's storage: key layout and write disciplines over `object_store`.
+//! The registry's storage: write disciplines over `object_store`.
 //!
-//! ```text
-//! packs/<hex[0..2]>/<hex>.pack                   chunks' zstd frames (hex: the pack's name), write-once
-//! packs/<hex[0..2]>/<hex>.idx                    where each chunk is in that pack, written after it
-//! manifests/<name>/<version>/release.json         signed envelope, write-once
-//! manifests/<name>/<version>/upgrade-<fromkey>.json   (fromkey: 32 hex of sha256 of the from list)
-//! channels/<name>/<channel>.json                  signed pointer, compare-and-swap
-//! yanked/<name>/<version>                         marker
-//! yanked-upgrades/<name>/<version>/upgrade-<fromkey>.json   marker of a yanked upgrade
-//! replaced/<name>/<version>/upgrade-<fromkey>.json.<unix>  a yanked upgrade, once replaced
-//! ```
+//! The keys themselves are in [`crate::keys`].
 //!
 //! Content goes first and pointers last: a pack, then its index (which makes its chunks
 //! visible), then the manifest (which the registry only
@@ -26,8 +17,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
-use rel_format::manifest::Kind;
-use rel_format::{Digest, Version};
+use rel_format::Digest;
 
 /// A store and what it can do.
 #[derive(Debug, Clone)]
@@ -77,59 +67,6 @@ fn backend(key: &Path) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
             key: key.to_string(),
             source,
         },
-    }
-}
-
-/// Key of a manifest.
-pub fn manifest_key(name: &str, version: &Version, kind: Kind, from: &[Version]) -> Path {
-    match kind {
-        Kind::Release => Path::from(format!("manifests/{name}/{version}/release.json")),
-        Kind::Upgrade => {
-            let mut list: Vec<&str> = from.iter().map(Version::as_str).collect();
-            list.sort_unstable();
-            let key = &Digest::of(list.join("\n").as_bytes()).hex()[..32];
-            Path::from(format!("manifests/{name}/{version}/upgrade-{key}.json"))
-        }
-    }
-}
-
-/// Reads `(version, kind)` back from a manifest key under `manifests/<name>/`.
-pub fn parse_manifest_key(key: &Path) -> Option<(String, Version, Kind)> {
-    let parts: Vec<_> = key.parts().collect();
-    match parts.as_slice() {
-        [m, name, version, file] if m.as_ref() == "manifests" => {
-            let kind = if file.as_ref() == "release.json" {
-                Kind::Release
-            } else if file.as_ref().starts_with("upgrade-") && file.as_ref().ends_with(".json") {
-                Kind::Upgrade
-            } else {
-                return None;
-            };
-            Some((name.as_ref().to_owned(), version.as_ref().parse().ok()?, kind))
-        }
-        _ => None,
-    }
-}
-
-pub fn channel_key(name: &str, channel: &str) -> Path {
-    Path::from(format!("channels/{name}/{channel}.json"))
-}
-
-pub fn yank_key(name: &str, version: &Version) -> Path {
-    Path::from(format!("yanked/{name}/{version}"))
-}
-
-/// Marker of a yanked upgrade artifact; its last segment is its manifest's file name.
-pub fn yanked_upgrade_key(manifest: &Path) -> Option<Path> {
-    let parts: Vec<_> = manifest.parts().collect();
-    match parts.as_slice() {
-        [_, name, version, file] => Some(Path::from(format!(
-            "yanked-upgrades/{}/{}/{}",
-            name.as_ref(),
-            version.as_ref(),
-            file.as_ref()
-        ))),
-        _ => None,
     }
 }
 
@@ -343,7 +280,7 @@ impl Store {
     /// overwrite; a registry on such a store would lose write-once and rollback protection.
     pub async fn self_test(&self) -> Result<(), String> {
         let nonce = Digest::of(format!("{:?}{}", std::time::SystemTime::now(), std::process::id()).as_bytes()).hex();
-        let key = Path::from(format!("selftest/{}", &nonce[..24]));
+        let key = crate::keys::selftest(&nonce[..24]);
         let result = self.self_test_on(&key).await;
         let _ = self.delete(&key).await;
         result

@@ -3,14 +3,13 @@
 use anyhow::Result;
 use rel_format::api::GcRequest;
 
-use crate::cli::GcArgs;
-use crate::client::Client;
-use crate::progress::human;
+use crate::args::GcArgs;
+use crate::output::bytes;
 use crate::settings::Settings;
 
 pub async fn run(s: &Settings, args: &GcArgs) -> Result<()> {
-    let client = Client::new(&s.registry, s.token.clone());
-    let report = client
+    let report = s
+        .client()
         .gc(GcRequest {
             grace_seconds: args.grace_seconds,
             dry_run: args.dry_run,
@@ -25,7 +24,7 @@ pub async fn run(s: &Settings, args: &GcArgs) -> Result<()> {
             report.chunks_referenced,
             report.chunks_seen,
             report.chunks_deleted,
-            human(report.bytes_deleted),
+            bytes(report.bytes_deleted),
             report.packs_deleted,
             report.packs_rewritten,
             report.chunks_in_grace,

@@ -6,7 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use anyhow::{Context, Result};
 use rel_format::SecretKey;
 
-use crate::cli::KeygenArgs;
+use crate::args::KeygenArgs;
 
 pub fn run(args: &KeygenArgs, quiet: bool) -> Result<()> {
     let mut seed = [0u8; 32];

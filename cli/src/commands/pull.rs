@@ -1,24 +1,15 @@
 //! `rel pull`: resolve, verify, fetch only what the cache lacks, verify again, write atomically.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use futures::StreamExt;
-use rel_format::channel::{ChannelError, Freshness, SignedChannel};
-use rel_format::chunk::{ChunkRef, Reassembler, decompress_chunk};
-use rel_format::manifest::{Kind, Manifest};
-use rel_format::pack::parse_pack;
-use rel_format::signing::{Expected, verify};
-use rel_format::{TrustedKeys, Version};
+use anyhow::Result;
+use rel_format::Version;
 use serde::Serialize;
 
-use crate::cache::PackCache;
-use crate::cli::PullArgs;
-use crate::client::Client;
-use crate::progress::{Progress, human};
+use crate::args::PullArgs;
+use crate::channels::{ChannelState, resolve};
+use crate::fetch::{Fetcher, Target, Verified};
+use crate::output::bytes;
 use crate::settings::Settings;
 
 #[derive(Debug, Serialize)]
@@ -33,366 +24,33 @@ struct Report {
     written: PathBuf,
 }
 
-/// The highest channel sequence this host has accepted, per registry, release and channel.
-#[derive(Debug)]
-pub(crate) struct ChannelState {
-    path: PathBuf,
-    seen: BTreeMap<String, u64>,
-}
-
-impl ChannelState {
-    pub(crate) fn load(state_dir: &Path) -> Result<Self> {
-        let path = state_dir.join("channels.json");
-        let seen = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).with_context(|| format!("corrupt channel state `{}`", path.display()))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
-        };
-        Ok(Self { path, seen })
-    }
-
-    fn key(registry: &str, name: &str, channel: &str) -> String {
-        format!("{registry} {name} {channel}")
-    }
-
-    pub(crate) fn get(&self, registry: &str, name: &str, channel: &str) -> Option<u64> {
-        self.seen.get(&Self::key(registry, name, channel)).copied()
-    }
-
-    pub(crate) fn record(&mut self, registry: &str, name: &str, channel: &str, seq: u64) -> Result<()> {
-        let entry = self.seen.entry(Self::key(registry, name, channel)).or_default();
-        *entry = (*entry).max(seq);
-        let dir = self.path.parent().expect("state file has a directory");
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(&serde_json::to_vec_pretty(&self.seen)?)?;
-        tmp.persist(&self.path).map_err(|e| e.error)?;
-        Ok(())
-    }
-}
-
-/// Resolves a channel to a version, refusing rollbacks and expired pointers.
-pub(crate) async fn resolve_channel(
-    s: &Settings,
-    client: &Client,
-    trusted: &TrustedKeys,
-    name: &str,
-    channel: &str,
-    allow_downgrade: bool,
-) -> Result<(Version, u64)> {
-    let bytes = client.channel(name, channel).await?;
-    let (env, _) =
-        SignedChannel::verify_signature(&bytes, trusted).context("the channel pointer is not trustworthy")?;
-    let state = ChannelState::load(&s.state_dir)?;
-    let seen = state.get(client.base(), name, channel);
-    let now = super::push::now_rfc3339();
-    match env.signed.check_fresh(name, channel, Freshness { seen, now: &now }) {
-        Ok(()) => {}
-        Err(e @ (ChannelError::Rollback { .. } | ChannelError::Expired { .. })) if allow_downgrade => {
-            crate::warn(&format!("{e}; continuing because of --allow-downgrade"));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok((env.signed.version.clone(), env.signed.sequence))
-}
-
-/// What a transfer took from the registry (the rest came from the cache).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Transfer {
-    pub fetched_chunks: usize,
-    pub fetched_bytes: u64,
-}
-
-/// Chunks per window: the cached ones are read locally, the rest asked for in one request
-/// (about 1 MiB compressed).
-const WINDOW: usize = 128;
-
-/// Streams the canonical tar of `manifest` into `out`. The chunks go in windows, `jobs` at a
-/// time and kept in order: a chunk comes from the cache when an earlier artifact has it, the
-/// rest of a window in one batch from the registry. Every chunk is verified before a byte of
-/// it is written, and the whole stream at the end. The chunks' frames enter the cache too, so
-/// the next version fetches only what changed.
-pub(crate) async fn stream_tar<W: Write + Send + 'static>(
-    client: &Client,
-    cache: &PackCache,
-    manifest: &Manifest,
-    jobs: usize,
-    progress: &Progress,
-    out: W,
-) -> Result<(W, Transfer)> {
-    let index = Arc::new(cache.index());
-    // Frames enter the cache as their window is verified, in whatever order windows finish
-    // (a pack's order is free): a window then holds its batch no longer than it takes to
-    // decompress it.
-    let cache_out = Arc::new(std::sync::Mutex::new(cache.begin(&manifest.tar)?));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(ChunkRef, Vec<u8>)>>(2);
-    let stream = manifest.tar.clone();
-    let writer = tokio::task::spawn_blocking(move || -> Result<W> {
-        let mut r = Reassembler::new(&stream, out);
-        while let Some(window) = rx.blocking_recv() {
-            for (c, data) in window {
-                // Verified when it was decompressed.
-                r.push_verified(&c, &data)?;
-            }
-        }
-        Ok(r.finish()?)
-    });
-    let mut transfer = Transfer::default();
-    let mut windows = futures::stream::iter(manifest.tar.chunks.chunks(WINDOW))
-        .map(|window| {
-            let (index, cache, cache_out) = (index.clone(), cache.clone(), cache_out.clone());
-            fetch_window(client, index, cache, cache_out, window.to_vec())
-        })
-        .buffered(jobs.max(1));
-    let mut failure = None;
-    while let Some(item) = windows.next().await {
-        match item {
-            Ok((window, fetched)) => {
-                transfer.fetched_chunks += fetched.fetched_chunks;
-                transfer.fetched_bytes += fetched.fetched_bytes;
-                progress.inc(window.iter().map(|(c, _)| c.length).sum());
-                if tx.send(window).await.is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        }
-    }
-    drop(windows);
-    drop(tx);
-    let written = writer.await?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let out = written?;
-    // The whole stream verified: the cache may keep it.
-    let cache_out = Arc::into_inner(cache_out)
-        .expect("every window is done")
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a cache writer panicked"))?;
-    cache_out.commit().context("cannot keep the release in the cache")?;
-    Ok((out, transfer))
-}
-
-type Shared<T> = Arc<std::sync::Mutex<T>>;
-
-/// The chunks of one window, in order, each verified: from the cache where it has them, the
-/// rest in one batch from the registry. Their frames go to `cache_out`.
-async fn fetch_window(
-    client: &Client,
-    index: Arc<std::collections::HashMap<rel_format::Digest, crate::cache::Location>>,
-    cache: PackCache,
-    cache_out: Shared<crate::cache::CacheWriter>,
-    window: Vec<ChunkRef>,
-) -> Result<(Vec<(ChunkRef, Vec<u8>)>, Transfer)> {
-    let (window, cached) = tokio::task::spawn_blocking(move || {
-        let cached: Vec<Option<(Vec<u8>, Vec<u8>)>> =
-            window.iter().map(|c| cache.read(index.get(&c.digest)?, c)).collect();
-        (window, cached)
-    })
-    .await?;
-    let mut wanted = Vec::new();
-    let mut asked = std::collections::HashSet::new();
-    for (c, data) in window.iter().zip(&cached) {
-        if data.is_none() && asked.insert(c.digest) {
-            wanted.push(c.clone());
-        }
-    }
-    let digests: Vec<_> = wanted.iter().map(|c| c.digest).collect();
-    let body = if digests.is_empty() {
-        bytes::Bytes::new()
-    } else {
-        match client.get_chunks(&digests).await {
-            // A response cut short (a pack collected while it was read): ask once more.
-            Err(crate::client::ClientError::Transport { .. }) => client.get_chunks(&digests).await?,
-            other => other?,
-        }
-    };
-    tokio::task::spawn_blocking(move || {
-        let mut fetched = std::collections::HashMap::new();
-        let mut transfer = Transfer::default();
-        let mut frames: Vec<(&ChunkRef, &[u8])> = Vec::new();
-        if !wanted.is_empty() {
-            let records = parse_pack(&body).context("the registry sent a malformed batch of chunks")?;
-            if records.len() != wanted.len() {
-                bail!(
-                    "the registry sent {} chunks where {} were asked for",
-                    records.len(),
-                    wanted.len()
-                );
-            }
-            for (c, record) in wanted.iter().zip(&records) {
-                let frame = &body[record.offset as usize..][..record.size as usize];
-                let data = decompress_chunk(c, frame)
-                    .with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
-                transfer.fetched_chunks += 1;
-                transfer.fetched_bytes += u64::from(record.size);
-                fetched.insert(c.digest, data);
-                frames.push((c, frame));
-            }
-        }
-        frames.extend(
-            window
-                .iter()
-                .zip(&cached)
-                .filter_map(|(c, d)| d.as_ref().map(|(_, frame)| (c, frame.as_slice()))),
-        );
-        {
-            let mut out = cache_out
-                .lock()
-                .map_err(|_| anyhow::anyhow!("a cache writer panicked"))?;
-            for (c, frame) in frames {
-                out.add(c, frame).context("cannot write the release into the cache")?;
-            }
-        }
-        // A chunk the window holds twice is copied; the last use takes it.
-        let mut uses: std::collections::HashMap<rel_format::Digest, usize> = std::collections::HashMap::new();
-        for (c, data) in window.iter().zip(&cached) {
-            if data.is_none() {
-                *uses.entry(c.digest).or_default() += 1;
-            }
-        }
-        let window = window
-            .iter()
-            .zip(cached)
-            .map(|(c, data)| {
-                let data = match data {
-                    Some((data, _)) => data,
-                    None => {
-                        let left = uses.get_mut(&c.digest).expect("counted");
-                        *left -= 1;
-                        if *left == 0 {
-                            fetched.remove(&c.digest)
-                        } else {
-                            fetched.get(&c.digest).cloned()
-                        }
-                        .expect("every uncached chunk was fetched")
-                    }
-                };
-                (c.clone(), data)
-            })
-            .collect();
-        Ok((window, transfer))
-    })
-    .await?
-}
-
-/// A release whose manifest verified.
-pub(crate) struct Verified {
-    pub manifest: Manifest,
-    pub signer: String,
-}
-
-/// Fetches the release manifest of `name` `version` and verifies it is exactly that release,
-/// signed by a trusted key.
-pub(crate) async fn verified_release(
-    client: &Client,
-    trusted: &TrustedKeys,
-    name: &str,
-    version: &Version,
-) -> Result<Verified> {
-    let bytes = client.release_manifest(name, version).await?;
-    let expected = Expected {
-        name: name.to_owned(),
-        version: version.clone(),
-        kind: Kind::Release,
-        from: None,
-    };
-    let (manifest, signer) = verify(&bytes, trusted, &expected).context("refusing the manifest")?;
-    Ok(Verified { manifest, signer })
-}
-
-/// Where a pulled release goes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Target<'a> {
-    /// A tarball; the extension picks the format.
-    File(&'a Path),
-    /// A new directory, extracted safely.
-    Dir(&'a Path),
-}
-
-/// Writes the verified release to `target`. Nothing appears there unless every chunk and the
-/// whole stream verified.
-pub(crate) async fn write_release(
-    s: &Settings,
-    client: &Client,
-    m: &Manifest,
-    target: Target<'_>,
-    jobs: usize,
-    label: &str,
-) -> Result<Transfer> {
-    let cache =
-        PackCache::open(&s.cache_dir).with_context(|| format!("cannot open the cache `{}`", s.cache_dir.display()))?;
-    let progress = Progress::bytes(m.tar.length, label, s.quiet);
-    let transfer = match target {
-        Target::File(output) => {
-            let file = crate::local::TarFile::create(output)?;
-            let (file, transfer) = stream_tar(client, &cache, m, jobs, &progress, file).await?;
-            file.commit()?;
-            transfer
-        }
-        Target::Dir(into) => {
-            // Extraction reads the stream as it is verified; it renames its work into place
-            // only once the whole stream has verified.
-            let (reader, writer) = crate::local::pipe();
-            let (confirm_tx, confirm_rx) = std::sync::mpsc::channel::<bool>();
-            let into2 = into.to_owned();
-            let extraction = tokio::task::spawn_blocking(move || {
-                crate::local::extract_confirmed(reader, &into2, rel_format::archive::Limits::default(), || {
-                    confirm_rx.recv().unwrap_or(false)
-                })
-            });
-            let streamed = stream_tar(client, &cache, m, jobs, &progress, writer).await;
-            let streamed = streamed.and_then(|(mut w, t)| {
-                w.flush()?;
-                Ok(t)
-            });
-            let _ = confirm_tx.send(streamed.is_ok());
-            let extracted = extraction.await?;
-            // When extraction stops early the writer only sees a broken pipe: the extraction's
-            // own error is the one to report.
-            extracted?;
-            streamed?
-        }
-    };
-    progress.finish();
-    Ok(transfer)
-}
-
 pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
-    if let Some(into) = &args.into {
-        // Fail before fetching anything.
-        if std::fs::symlink_metadata(into).is_ok() {
-            return Err(crate::local::ExtractError::TargetExists(into.clone()).into());
-        }
-    }
-    let trusted = s.trusted(&args.trust.trusted_keys)?;
-    let client = Client::new(&s.registry, s.token.clone());
-    let (version, channel_seq) = match (&args.version, &args.channel) {
-        (Some(v), _) => (v.parse::<Version>()?, None),
-        (None, Some(c)) => {
-            let (v, seq) = resolve_channel(s, &client, &trusted, &args.name, c, args.allow_downgrade).await?;
-            (v, Some(seq))
-        }
-        (None, None) => bail!("say which version: --version V or --channel C"),
-    };
-    let Verified { manifest, signer } = verified_release(&client, &trusted, &args.name, &version).await?;
     let (target, written) = match (&args.output, &args.into) {
         (Some(o), _) => (Target::File(o), o.clone()),
         (None, Some(d)) => (Target::Dir(d), d.clone()),
-        (None, None) => bail!("say where to write: -o FILE or --into DIR"),
+        (None, None) => unreachable!("clap requires -o or --into"),
     };
-    let transfer = write_release(s, &client, &manifest, target, args.jobs, "pull").await?;
-    let (fetched_chunks, fetched_bytes) = (transfer.fetched_chunks, transfer.fetched_bytes);
-
+    if let Target::Dir(into) = target {
+        // Fail before fetching anything.
+        if std::fs::symlink_metadata(into).is_ok() {
+            return Err(crate::fs::ExtractError::TargetExists(into.to_owned()).into());
+        }
+    }
+    let trusted = s.trusted(&args.trust.trusted_keys)?;
+    let fetcher = Fetcher::new(s, args.jobs);
+    let (version, channel_seq) = match (&args.version, &args.channel) {
+        (Some(v), _) => (v.clone(), None),
+        (_, Some(c)) => {
+            let (v, seq) = resolve(s, &fetcher.client, &trusted, &args.name, c, args.allow_downgrade).await?;
+            (v, Some(seq))
+        }
+        (None, None) => unreachable!("clap requires --version or --channel"),
+    };
+    let Verified { manifest, signer } = fetcher.release(&trusted, &args.name, &version).await?;
+    let transfer = fetcher.write(&manifest, target, "pull").await?;
     if let (Some(channel), Some(seq)) = (&args.channel, channel_seq) {
         let mut state = ChannelState::load(&s.state_dir)?;
-        state.record(client.base(), &args.name, channel, seq)?;
+        state.record(fetcher.client.base().as_str(), &args.name, channel, seq)?;
     }
     let report = Report {
         name: manifest.name.clone(),
@@ -400,8 +58,8 @@ pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
         signer,
         bytes: manifest.tar.length,
         chunks: manifest.tar.chunks.len(),
-        fetched_chunks,
-        fetched_bytes,
+        fetched_chunks: transfer.fetched_chunks,
+        fetched_bytes: transfer.fetched_bytes,
         written,
     };
     if args.json {
@@ -412,9 +70,9 @@ pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
             report.name,
             report.version,
             report.signer,
-            human(report.bytes),
+            bytes(report.bytes),
             report.fetched_chunks,
-            human(report.fetched_bytes),
+            bytes(report.fetched_bytes),
             report.chunks - report.fetched_chunks.min(report.chunks),
             report.written.display()
         ));

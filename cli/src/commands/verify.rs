@@ -5,8 +5,7 @@ use rel_format::manifest::Kind;
 use rel_format::signing::{Expected, SignedManifest, verify};
 use serde::Serialize;
 
-use crate::cli::VerifyArgs;
-use crate::client::Client;
+use crate::args::VerifyArgs;
 use crate::settings::Settings;
 
 #[derive(Debug, Serialize)]
@@ -29,10 +28,9 @@ pub async fn run(s: &Settings, args: &VerifyArgs) -> Result<()> {
     } else {
         // A release: canonicalise it and compare with what the registry signed.
         let path = args.file.clone();
-        let (stream, seen) = tokio::task::spawn_blocking(move || super::push::ingest(&path, |_, _| Ok(()))).await??;
+        let (stream, seen) = tokio::task::spawn_blocking(move || crate::upload::ingest(&path, |_, _| Ok(()))).await??;
         let spec = seen.release(None)?;
-        let client = Client::new(&s.registry, s.token.clone());
-        let bytes = client.release_manifest(&spec.name, &spec.version).await?;
+        let bytes = s.client().release_manifest(&spec.name, &spec.version).await?;
         let expected = Expected {
             name: spec.name.clone(),
             version: spec.version.clone(),

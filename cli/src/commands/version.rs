@@ -17,7 +17,8 @@ use anyhow::{Context, Result, bail};
 use rel_format::Version;
 use rel_format::term::{Term, parse_terms};
 
-use crate::cli::VersionArgs;
+use crate::UsageError;
+use crate::args::VersionArgs;
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("git")
@@ -139,15 +140,18 @@ fn token_value(dir: &Path, token: &str, now: &str) -> Result<Option<String>> {
             b
         }
         "mix-env" => std::env::var("MIX_ENV").unwrap_or_else(|_| "dev".into()),
-        other => bail!(
-            "unknown AUTO_VERSION token `{other}`: use date, time, commit-count, commit-count-branch, revision, branch, branch-unless-master or mix-env"
-        ),
+        other => {
+            return Err(UsageError::new(format!(
+                "unknown AUTO_VERSION token `{other}`: use date, time, commit-count, commit-count-branch, revision, branch, branch-unless-master or mix-env"
+            ))
+            .into());
+        }
     }))
 }
 
 pub fn compute(args: &VersionArgs) -> Result<Version> {
     let base = match &args.base {
-        Some(b) => b.clone(),
+        Some(b) => b.to_string(),
         None => base_version(&args.dir)?,
     };
     // One reading of the local clock for both date and time.

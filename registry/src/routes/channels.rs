@@ -1,35 +1,29 @@
 //! Channel pointers: read, and promote by compare-and-swap with a growing sequence.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use rel_format::channel::{ChannelPointer, SignedChannel, is_valid_channel};
+use rel_format::channel::{ChannelPointer, SignedChannel};
 
-use super::{Caller, check_name};
+use super::Caller;
+use super::extract::{Channel, Name, Params};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::store::{StoreError, channel_key};
+use crate::keys;
+use crate::store::StoreError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/v1/releases/{name}/channels/{channel}", get(read).put(promote))
 }
 
-fn check_channel(channel: &str) -> Result<(), ApiError> {
-    if is_valid_channel(channel) {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!("`{channel}` is not a valid channel name")))
-    }
-}
-
 /// The current pointers of every channel of `name`.
 pub(super) async fn current(state: &AppState, name: &str) -> Result<Vec<ChannelPointer>, ApiError> {
     let mut out = Vec::new();
-    for obj in state.store.list(&format!("channels/{name}")).await? {
+    for obj in state.store.list(&keys::channels_of(name)).await? {
         let bytes = state.store.get(&obj.key).await?.bytes;
         match SignedChannel::parse_unverified(&bytes) {
             Ok(env) => out.push(env.signed),
@@ -42,12 +36,10 @@ pub(super) async fn current(state: &AppState, name: &str) -> Result<Vec<ChannelP
 async fn read(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((name, channel)): Path<(String, String)>,
+    Params((Name(name), Channel(channel))): Params<(Name, Channel)>,
 ) -> Result<Response, ApiError> {
-    check_name(&name)?;
-    check_channel(&channel)?;
     caller.require(Scope::Pull, Some(&name))?;
-    match state.store.get(&channel_key(&name, &channel)).await {
+    match state.store.get(&keys::channel(&name, &channel)).await {
         Ok(obj) => Ok(([(header::CONTENT_TYPE, "application/json")], obj.bytes).into_response()),
         Err(StoreError::NotFound(_)) => Err(ApiError::NotFound(format!(
             "channel `{channel}` of `{name}` points nowhere yet"
@@ -59,18 +51,14 @@ async fn read(
 async fn promote(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((name, channel)): Path<(String, String)>,
+    Params((Name(name), Channel(channel))): Params<(Name, Channel)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    check_name(&name)?;
-    check_channel(&channel)?;
     caller.require(Scope::Push, Some(&name))?;
     let env = if state.publishers.is_empty() {
-        SignedChannel::parse_unverified(&body).map_err(|e| ApiError::Invalid(e.to_string()))?
+        SignedChannel::parse_unverified(&body)?
     } else {
-        SignedChannel::verify_signature(&body, &state.publishers)
-            .map_err(|e| ApiError::Forbidden(e.to_string()))?
-            .0
+        SignedChannel::verify_signature(&body, &state.publishers)?.0
     };
     let p = &env.signed;
     if p.name != name || p.channel != channel {
@@ -86,7 +74,7 @@ async fn promote(
     if view.is_yanked(&p.version) {
         return Err(ApiError::Conflict(format!("`{name}` `{}` is yanked", p.version)));
     }
-    let key = channel_key(&name, &channel);
+    let key = keys::channel(&name, &channel);
     let (expected, current_seq) = match state.store.get(&key).await {
         Ok(obj) => {
             let cur = SignedChannel::parse_unverified(&obj.bytes)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,10 +17,12 @@ use rel_format::chunk::check_frame;
 use rel_format::pack::{MAX_PACK, PACK_MAGIC, RECORD_HEADER, encode_index, index_entries, pack_id, parse_pack};
 
 use super::Caller;
+use super::extract::{Body, Params};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::packs::{Pack, index_key, pack_key};
+use crate::keys;
+use crate::packs::Pack;
 use crate::store::StoreError;
 
 pub(super) fn router() -> Router<AppState> {
@@ -35,11 +37,6 @@ pub(super) fn router() -> Router<AppState> {
             post(batch).layer(DefaultBodyLimit::max(MAX_BATCH * 80 + 1024)),
         )
         .route("/v1/packs", post(upload).layer(DefaultBodyLimit::max(MAX_PACK)))
-}
-
-fn parse_digest(text: &str) -> Result<Digest, ApiError> {
-    text.parse()
-        .map_err(|e: rel_format::DigestError| ApiError::BadRequest(e.to_string()))
 }
 
 /// How stale a replica's pack listing may be when it answers "which are missing?": a chunk
@@ -65,7 +62,7 @@ pub(crate) async fn find_missing(state: &AppState, digests: &[Digest], strict: b
             let fresh = state
                 .packs
                 .locate(d)
-                .is_some_and(|l| super::admin::unix(l.last_modified) >= mark.at);
+                .is_some_and(|l| crate::gc::unix(l.last_modified) >= mark.at);
             if !fresh {
                 missing.insert(*d);
             }
@@ -83,7 +80,7 @@ pub(crate) async fn find_missing(state: &AppState, digests: &[Digest], strict: b
 async fn missing(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Json(query): Json<Digests>,
+    Body(query): Body<Digests>,
 ) -> Result<Json<Digests>, ApiError> {
     caller.require(Scope::Push, None)?;
     if query.digests.len() > MAX_MISSING_QUERY {
@@ -113,7 +110,7 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
     })
     .await
     .map_err(|e| ApiError::Internal(format!("pack check stopped: {e}")))??;
-    let key = pack_key(&id);
+    let key = keys::pack(&id);
     let created = match state.store.put_create(&key, body.clone()).await {
         Ok(()) => true,
         Err(StoreError::AlreadyExists(_)) => {
@@ -128,7 +125,7 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
     let indexed = index_entries(&entries);
     match state
         .store
-        .put_create(&index_key(&key), Bytes::from(encode_index(&indexed)))
+        .put_create(&keys::index(&key), Bytes::from(encode_index(&indexed)))
         .await
     {
         Ok(()) | Err(StoreError::AlreadyExists(_)) => {}
@@ -164,7 +161,7 @@ const MAX_RUN: u64 = 4 * 1024 * 1024;
 async fn batch(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Json(query): Json<Digests>,
+    Body(query): Body<Digests>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Pull, None)?;
     if query.digests.len() > MAX_BATCH {
@@ -221,11 +218,10 @@ async fn batch(
 async fn download(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(digest): Path<String>,
+    Params(digest): Params<Digest>,
 ) -> Result<Response, ApiError> {
     // Chunks are not tied to one release: knowing a digest is the capability.
     caller.require(Scope::Pull, None)?;
-    let digest = parse_digest(&digest)?;
     let Some((_, frame)) = state.packs.frame(&digest).await? else {
         return Err(ApiError::NotFound(format!("chunk {digest} is not stored")));
     };

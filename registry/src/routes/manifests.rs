@@ -1,23 +1,26 @@
 //! Manifests: upload (signature and chunks checked, write-once) and download.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use object_store::ObjectStoreExt as _;
+use rel_format::Version;
 use rel_format::api::Stored;
 use rel_format::manifest::{Kind, MAX_MANIFEST_BYTES};
 use rel_format::signing::SignedManifest;
 use serde::Deserialize;
 
-use super::{Caller, check_name, parse_version};
+use super::Caller;
+use super::extract::{Name, Params, QueryParams};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::catalog::Summary;
 use crate::error::ApiError;
-use crate::store::{StoreError, manifest_key, yanked_upgrade_key};
+use crate::keys;
+use crate::store::StoreError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -30,16 +33,10 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Response, ApiError> {
-    let refused = |e: rel_format::SignatureError| ApiError::Invalid(e.to_string());
     let (env, signer) = if state.publishers.is_empty() {
-        (SignedManifest::parse_unverified(&body).map_err(refused)?, None)
+        (SignedManifest::parse_unverified(&body)?, None)
     } else {
-        let (env, signer) = SignedManifest::verify_signature(&body, &state.publishers).map_err(|e| match e {
-            rel_format::SignatureError::Untrusted { .. } | rel_format::SignatureError::Invalid { .. } => {
-                ApiError::Forbidden(e.to_string())
-            }
-            e => refused(e),
-        })?;
+        let (env, signer) = SignedManifest::verify_signature(&body, &state.publishers)?;
         (env, Some(signer))
     };
     let m = &env.signed;
@@ -51,7 +48,7 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
     if !missing.is_empty() {
         return Err(ApiError::MissingChunks(missing));
     }
-    let key = manifest_key(&m.name, &m.version, m.kind, &m.from);
+    let key = keys::manifest(&m.name, &m.version, m.kind, &m.from);
     // Stored in canonical form: the same artifact always has the same bytes.
     let bytes = Bytes::from(env.to_bytes());
     match state.store.put_create(&key, bytes.clone()).await {
@@ -85,7 +82,7 @@ async fn replace_yanked_upgrade(
     m: &rel_format::Manifest,
     bytes: Bytes,
 ) -> Result<(), ApiError> {
-    let marker = yanked_upgrade_key(key).filter(|_| m.kind == Kind::Upgrade);
+    let marker = keys::yanked_upgrade(key).filter(|_| m.kind == Kind::Upgrade);
     let yanked = match &marker {
         Some(k) => state.store.exists(k).await?,
         None => false,
@@ -101,13 +98,7 @@ async fn replace_yanked_upgrade(
         )));
     };
     let old = state.store.get(key).await?;
-    let secs = (state.now)()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let archive = object_store::path::Path::from(format!(
-        "replaced/{}.{secs}",
-        key.as_ref().trim_start_matches("manifests/")
-    ));
+    let archive = keys::replaced(key, state.now_timestamp().unix());
     state.store.put_overwrite(&archive, old.bytes.clone()).await?;
     state
         .store
@@ -132,12 +123,10 @@ fn envelope(bytes: Bytes) -> Response {
 async fn get_release(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((name, version)): Path<(String, String)>,
+    Params((Name(name), version)): Params<(Name, Version)>,
 ) -> Result<Response, ApiError> {
-    check_name(&name)?;
     caller.require(Scope::Pull, Some(&name))?;
-    let version = parse_version(&version)?;
-    let key = manifest_key(&name, &version, Kind::Release, &[]);
+    let key = keys::manifest(&name, &version, Kind::Release, &[]);
     match state.store.get(&key).await {
         Ok(obj) => Ok(envelope(obj.bytes)),
         Err(StoreError::NotFound(_)) => Err(ApiError::NotFound(format!(
@@ -149,19 +138,16 @@ async fn get_release(
 
 #[derive(Deserialize)]
 struct FromQuery {
-    from: String,
+    from: Version,
 }
 
 async fn get_upgrade(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((name, version)): Path<(String, String)>,
-    Query(q): Query<FromQuery>,
+    Params((Name(name), version)): Params<(Name, Version)>,
+    QueryParams(FromQuery { from }): QueryParams<FromQuery>,
 ) -> Result<Response, ApiError> {
-    check_name(&name)?;
     caller.require(Scope::Pull, Some(&name))?;
-    let version = parse_version(&version)?;
-    let from = parse_version(&q.from)?;
     let view = state.catalog.view(&name).await?;
     let best = view
         .versions

@@ -1,8 +1,9 @@
 //! The HTTP API v1 (SPEC.md §7): one module per resource, merged here.
 
-pub(crate) mod admin;
+mod admin;
 mod channels;
 mod chunks;
+mod extract;
 mod manifests;
 mod ops;
 mod releases;
@@ -83,21 +84,6 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        Ok(Caller(state.tokens.principal(auth, &state.now_rfc3339())?))
+        Ok(Caller(state.tokens.principal(auth, state.now_timestamp())?))
     }
-}
-
-/// Checks a release name from a path.
-pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
-    if rel_format::release::is_valid_name(name) {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!("`{name}` is not a valid release name")))
-    }
-}
-
-/// Parses a version from a path or query.
-pub(crate) fn parse_version(text: &str) -> Result<rel_format::Version, ApiError> {
-    text.parse()
-        .map_err(|e: rel_format::VersionError| ApiError::BadRequest(e.to_string()))
 }

@@ -1,19 +1,21 @@
 //! Release listings, version listings, upgrade paths and yanking.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
+use rel_format::Version;
 use rel_format::api::{ArtifactInfo, ReleaseNames, VersionInfo, VersionList, Yank};
-use rel_format::upgrade_path::{PathError, Plan};
+use rel_format::upgrade_path::Plan;
 use serde::Deserialize;
 
-use super::{Caller, check_name, parse_version};
+use super::Caller;
+use super::extract::{Body, Name, Params, QueryParams};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
-use crate::store::{yank_key, yanked_upgrade_key};
+use crate::keys;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -31,7 +33,7 @@ async fn names(State(state): State<AppState>, Caller(caller): Caller) -> Result<
     })?;
     let mut releases: Vec<String> = state
         .store
-        .list_dirs("manifests")
+        .list_dirs(keys::MANIFESTS)
         .await?
         .into_iter()
         .filter(|n| caller.may_see(n))
@@ -43,9 +45,8 @@ async fn names(State(state): State<AppState>, Caller(caller): Caller) -> Result<
 async fn versions(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
+    Params(Name(name)): Params<Name>,
 ) -> Result<Json<VersionList>, ApiError> {
-    check_name(&name)?;
     caller.require(Scope::Pull, Some(&name))?;
     let view = state.catalog.view(&name).await?;
     if view.versions.is_empty() {
@@ -64,7 +65,7 @@ async fn versions(
                     from: s.from.clone(),
                     bytes: s.bytes,
                     chunks: s.chunks,
-                    created: s.created.clone(),
+                    created: s.created,
                     yanked: s.yanked,
                 })
                 .collect(),
@@ -81,42 +82,34 @@ async fn versions(
 
 #[derive(Deserialize)]
 struct PathQuery {
-    from: String,
-    to: String,
+    from: Version,
+    to: Version,
 }
 
 async fn upgrade_path(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path(name): Path<String>,
-    Query(q): Query<PathQuery>,
+    Params(Name(name)): Params<Name>,
+    QueryParams(PathQuery { from, to }): QueryParams<PathQuery>,
 ) -> Result<Json<Plan>, ApiError> {
-    check_name(&name)?;
     caller.require(Scope::Pull, Some(&name))?;
-    let (from, to) = (parse_version(&q.from)?, parse_version(&q.to)?);
     let view = state.catalog.view(&name).await?;
-    view.graph.path(&from, &to).map(Json).map_err(|e| match e {
-        PathError::UnknownTarget(_) | PathError::NoPath { .. } => ApiError::NotFound(e.to_string()),
-        PathError::Yanked(_) => ApiError::Conflict(e.to_string()),
-        e => ApiError::Invalid(e.to_string()),
-    })
+    Ok(Json(view.graph.path(&from, &to)?))
 }
 
 async fn yank(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Path((name, version)): Path<(String, String)>,
-    Json(body): Json<Yank>,
+    Params((Name(name), version)): Params<(Name, Version)>,
+    Body(body): Body<Yank>,
 ) -> Result<Response, ApiError> {
-    check_name(&name)?;
     caller.require(Scope::Admin, Some(&name))?;
-    let version = parse_version(&version)?;
     let view = state.catalog.view(&name).await?;
     if !view.versions.contains_key(&version) {
         return Err(ApiError::NotFound(format!("`{name}` `{version}` is not stored")));
     }
     let key = match &body.upgrade_from {
-        None => yank_key(&name, &version),
+        None => keys::yank(&name, &version),
         Some(from) => {
             let artifact = view.versions[&version]
                 .iter()
@@ -124,12 +117,12 @@ async fn yank(
                 .ok_or_else(|| {
                     ApiError::NotFound(format!("no upgrade of `{name}` to `{version}` from `{from}` is stored"))
                 })?;
-            yanked_upgrade_key(&object_store::path::Path::from(artifact.key.as_str()))
+            keys::yanked_upgrade(&object_store::path::Path::from(artifact.key.as_str()))
                 .expect("manifest keys have four parts")
         }
     };
     if body.yanked {
-        let marker = serde_json::json!({ "yanked_at": state.now_rfc3339() });
+        let marker = serde_json::json!({ "yanked_at": state.now_timestamp() });
         state.store.put_overwrite(&key, marker.to_string().into()).await?;
     } else {
         state.store.delete(&key).await?;

@@ -1,0 +1,46 @@
+//! `rel path`: the cheapest upgrade path between two versions.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+use rel_format::upgrade_path::Strategy;
+
+use crate::args::PathArgs;
+use crate::output::bytes;
+use crate::settings::Settings;
+
+pub async fn run(s: &Settings, args: &PathArgs) -> Result<()> {
+    let plan = s
+        .client()
+        .path(&args.name, &args.from, &args.to)
+        .await
+        .context("no upgrade path")?;
+    if args.json {
+        crate::print_json(&plan);
+        return Ok(());
+    }
+    let mut out = String::new();
+    let how = match plan.strategy {
+        Strategy::AlreadyThere => "nothing to do",
+        Strategy::HotUpgrade => "hot upgrade, no restart",
+        Strategy::FullRelease => "full release, restarts the node",
+    };
+    let _ = writeln!(out, "{} {} -> {}: {how}", args.name, plan.from, plan.to);
+    for (i, step) in plan.steps.iter().enumerate() {
+        let from = step
+            .from
+            .as_ref()
+            .map_or_else(|| "(install)".to_owned(), ToString::to_string);
+        let _ = writeln!(
+            out,
+            "  {}. {:<8} {from} -> {}  {}",
+            i + 1,
+            step.kind.to_string(),
+            step.to,
+            bytes(step.bytes)
+        );
+    }
+    let _ = writeln!(out, "  total {}: {}", bytes(plan.total_bytes), plan.reason);
+    crate::print_raw(&out);
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! `rel versions`: a release's versions in rel's order, with their artifacts and channels.
+
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use rel_format::Version;
+use rel_format::manifest::Kind;
+
+use crate::args::NameArgs;
+use crate::output::bytes;
+use crate::settings::Settings;
+
+pub async fn run(s: &Settings, args: &NameArgs) -> Result<()> {
+    let list = s.client().versions(&args.name).await?;
+    if args.json {
+        crate::print_json(&list);
+        return Ok(());
+    }
+    let mut out = String::new();
+    for v in &list.versions {
+        let mut parts = Vec::new();
+        for a in &v.artifacts {
+            match a.kind {
+                Kind::Release => parts.push(format!("release {}", bytes(a.bytes))),
+                Kind::Upgrade => {
+                    let from: Vec<&str> = a.from.iter().map(Version::as_str).collect();
+                    parts.push(format!("upgrade from {} {}", from.join(","), bytes(a.bytes)));
+                }
+            }
+        }
+        let created = v
+            .artifacts
+            .iter()
+            .map(|a| a.created)
+            .min()
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        let mut flags = String::new();
+        if !v.channels.is_empty() {
+            let _ = write!(flags, "  [{}]", v.channels.join(", "));
+        }
+        if v.yanked {
+            flags.push_str("  (yanked)");
+        }
+        let _ = writeln!(out, "{:<32} {created}  {}{flags}", v.version.as_str(), parts.join("; "));
+    }
+    crate::print_raw(&out);
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! `rel yank`: hide a version, or one upgrade artifact, from resolution without deleting it.
+
+use anyhow::Result;
+
+use crate::args::YankArgs;
+use crate::settings::Settings;
+
+pub async fn run(s: &Settings, args: &YankArgs) -> Result<()> {
+    let (version, from) = (&args.version, &args.upgrade_from);
+    s.client().yank(&args.name, version, !args.undo, from.clone()).await?;
+    if !s.quiet {
+        let subject = match from {
+            Some(f) => format!("the upgrade of {} to {version} from {f}", args.name),
+            None => format!("{} {version}", args.name),
+        };
+        let what = match (args.undo, from.is_some()) {
+            (true, _) => "is no longer yanked",
+            (false, false) => "is yanked: hidden from upgrade paths and promotions",
+            (false, true) => "is yanked: no longer part of upgrade paths, and a corrected upgrade may replace it",
+        };
+        crate::say(&format!("{subject} {what}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! Fetching artifacts: resolve and verify a manifest, then stream its chunks from the cache
+//! and the registry, verified, into a tarball or a safe extraction.
+//!
+//! Chunks go in windows of [`WINDOW`], [`JOBS`] windows in flight: the cached ones are read
+//! locally, the rest asked for in one batch. Every chunk is verified before a byte of it is
+//! written, and the whole stream at the end; frames enter the cache as windows verify, so
+//! the next version fetches only what changed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use rel_format::chunk::{ChunkRef, Reassembler, decompress_chunk};
+use rel_format::manifest::{Kind, Manifest};
+use rel_format::pack::parse_pack;
+use rel_format::signing::{Expected, verify};
+use rel_format::{TrustedKeys, Version};
+
+use crate::cache::PackCache;
+use crate::client::Client;
+use crate::progress::Progress;
+use crate::settings::Settings;
+
+/// Batches of chunks fetched at once: enough to hide the registry's latency, few enough that
+/// a 1 GiB pull stays under 100 MiB.
+pub const JOBS: usize = 8;
+
+/// What a transfer took from the registry (the rest came from the cache).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Transfer {
+    pub fetched_chunks: usize,
+    pub fetched_bytes: u64,
+}
+
+/// Chunks per window: the cached ones are read locally, the rest asked for in one request
+/// (about 1 MiB compressed).
+pub const WINDOW: usize = 128;
+
+/// Streams the canonical tar of `manifest` into `out`. The chunks go in windows, `jobs` at a
+/// time and kept in order: a chunk comes from the cache when an earlier artifact has it, the
+/// rest of a window in one batch from the registry. Every chunk is verified before a byte of
+/// it is written, and the whole stream at the end. The chunks' frames enter the cache too, so
+/// the next version fetches only what changed.
+pub async fn stream_tar<W: Write + Send + 'static>(
+    client: &Client,
+    cache: &PackCache,
+    manifest: &Manifest,
+    jobs: usize,
+    progress: &Progress,
+    out: W,
+) -> Result<(W, Transfer)> {
+    let index = Arc::new(cache.index());
+    // Frames enter the cache as their window is verified, in whatever order windows finish
+    // (a pack's order is free): a window then holds its batch no longer than it takes to
+    // decompress it.
+    let cache_out = Arc::new(std::sync::Mutex::new(cache.begin(&manifest.tar)?));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(ChunkRef, Vec<u8>)>>(2);
+    let stream = manifest.tar.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<W> {
+        let mut r = Reassembler::new(&stream, out);
+        while let Some(window) = rx.blocking_recv() {
+            for (c, data) in window {
+                // Verified when it was decompressed.
+                r.push_verified(&c, &data)?;
+            }
+        }
+        Ok(r.finish()?)
+    });
+    let mut transfer = Transfer::default();
+    let mut windows = futures::stream::iter(manifest.tar.chunks.chunks(WINDOW))
+        .map(|window| {
+            let (index, cache, cache_out) = (index.clone(), cache.clone(), cache_out.clone());
+            fetch_window(client, index, cache, cache_out, window.to_vec())
+        })
+        .buffered(jobs.max(1));
+    let mut failure = None;
+    while let Some(item) = windows.next().await {
+        match item {
+            Ok((window, fetched)) => {
+                transfer.fetched_chunks += fetched.fetched_chunks;
+                transfer.fetched_bytes += fetched.fetched_bytes;
+                progress.inc(window.iter().map(|(c, _)| c.length).sum());
+                if tx.send(window).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    drop(windows);
+    drop(tx);
+    let written = writer.await?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let out = written?;
+    // The whole stream verified: the cache may keep it.
+    let cache_out = Arc::into_inner(cache_out)
+        .expect("every window is done")
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a cache writer panicked"))?;
+    cache_out.commit().context("cannot keep the release in the cache")?;
+    Ok((out, transfer))
+}
+
+type Shared<T> = Arc<std::sync::Mutex<T>>;
+
+/// The chunks of one window, in order, each verified: from the cache where it has them, the
+/// rest in one batch from the registry. Their frames go to `cache_out`.
+async fn fetch_window(
+    client: &Client,
+    index: Arc<std::collections::HashMap<rel_format::Digest, crate::cache::Location>>,
+    cache: PackCache,
+    cache_out: Shared<crate::cache::CacheWriter>,
+    window: Vec<ChunkRef>,
+) -> Result<(Vec<(ChunkRef, Vec<u8>)>, Transfer)> {
+    let (window, cached) = tokio::task::spawn_blocking(move || {
+        let cached: Vec<Option<(Vec<u8>, Vec<u8>)>> =
+            window.iter().map(|c| cache.read(index.get(&c.digest)?, c)).collect();
+        (window, cached)
+    })
+    .await?;
+    let mut wanted = Vec::new();
+    let mut asked = std::collections::HashSet::new();
+    for (c, data) in window.iter().zip(&cached) {
+        if data.is_none() && asked.insert(c.digest) {
+            wanted.push(c.clone());
+        }
+    }
+    let digests: Vec<_> = wanted.iter().map(|c| c.digest).collect();
+    let body = if digests.is_empty() {
+        bytes::Bytes::new()
+    } else {
+        match client.get_chunks(&digests).await {
+            // A response cut short (a pack collected while it was read): ask once more.
+            Err(crate::client::ClientError::Transport { .. }) => client.get_chunks(&digests).await?,
+            other => other?,
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut fetched = std::collections::HashMap::new();
+        let mut transfer = Transfer::default();
+        let mut frames: Vec<(&ChunkRef, &[u8])> = Vec::new();
+        if !wanted.is_empty() {
+            let records = parse_pack(&body).context("the registry sent a malformed batch of chunks")?;
+            if records.len() != wanted.len() {
+                bail!(
+                    "the registry sent {} chunks where {} were asked for",
+                    records.len(),
+                    wanted.len()
+                );
+            }
+            for (c, record) in wanted.iter().zip(&records) {
+                let frame = &body[record.offset as usize..][..record.size as usize];
+                let data = decompress_chunk(c, frame)
+                    .with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
+                transfer.fetched_chunks += 1;
+                transfer.fetched_bytes += u64::from(record.size);
+                fetched.insert(c.digest, data);
+                frames.push((c, frame));
+            }
+        }
+        frames.extend(
+            window
+                .iter()
+                .zip(&cached)
+                .filter_map(|(c, d)| d.as_ref().map(|(_, frame)| (c, frame.as_slice()))),
+        );
+        {
+            let mut out = cache_out
+                .lock()
+                .map_err(|_| anyhow::anyhow!("a cache writer panicked"))?;
+            for (c, frame) in frames {
+                out.add(c, frame).context("cannot write the release into the cache")?;
+            }
+        }
+        // A chunk the window holds twice is copied; the last use takes it.
+        let mut uses: std::collections::HashMap<rel_format::Digest, usize> = std::collections::HashMap::new();
+        for (c, data) in window.iter().zip(&cached) {
+            if data.is_none() {
+                *uses.entry(c.digest).or_default() += 1;
+            }
+        }
+        let window = window
+            .iter()
+            .zip(cached)
+            .map(|(c, data)| {
+                let data = match data {
+                    Some((data, _)) => data,
+                    None => {
+                        let left = uses.get_mut(&c.digest).expect("counted");
+                        *left -= 1;
+                        if *left == 0 {
+                            fetched.remove(&c.digest)
+                        } else {
+                            fetched.get(&c.digest).cloned()
+                        }
+                        .expect("every uncached chunk was fetched")
+                    }
+                };
+                (c.clone(), data)
+            })
+            .collect();
+        Ok((window, transfer))
+    })
+    .await?
+}
+
+/// Where a pulled release goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A tarball; the extension picks the format.
+    File(&'a Path),
+    /// A new directory, extracted safely.
+    Dir(&'a Path),
+}
+
+/// A release or upgrade whose manifest verified.
+#[derive(Debug)]
+pub struct Verified {
+    pub manifest: Manifest,
+    pub signer: String,
+}
+
+/// Fetches from one registry through the local cache, `jobs` batches at once.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    pub client: Client,
+    cache_dir: PathBuf,
+    jobs: usize,
+    quiet: bool,
+}
+
+impl Fetcher {
+    pub fn new(s: &Settings, jobs: usize) -> Self {
+        Self {
+            client: s.client(),
+            cache_dir: s.cache_dir.clone(),
+            jobs,
+            quiet: s.quiet,
+        }
+    }
+
+    /// The release manifest of `name` `version`, verified to be exactly that release, signed
+    /// by a trusted key.
+    pub async fn release(&self, trusted: &TrustedKeys, name: &str, version: &Version) -> Result<Verified> {
+        let bytes = self.client.release_manifest(name, version).await?;
+        let expected = Expected {
+            name: name.to_owned(),
+            version: version.clone(),
+            kind: Kind::Release,
+            from: None,
+        };
+        let (manifest, signer) = verify(&bytes, trusted, &expected).context("refusing the manifest")?;
+        Ok(Verified { manifest, signer })
+    }
+
+    /// The manifest of the upgrade of `name` to `to` that starts from `from`, verified.
+    pub async fn upgrade(&self, trusted: &TrustedKeys, name: &str, to: &Version, from: &Version) -> Result<Verified> {
+        let bytes = self.client.upgrade_manifest(name, to, from).await?;
+        let expected = Expected {
+            name: name.to_owned(),
+            version: to.clone(),
+            kind: Kind::Upgrade,
+            from: Some(from.clone()),
+        };
+        let (manifest, signer) =
+            verify(&bytes, trusted, &expected).with_context(|| format!("refusing the upgrade {from} -> {to}"))?;
+        Ok(Verified { manifest, signer })
+    }
+
+    /// Writes the artifact of a verified manifest to `target`. Nothing appears there unless
+    /// every chunk and the whole stream verified. `label` names the transfer on progress bars.
+    pub async fn write(&self, m: &Manifest, target: Target<'_>, label: &str) -> Result<Transfer> {
+        let cache = PackCache::open(&self.cache_dir)
+            .with_context(|| format!("cannot open the cache `{}`", self.cache_dir.display()))?;
+        let (client, jobs) = (&self.client, self.jobs);
+        let progress = Progress::bytes(m.tar.length, label, self.quiet);
+        let transfer = match target {
+            Target::File(output) => {
+                let file = crate::fs::TarFile::create(output)?;
+                let (file, transfer) = stream_tar(client, &cache, m, jobs, &progress, file).await?;
+                file.commit()?;
+                transfer
+            }
+            Target::Dir(into) => {
+                // Extraction reads the stream as it is verified; it renames its work into place
+                // only once the whole stream has verified.
+                let (reader, writer) = crate::fs::pipe();
+                let (confirm_tx, confirm_rx) = std::sync::mpsc::channel::<bool>();
+                let into2 = into.to_owned();
+                let extraction = tokio::task::spawn_blocking(move || {
+                    crate::fs::extract_confirmed(reader, &into2, rel_format::archive::Limits::default(), || {
+                        confirm_rx.recv().unwrap_or(false)
+                    })
+                });
+                let streamed = stream_tar(client, &cache, m, jobs, &progress, writer).await;
+                let streamed = streamed.and_then(|(mut w, t)| {
+                    w.flush()?;
+                    Ok(t)
+                });
+                let _ = confirm_tx.send(streamed.is_ok());
+                let extracted = extraction.await?;
+                // When extraction stops early the writer only sees a broken pipe: the extraction's
+                // own error is the one to report.
+                extracted?;
+                streamed?
+            }
+        };
+        progress.finish();
+        Ok(transfer)
+    }
+}

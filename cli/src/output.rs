@@ -1,0 +1,71 @@
+//! What rel prints: results on stdout, messages and errors on stderr, sizes in one unit
+//! convention (binary, as the progress bars show them).
+
+use std::io::Write;
+
+use crate::client::ClientError;
+
+/// Prints a line for people (stderr).
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Prints a warning (stderr).
+pub fn warn(line: &str) {
+    let _ = writeln!(std::io::stderr(), "warning: {line}");
+}
+
+/// Prints requested output (stdout); a closed pipe is not an error.
+pub fn print_raw(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    print_raw(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).expect("outputs serialise")
+    ));
+}
+
+/// Bytes for people: `7.91 MiB`, `512 B`.
+pub fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+/// A hint for errors where the next step is not obvious.
+fn hint(err: &anyhow::Error) -> Option<String> {
+    for cause in err.chain() {
+        if let Some(c) = cause.downcast_ref::<ClientError>() {
+            return match c {
+                ClientError::Transport { url, .. } => Some(format!(
+                    "is a registry running at {}? Start one with `rel serve`, or point REL_REGISTRY / --registry elsewhere",
+                    url.split("/v1/").next().unwrap_or(url)
+                )),
+                ClientError::Api { status, .. } if *status == 401 => {
+                    Some("pass a token with --token or REL_TOKEN".into())
+                }
+                _ => None,
+            };
+        }
+        if let Some(rel_format::SignatureError::Untrusted { .. }) = cause.downcast_ref::<rel_format::SignatureError>() {
+            return Some("add the publisher's public key with --trusted-key NAME.pub (or REL_TRUSTED_KEYS)".into());
+        }
+        if let Some(rel_format::channel::ChannelError::Rollback { .. }) = cause.downcast_ref() {
+            return Some("if you really mean to go back, pass --allow-downgrade".into());
+        }
+    }
+    None
+}
+
+/// Prints an error, its causes and a hint (stderr).
+pub fn report(err: &anyhow::Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    for cause in err.chain().skip(1) {
+        let _ = writeln!(stderr, "  caused by: {cause}");
+    }
+    if let Some(h) = hint(err) {
+        let _ = writeln!(stderr, "hint: {h}");
+    }
+}

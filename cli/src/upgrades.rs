@@ -1,0 +1,216 @@
+//! Making upgrades: appups and a relup computed from two (or more) releases, and the upgrade
+//! artifact that carries them with only what changed (SPEC.md §8). The releases come from
+//! tarballs, folders or the registry (verified); a user's appups and `.extra` additions are
+//! read from a folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use rel_format::appup::{AppupPlan, Extra, plan_appups};
+use rel_format::relup::{RelupError, make_relup};
+use rel_format::snapshot::ReleaseSnapshot;
+use rel_format::term::{Term, parse_term};
+use rel_format::{TrustedKeys, Version};
+
+use crate::UsageError;
+use crate::fetch::{Fetcher, Target};
+use crate::settings::Settings;
+use crate::values::ReleaseRef;
+
+/// What a release from the registry needs.
+const NO_TRUSTED_KEYS: &str =
+    "releases from the registry are verified: pass --trusted-key NAME.pub (or set REL_TRUSTED_KEYS)";
+
+/// Whether any of `refs` names a release in the registry (which needs trusted keys).
+pub fn any_stored<'a>(refs: impl IntoIterator<Item = &'a ReleaseRef>) -> bool {
+    refs.into_iter().any(|r| matches!(r, ReleaseRef::Stored { .. }))
+}
+
+/// A release on disk as a tar file, wherever it came from.
+#[derive(Debug)]
+pub struct Materialised {
+    pub path: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// The release `reference` names, as a tar file: a tarball as it is, a folder archived, a
+/// stored release fetched and verified. `name` is the release a bare version belongs to.
+pub async fn materialise(
+    fetcher: &Fetcher,
+    trusted: Option<&TrustedKeys>,
+    name: Option<&str>,
+    reference: &ReleaseRef,
+) -> Result<Materialised> {
+    let tmp = tempfile::tempdir()?;
+    let tar = tmp.path().join("release.tar");
+    match reference {
+        ReleaseRef::Path(path) if path.is_file() => Ok(Materialised {
+            path: path.clone(),
+            _tmp: None,
+        }),
+        ReleaseRef::Path(dir) => {
+            let file = std::io::BufWriter::new(std::fs::File::create(&tar)?);
+            let (mut file, _) = crate::fs::archive_folder(dir, file, rel_format::archive::Limits::default())?;
+            std::io::Write::flush(&mut file)?;
+            Ok(Materialised {
+                path: tar,
+                _tmp: Some(tmp),
+            })
+        }
+        ReleaseRef::Stored { name: named, version } => {
+            let name = named
+                .as_deref()
+                .or(name)
+                .ok_or_else(|| UsageError::new(format!("say which release `{version}` is: NAME@{version}")))?;
+            let trusted = trusted.ok_or_else(|| UsageError::new(NO_TRUSTED_KEYS))?;
+            let manifest = fetcher.release(trusted, name, version).await?.manifest;
+            fetcher.write(&manifest, Target::File(&tar), "fetch").await?;
+            Ok(Materialised {
+                path: tar,
+                _tmp: Some(tmp),
+            })
+        }
+    }
+}
+
+/// The snapshot of a release reference; a folder is read in place, on every core.
+pub async fn snapshot(
+    fetcher: &Fetcher,
+    trusted: Option<&TrustedKeys>,
+    name: Option<&str>,
+    reference: &ReleaseRef,
+) -> Result<ReleaseSnapshot> {
+    if let ReleaseRef::Path(dir) = reference
+        && dir.is_dir()
+    {
+        let dir = dir.clone();
+        return tokio::task::spawn_blocking(move || crate::fs::snapshot_dir(&dir, None)).await?;
+    }
+    snapshot_of(&materialise(fetcher, trusted, name, reference).await?)
+}
+
+fn snapshot_of(m: &Materialised) -> Result<ReleaseSnapshot> {
+    let file = std::fs::File::open(&m.path)?;
+    ReleaseSnapshot::from_tar(std::io::BufReader::new(file), None)
+        .with_context(|| format!("cannot read the release in `{}`", m.path.display()))
+}
+
+/// A user's appups (`<app>.appup`) and additions (`<app>.extra`), by application.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    full: Vec<(String, Term)>,
+    extra: Vec<(String, Extra)>,
+}
+
+impl Overrides {
+    /// Reads `dir`; nothing when there is no folder.
+    pub fn read(dir: Option<&Path>) -> Result<Self> {
+        let mut out = Overrides::default();
+        let Some(dir) = dir else {
+            return Ok(out);
+        };
+        for e in std::fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))? {
+            let path = e?.path();
+            let file = path.to_string_lossy().into_owned();
+            let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            let text = || std::fs::read_to_string(&path).with_context(|| format!("cannot read `{file}`"));
+            match path.extension().and_then(|x| x.to_str()) {
+                Some("appup") => out.full.push((stem, parse_term(&file, &text()?)?)),
+                Some("extra") => out.extra.push((stem, Extra::parse(&file, &text()?)?)),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// The appups for upgrading to `to` from each of `froms`, and every warning.
+    pub fn plan(&self, froms: &[&ReleaseSnapshot], to: &ReleaseSnapshot) -> (Vec<AppupPlan>, Vec<String>) {
+        let (plans, mut warnings) = plan_appups(
+            froms,
+            to,
+            &|app| self.full.iter().find(|(a, _)| a == app).map(|(_, t)| t.clone()),
+            &|app| self.extra.iter().find(|(a, _)| a == app).map(|(_, e)| e.clone()),
+        );
+        warnings.extend(plans.iter().flat_map(|p| p.warnings.iter().cloned()));
+        (plans, warnings)
+    }
+}
+
+/// An upgrade to build: to release `to` of `name`, from each release of `from`.
+#[derive(Debug, Clone)]
+pub struct UpgradeRequest {
+    pub name: String,
+    pub from: Vec<ReleaseRef>,
+    pub to: ReleaseRef,
+    pub appup_dir: Option<PathBuf>,
+}
+
+/// A built upgrade artifact: an uncompressed canonical tar in a temporary folder.
+#[derive(Debug)]
+pub struct BuiltUpgrade {
+    pub tar: PathBuf,
+    pub from: Vec<Version>,
+    pub to: Version,
+    pub plans: Vec<AppupPlan>,
+    pub warnings: Vec<String>,
+    pub bytes: u64,
+    _tmp: tempfile::TempDir,
+}
+
+/// Builds the upgrade artifact of `req`.
+pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeRequest) -> Result<BuiltUpgrade> {
+    let fetcher = Fetcher::new(s, crate::fetch::JOBS);
+    let name = Some(req.name.as_str());
+    let to_m = materialise(&fetcher, trusted, name, &req.to).await?;
+    let mut froms = Vec::new();
+    for f in &req.from {
+        froms.push(snapshot(&fetcher, trusted, name, f).await?);
+    }
+    let to = snapshot_of(&to_m)?;
+    if to.spec.name != req.name {
+        bail!("`{:?}` is release {}, not {}", req.to, to.spec.name, req.name);
+    }
+    for f in &froms {
+        if f.spec.name != req.name {
+            bail!("a --from release is {}, not {}", f.spec.name, req.name);
+        }
+        if f.spec.version == to.spec.version {
+            return Err(UsageError::new(format!("--from and --to are the same version {}", to.spec.version)).into());
+        }
+    }
+    let from_refs: Vec<&ReleaseSnapshot> = froms.iter().collect();
+    let (plans, warnings) = Overrides::read(req.appup_dir.as_deref())?.plan(&from_refs, &to);
+    let bases: Vec<_> = froms.iter().map(ReleaseSnapshot::relup_release).collect();
+    let relup = make_relup(&to.relup_release(), &bases, &bases, &|app| {
+        plans
+            .iter()
+            .find(|p| p.app == app.name)
+            .map(|p| p.appup.clone())
+            .ok_or_else(|| RelupError::BadAppup {
+                app: app.name.clone(),
+                what: "no appup".into(),
+            })
+    })
+    .context("cannot make the relup")?;
+
+    let tmp = tempfile::tempdir()?;
+    let tar = tmp.path().join(format!("{}-{}.upgrade.tar", req.name, to.spec.version));
+    {
+        let file = std::io::BufWriter::new(std::fs::File::create(&tar)?);
+        let to_file = std::io::BufReader::new(std::fs::File::open(&to_m.path)?);
+        let (mut file, _) = rel_format::upgrade::write_upgrade(to_file, &to, &from_refs, &relup, &plans, file)?;
+        std::io::Write::flush(&mut file)?;
+    }
+    let bytes = std::fs::metadata(&tar)?.len();
+    Ok(BuiltUpgrade {
+        tar,
+        from: froms.iter().map(|f| f.spec.version.clone()).collect(),
+        to: to.spec.version.clone(),
+        plans,
+        warnings,
+        bytes,
+        _tmp: tmp,
+    })
+}

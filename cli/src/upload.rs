@@ -1,0 +1,295 @@
+//! Pushing artifacts: canonicalise and chunk a release (or upgrade), upload in packs the
+//! chunks the registry lacks while the input is still being read, then sign and store the
+//! manifest. A chunk collected between the query and the manifest is uploaded again once.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt};
+use rel_format::archive::{Ingested, Limits, canonicalize};
+use rel_format::chunk::{ChunkRef, ChunkedStream, Chunker, compress_chunk_into};
+use rel_format::manifest::{AppRef, Kind, Manifest, Platform, SCHEMA};
+use rel_format::pack::PackWriter;
+use rel_format::signing::SignedManifest;
+use rel_format::{Digest, SecretKey, TrustedKeys, Version};
+
+use crate::UsageError;
+use crate::client::{Client, ClientError};
+use crate::fs::archive_folder;
+use crate::progress::Progress;
+use crate::settings::Settings;
+
+/// Canonicalises and chunks `path` (a folder or a release tarball), handing each chunk to
+/// `sink`; returns the chunked stream and what was seen.
+pub fn ingest(
+    path: &Path,
+    sink: impl FnMut(&ChunkRef, &[u8]) -> std::io::Result<()>,
+) -> Result<(ChunkedStream, Ingested)> {
+    let chunker = Chunker::new(sink);
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let (chunker, seen) = if meta.is_dir() {
+        archive_folder(path, chunker, Limits::default())?
+    } else {
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
+        canonicalize(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            chunker,
+            Limits::default(),
+        )
+        .with_context(|| format!("`{}` is not a usable release archive", path.display()))?
+    };
+    let (stream, _) = chunker.finish().context("chunking stopped")?;
+    Ok((stream, seen))
+}
+
+/// What the uploader did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Uploaded {
+    unique: usize,
+    chunks: usize,
+    bytes: u64,
+}
+
+/// Chunks per pack: about 2 MiB before compression, so a pack is one request and one stored
+/// object, yet a few are in flight at once.
+const PACK_CHUNKS: usize = 128;
+
+/// Packs and chunks `path` while uploading, in packs, the chunks the registry lacks
+/// (compressed on the way). With `only`, uploads just those chunks (a retry).
+async fn ingest_and_upload(
+    client: &Client,
+    path: &Path,
+    jobs: usize,
+    only: Option<HashSet<Digest>>,
+    progress: &Progress,
+) -> Result<(ChunkedStream, Ingested, Uploaded)> {
+    let retry = only.is_some();
+    // The producer hands over batches of chunks not seen before: one wake-up per pack, not
+    // per chunk. Two batches wait at most (backpressure).
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(ChunkRef, Vec<u8>)>>(2);
+    let path = path.to_owned();
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut seen = HashSet::new();
+        let mut batch = Vec::with_capacity(PACK_CHUNKS);
+        let mut sent = 0u32;
+        let send = |batch: Vec<_>| {
+            tx.blocking_send(batch)
+                .map_err(|_| std::io::Error::other("the upload stopped"))
+        };
+        let ingested = ingest(&path, |c, d| {
+            if seen.insert(c.digest) && only.as_ref().is_none_or(|o| o.contains(&c.digest)) {
+                batch.push((c.clone(), d.to_vec()));
+                // The first packs are small, so compression and the registry start early.
+                if batch.len() >= PACK_CHUNKS.min(8 << sent.min(4)) {
+                    sent += 1;
+                    send(std::mem::replace(&mut batch, Vec::with_capacity(PACK_CHUNKS)))?;
+                }
+            }
+            Ok(())
+        })?;
+        if !batch.is_empty() {
+            send(batch)?;
+        }
+        Ok::<_, anyhow::Error>(ingested)
+    });
+    let batches = futures::stream::unfold(&mut rx, |rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let uploaded = batches
+        .map(|batch| async move {
+            let digests: Vec<Digest> = batch.iter().map(|(c, _)| c.digest).collect();
+            let missing: HashSet<Digest> = if retry {
+                digests.iter().copied().collect()
+            } else {
+                client.missing(&digests).await?.into_iter().collect()
+            };
+            let unique = batch.len();
+            let todo: Vec<_> = batch.into_iter().filter(|(c, _)| missing.contains(&c.digest)).collect();
+            if todo.is_empty() {
+                return Ok(Uploaded {
+                    unique,
+                    ..Uploaded::default()
+                });
+            }
+            let chunks = todo.len();
+            let length: u64 = todo.iter().map(|(c, _)| c.length).sum();
+            let body = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                let mut pack = PackWriter::new();
+                for (c, data) in &todo {
+                    pack.push_with(c, |out| compress_chunk_into(data, out))?;
+                }
+                Ok(pack.finish())
+            })
+            .await??;
+            let bytes = body.len() as u64;
+            let stored = client.put_pack(body).await?;
+            if stored.chunks != chunks as u64 {
+                bail!(
+                    "the registry stored {} of the {chunks} chunks sent in pack {}",
+                    stored.chunks,
+                    stored.pack
+                );
+            }
+            progress.inc(length);
+            Ok::<Uploaded, anyhow::Error>(Uploaded { unique, chunks, bytes })
+        })
+        .buffer_unordered(jobs.max(1))
+        .try_fold(Uploaded::default(), |acc, u| async move {
+            Ok(Uploaded {
+                unique: acc.unique + u.unique,
+                chunks: acc.chunks + u.chunks,
+                bytes: acc.bytes + u.bytes,
+            })
+        })
+        .await;
+    // Stop the producer if the upload failed, then report the first error.
+    drop(rx);
+    let produced = producer.await?;
+    let uploaded = uploaded?;
+    let (stream, seen) = produced?;
+    Ok((stream, seen, uploaded))
+}
+
+fn builder() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    format!(
+        "rel {} on {}",
+        env!("CARGO_PKG_VERSION"),
+        host.as_deref().unwrap_or("unknown host")
+    )
+}
+
+/// Builds the manifest of an ingested release.
+fn manifest_for(stream: ChunkedStream, seen: &Ingested, req: &PushRequest) -> Result<Manifest> {
+    let spec = seen.release(req.version.as_ref().map(Version::as_str))?;
+    let name = req.name.clone().unwrap_or_else(|| spec.name.clone());
+    let version = req.version.clone().unwrap_or_else(|| spec.version.clone());
+    let from = req.from.clone();
+    let kind = req.kind;
+    let native = seen.native.as_ref();
+    let manifest = Manifest {
+        schema: SCHEMA.into(),
+        kind,
+        name,
+        version,
+        from,
+        tar: stream,
+        platform: Platform {
+            erts_included: seen.erts_dirs.contains(spec.erts.as_str()),
+            erts: spec.erts.clone(),
+            os: native.map(|n| n.os.clone()),
+            arch: native.map(|n| n.arch.clone()),
+            libc: native.and_then(|n| n.libc.clone()),
+        },
+        apps: spec
+            .apps
+            .iter()
+            .map(|a| AppRef {
+                name: a.name.clone(),
+                version: a.version.clone(),
+            })
+            .collect(),
+        created: crate::now(),
+        builder: builder(),
+    };
+    manifest.validate()?;
+    Ok(manifest)
+}
+
+/// One artifact to push: a release or an upgrade, from a tarball or a folder.
+#[derive(Debug, Clone)]
+pub struct PushRequest {
+    pub path: PathBuf,
+    pub kind: Kind,
+    /// The versions an upgrade starts from; empty for a release.
+    pub from: Vec<Version>,
+    /// The release name and version, when not the `.rel`'s (a version picks among several).
+    pub name: Option<String>,
+    pub version: Option<Version>,
+    /// Packs compressed and uploaded at once.
+    pub jobs: usize,
+}
+
+/// What a push did.
+#[derive(Debug)]
+pub struct PushOutcome {
+    pub manifest: Manifest,
+    pub unique_chunks: usize,
+    pub uploaded_chunks: usize,
+    pub uploaded_bytes: u64,
+    pub already_stored: bool,
+}
+
+/// Chunks, signs and uploads the artifact of `req`: packs of the chunks the registry lacks,
+/// then the signed manifest. A push of an artifact already stored uploads nothing.
+pub async fn push(s: &Settings, key: &SecretKey, req: &PushRequest) -> Result<PushOutcome> {
+    if req.kind == Kind::Upgrade && req.from.is_empty() {
+        return Err(UsageError::new("an upgrade needs --from VERSION (the version it upgrades from)").into());
+    }
+    let (client, path, jobs) = (s.client(), req.path.as_path(), req.jobs);
+    // The uncompressed size is only known once packed: count uploaded bytes.
+    let progress = Progress::bytes(0, "push", s.quiet);
+    let (stream, seen, uploaded) = ingest_and_upload(&client, path, jobs, None, &progress).await?;
+    let manifest = manifest_for(stream, &seen, req)?;
+    let envelope = key.sign(&manifest)?.to_bytes();
+    let mut uploaded_chunks = uploaded.chunks;
+    let mut uploaded_bytes = uploaded.bytes;
+    let mut already_stored = false;
+    let mut attempt = 0;
+    loop {
+        match client.put_manifest(envelope.clone()).await {
+            Ok(_) => break,
+            Err(ClientError::Api {
+                status, ref missing, ..
+            }) if status == 422 && !missing.is_empty() && attempt == 0 => {
+                // A chunk vanished between the query and the manifest (collected, or another
+                // replica's view): read the artifact again, upload those, try once more.
+                let only = missing.iter().copied().collect();
+                let (again, _, more) = ingest_and_upload(&client, path, jobs, Some(only), &progress).await?;
+                if again.digest != manifest.tar.digest {
+                    bail!("`{}` changed while it was being pushed", path.display());
+                }
+                uploaded_chunks += more.chunks;
+                uploaded_bytes += more.bytes;
+                attempt += 1;
+            }
+            Err(e @ ClientError::Api { status, .. }) if status == 409 => {
+                let stored = client.release_or_upgrade(&manifest).await?;
+                let stored_env = SignedManifest::parse_unverified(&stored)?;
+                let what = format!("{} `{}` `{}`", manifest.kind, manifest.name, manifest.version);
+                if stored_env.signed.tar.digest != manifest.tar.digest {
+                    return Err(e).context(format!("{what} is already stored with different contents"));
+                }
+                // The same bytes: done, if our key signed what is stored. Otherwise the
+                // version carries someone else's signature, which this push cannot change.
+                let ours = TrustedKeys::new([key.public()]);
+                if SignedManifest::verify_signature(&stored, &ours).is_err() {
+                    let signers: Vec<&str> = stored_env
+                        .signatures
+                        .iter()
+                        .filter_map(|s| s.split_once(':').map(|(n, _)| n))
+                        .collect();
+                    bail!(
+                        "{what} is already stored with the same contents, but signed by {} and not by this push's key `{}`; hosts that trust only `{}` will refuse it. Stored versions never change: push a new version signed with the right key",
+                        signers.join(", "),
+                        key.name(),
+                        key.name()
+                    );
+                }
+                already_stored = true;
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    progress.finish();
+    Ok(PushOutcome {
+        manifest,
+        unique_chunks: uploaded.unique,
+        uploaded_chunks,
+        uploaded_bytes,
+        already_stored,
+    })
+}

@@ -1,0 +1,682 @@
+//! The real `rel` binary against a real registry on 127.0.0.1.
+
+use std::fs;
+
+use crate::support::{Home, Registry, listing, tarball, versions};
+
+#[test]
+fn push_twice_uploads_nothing_and_the_next_version_only_what_changed() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    let first = home.json(&reg, &["push", tarball(&vs[0]).to_str().unwrap()]);
+    assert_eq!(
+        first["uploaded_chunks"], first["chunks"],
+        "a fresh registry needs every chunk"
+    );
+
+    // Again: nothing uploaded, the same manifest is already there.
+    let again = home.json(&reg, &["push", tarball(&vs[0]).to_str().unwrap()]);
+    assert_eq!(
+        (again["uploaded_chunks"].as_u64(), again["already_stored"].as_bool()),
+        (Some(0), Some(true))
+    );
+
+    // The next version: only the changed chunks.
+    let next = home.json(&reg, &["push", tarball(&vs[1]).to_str().unwrap()]);
+    let (uploaded, total) = (
+        next["uploaded_chunks"].as_u64().unwrap(),
+        next["chunks"].as_u64().unwrap(),
+    );
+    assert!(uploaded <= 3 && uploaded > 0, "uploaded {uploaded} of {total} chunks");
+
+    // A host with an empty cache pulls v1 whole, then v2 fetches only what changed.
+    let host = Home::new();
+    let v1 = host.json(
+        &reg,
+        &[
+            "pull",
+            "demo",
+            "--version",
+            &vs[0],
+            "-o",
+            host.path("v1.tar.gz").to_str().unwrap(),
+            "--trusted-key",
+            home.path("keys/ci.pub").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v1["fetched_chunks"], v1["chunks"]);
+    let v2 = host.json(
+        &reg,
+        &[
+            "pull",
+            "demo",
+            "--version",
+            &vs[1],
+            "-o",
+            host.path("v2.tar").to_str().unwrap(),
+            "--trusted-key",
+            home.path("keys/ci.pub").to_str().unwrap(),
+        ],
+    );
+    assert!(v2["fetched_chunks"].as_u64().unwrap() <= 3, "{v2}");
+    assert!(
+        v2["fetched_bytes"].as_u64().unwrap() * 10 < v2["bytes"].as_u64().unwrap(),
+        "{v2}"
+    );
+
+    // What was pulled is the release: same files as the original tarball.
+    let original = rel_digest_of(&tarball(&vs[1]));
+    assert_eq!(rel_digest_of(&host.path("v2.tar")), original);
+    assert_eq!(rel_digest_of(&host.path("v1.tar.gz")), rel_digest_of(&tarball(&vs[0])));
+    assert_eq!(
+        fs::metadata(host.path("v2.tar")).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+/// The canonical digest of a release file.
+fn rel_digest_of(path: &std::path::Path) -> rel_format::Digest {
+    let chunker = rel_format::chunk::Chunker::new(|_: &rel_format::chunk::ChunkRef, _: &[u8]| Ok(()));
+    let (chunker, _) =
+        rel_format::archive::canonicalize(fs::File::open(path).unwrap(), chunker, Default::default()).unwrap();
+    chunker.finish().unwrap().0.digest
+}
+
+#[test]
+fn pull_into_a_folder_and_versions_listing() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in vs.iter().rev() {
+        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
+    }
+    let out = home.rel(Some(&reg)).args(["versions", "demo"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let order: Vec<&str> = text.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(order, vs.iter().map(String::as_str).collect::<Vec<_>>(), "{text}");
+
+    let into = home.path("release");
+    home.rel(Some(&reg))
+        .args(["pull", "demo", "--version", &vs[2], "--into"])
+        .arg(&into)
+        .assert()
+        .success();
+    assert!(into.join(format!("releases/{}/demo.rel", vs[2])).exists());
+    assert!(into.join("lib/demo_extra-1.0.0/ebin/demo_extra.app").exists());
+}
+
+#[test]
+fn two_registries_on_one_store_serve_each_others_pushes() {
+    let home = Home::new();
+    let (a, b) = (
+        Registry::start(&home.path("store"), &[]),
+        Registry::start(&home.path("store"), &[]),
+    );
+    let vs = versions();
+    // B has looked at the (empty) store before A stores anything.
+    let out = home.rel(Some(&b)).args(["versions", "demo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let first = home.json(&a, &["push", tarball(&vs[0]).to_str().unwrap()]);
+    // B takes the next version's manifest at once and asks only for what is new...
+    let next = home.json(&b, &["push", tarball(&vs[1]).to_str().unwrap()]);
+    assert!(
+        next["uploaded_chunks"].as_u64().unwrap() <= 3,
+        "B found A's chunks: {next} (A stored {first})"
+    );
+    // ...and serves both versions whole, verified.
+    let host = Home::new();
+    fs::create_dir_all(host.path("keys")).unwrap();
+    fs::copy(home.path("keys/ci.pub"), host.path("keys/ci.pub")).unwrap();
+    for v in &vs[..2] {
+        let pulled = host.json(
+            &b,
+            &[
+                "pull",
+                "demo",
+                "--version",
+                v,
+                "-o",
+                host.path(&format!("{v}.tar")).to_str().unwrap(),
+            ],
+        );
+        assert_eq!(pulled["version"], v.as_str());
+        assert_eq!(
+            rel_digest_of(&host.path(&format!("{v}.tar"))),
+            rel_digest_of(&tarball(v))
+        );
+    }
+}
+
+/// Runs a pull that must be refused; checks the message and that nothing was written.
+fn refused_pull(home: &Home, reg: &Registry, args: &[&str], expect: &str) -> String {
+    let target = home.path("out/refused.tar.gz");
+    fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let out = home
+        .rel(Some(reg))
+        .arg("pull")
+        .args(args)
+        .arg("-o")
+        .arg(&target)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(expect), "expected {expect:?} in:\n{stderr}");
+    assert!(
+        listing(&home.path("out")).is_empty(),
+        "something was written: {:?}",
+        listing(&home.path("out"))
+    );
+    stderr
+}
+
+/// The stored packs, each with the path of its index.
+fn pack_files(store: &std::path::Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(dirs) = fs::read_dir(store.join("packs")) else {
+        return out;
+    };
+    for dir in dirs {
+        for f in fs::read_dir(dir.unwrap().path()).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|e| e == "pack") {
+                out.push((path.clone(), path.with_extension("idx")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn tampering_is_refused_and_nothing_is_written() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in &vs[..2] {
+        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
+    }
+    let puller = Home::new();
+    let trusted = home.path("keys/ci.pub");
+    let pull = |extra: &[&str]| {
+        let mut args = vec!["demo", "--trusted-key", trusted.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()
+    };
+    let strs = |v: &Vec<String>| v.iter().map(String::as_str).collect::<Vec<_>>().join("\u{0}");
+
+    // A manifest of another version served in place of the asked one.
+    let m1 = home.path("store/manifests/demo").join(&vs[0]).join("release.json");
+    let m2 = home.path("store/manifests/demo").join(&vs[1]).join("release.json");
+    let saved = fs::read(&m2).unwrap();
+    fs::write(&m2, fs::read(&m1).unwrap()).unwrap();
+    let args = pull(&["--version", &vs[1]]);
+    refused_pull(
+        &puller,
+        &reg,
+        &strs(&args).split('\u{0}').collect::<Vec<_>>(),
+        &format!(
+            "the registry sent release `demo` `{}`, but release `demo` `{}` was asked for",
+            vs[0], vs[1]
+        ),
+    );
+    fs::write(&m2, saved).unwrap();
+
+    // A flipped byte in a stored chunk, then a truncated chunk.
+    // The victim: a chunk of the first version, in whichever pack holds it.
+    let first: serde_json::Value = serde_json::from_slice(&fs::read(&m1).unwrap()).unwrap();
+    let wanted: Vec<String> = first["signed"]["tar"]["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["digest"].as_str().unwrap().to_owned())
+        .collect();
+    let (pack, index, mut entries, victim) = pack_files(&home.path("store"))
+        .into_iter()
+        .find_map(|(pack, index)| {
+            let entries = rel_format::pack::decode_index(&fs::read(&index).unwrap()).unwrap();
+            let victim = entries
+                .iter()
+                .position(|e| wanted[wanted.len() / 2] == e.digest.to_string())?;
+            Some((pack, index, entries, victim))
+        })
+        .expect("a pack holds the chunk");
+    let original = fs::read(&pack).unwrap();
+    let saved_index = fs::read(&index).unwrap();
+    let mut flipped = original.clone();
+    flipped[(entries[victim].offset + u64::from(entries[victim].size) / 2) as usize] ^= 0x40;
+    fs::write(&pack, &flipped).unwrap();
+    let args = pull(&["--version", &vs[0]]);
+    refused_pull(
+        &puller,
+        &reg,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the registry sent a bad chunk",
+    );
+    fs::write(&pack, &original).unwrap();
+    // The index says the frame is 7 bytes shorter: the registry serves it cut, and what
+    // follows it no longer lines up.
+    entries[victim].size -= 7;
+    fs::write(&index, rel_format::pack::encode_index(&entries)).unwrap();
+    drop(reg);
+    let reg = Registry::start(&home.path("store"), &[]);
+    refused_pull(
+        &puller,
+        &reg,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the registry sent a malformed batch of chunks",
+    );
+    fs::write(&index, &saved_index).unwrap();
+    drop(reg);
+    let reg = Registry::start(&home.path("store"), &[]);
+    puller
+        .rel(Some(&reg))
+        .arg("pull")
+        .args(&args)
+        .arg("-o")
+        .arg(puller.path("ok.tar.gz"))
+        .assert()
+        .success();
+
+    // A manifest signed by a key the host does not trust...
+    let rogue = Home::new();
+    rogue
+        .rel(None)
+        .args(["keygen", "rogue", "--out-dir"])
+        .arg(rogue.path("keys"))
+        .assert()
+        .success();
+    rogue
+        .rel(Some(&reg))
+        .arg("push")
+        .arg(tarball(&vs[2]))
+        .arg("--key")
+        .arg(rogue.path("keys/rogue.key"))
+        .assert()
+        .success();
+    let args = pull(&["--version", &vs[2]]);
+    let stderr = refused_pull(
+        &puller,
+        &reg,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "manifest is not signed by any trusted key (signed by: rogue; trusted: ci)",
+    );
+    assert!(
+        stderr.contains("hint: add the publisher's public key with --trusted-key"),
+        "{stderr}"
+    );
+    // ...or by an impostor key that borrowed the trusted key's name.
+    let impostor_store = home.path("store2");
+    let reg2 = Registry::start(&impostor_store, &[]);
+    rogue
+        .rel(Some(&reg2))
+        .arg("push")
+        .arg(tarball(&vs[2]))
+        .assert()
+        .success();
+    refused_pull(
+        &puller,
+        &reg2,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the signature of `ci` on the manifest does not verify",
+    );
+}
+
+#[test]
+fn channels_refuse_replayed_and_expired_pointers() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in &vs[..2] {
+        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
+    }
+    let channel = home.path("store/channels/demo/production.json");
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[0], "--channel", "production"])
+        .assert()
+        .success();
+    let old_pointer = fs::read(&channel).unwrap();
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[1], "--channel", "production"])
+        .assert()
+        .success();
+
+    let host = Home::new();
+    let trusted = home.path("keys/ci.pub");
+    let pulled = host.json(
+        &reg,
+        &[
+            "pull",
+            "demo",
+            "--channel",
+            "production",
+            "-o",
+            host.path("p.tar.gz").to_str().unwrap(),
+            "--trusted-key",
+            trusted.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(pulled["version"], vs[1].as_str());
+
+    // The registry (or someone in the middle) replays the older pointer.
+    fs::write(&channel, &old_pointer).unwrap();
+    let args = [
+        "demo",
+        "--channel",
+        "production",
+        "--trusted-key",
+        trusted.to_str().unwrap(),
+    ];
+    let stderr = refused_pull(
+        &host,
+        &reg,
+        &args,
+        "channel pointer demo/production has sequence 1, older than 2 already accepted",
+    );
+    assert!(
+        stderr.contains("hint: if you really mean to go back, pass --allow-downgrade"),
+        "{stderr}"
+    );
+    let out = host
+        .rel(Some(&reg))
+        .arg("pull")
+        .args(args)
+        .arg("--allow-downgrade")
+        .arg("-o")
+        .arg(host.path("down.tar.gz"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: channel pointer demo/production has sequence 1"));
+
+    // An expired pointer is refused, even to a host that never saw the channel.
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[1], "--channel", "staging", "--expires-in", "1s"])
+        .assert()
+        .success();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let fresh = Home::new();
+    let args = [
+        "demo",
+        "--channel",
+        "staging",
+        "--trusted-key",
+        trusted.to_str().unwrap(),
+    ];
+    refused_pull(&fresh, &reg, &args, "channel pointer demo/staging expired at");
+}
+
+#[test]
+fn a_registry_killed_during_a_push_shows_nothing_partial() {
+    let home = Home::new();
+    let store = home.path("store");
+    let mut reg = Registry::start(&store, &[]);
+    // A release big enough that the upload takes a while: 40 MB of noise in a folder.
+    let rel_dir = home.path("big");
+    fs::create_dir_all(rel_dir.join("releases/1.0.0")).unwrap();
+    fs::create_dir_all(rel_dir.join("lib/big-1.0.0/priv")).unwrap();
+    let rel = r#"{release,{"big","1.0.0"},{erts,"13.1.5"},[{kernel,"8.5.3"},{stdlib,"4.2"},{big,"1.0.0"}]}."#;
+    fs::write(rel_dir.join("releases/big.rel"), rel).unwrap();
+    fs::write(rel_dir.join("releases/1.0.0/big.rel"), rel).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..40_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    fs::write(rel_dir.join("lib/big-1.0.0/priv/blob"), noise).unwrap();
+
+    let mut push = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
+        .args(["push", "--jobs", "1", "--quiet"])
+        .arg(&rel_dir)
+        .env("REL_REGISTRY", &reg.url)
+        .env("REL_KEY", home.path("keys/ci.key"))
+        .env("REL_CACHE_DIR", home.path("cache"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill the registry once the upload is under way.
+    let started = std::time::Instant::now();
+    while pack_files(&store).len() < 3 {
+        assert!(started.elapsed().as_secs() < 120, "the push never started uploading");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    reg.kill();
+    let status = push.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the push finished before the registry was killed; the test proved nothing"
+    );
+    assert!(
+        !store.join("manifests").exists() || listing(&store.join("manifests")).is_empty(),
+        "a manifest became visible"
+    );
+
+    // Restarted on the same folder: nothing of the push is visible, and it can be pushed again.
+    let reg = Registry::start(&store, &[]);
+    let out = home.rel(Some(&reg)).args(["versions", "big"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("release `big` is not stored"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = home.json(&reg, &["push", rel_dir.to_str().unwrap()]);
+    assert!(
+        report["uploaded_chunks"].as_u64().unwrap() < report["chunks"].as_u64().unwrap(),
+        "chunks stored before the crash are reused: {report}"
+    );
+    let host = Home::new();
+    let pulled = host.json(
+        &reg,
+        &[
+            "pull",
+            "big",
+            "--version",
+            "1.0.0",
+            "--into",
+            host.path("big").to_str().unwrap(),
+            "--trusted-key",
+            home.path("keys/ci.pub").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(pulled["version"], "1.0.0");
+    assert_eq!(
+        fs::metadata(host.path("big/lib/big-1.0.0/priv/blob")).unwrap().len(),
+        40_000_000
+    );
+}
+
+#[test]
+fn the_readme_demo_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/demo.sh"))
+        .env("REL_BIN", env!("CARGO_BIN_EXE_rel"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let vs = versions();
+    for expected in [
+        format!("pushed demo {} (release)", vs[0]),
+        format!("pushed demo {} (release)", vs[1]),
+        "380 already in the registry".to_owned(),
+        format!("demo {} -> {}:", vs[0], vs[1]),
+        format!("pulled demo {} (signed by demo-ci)", vs[1]),
+    ] {
+        assert!(text.contains(&expected), "the demo did not print {expected:?}:\n{text}");
+    }
+}
+
+#[test]
+fn a_damaged_cache_is_refetched_not_trusted() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in &vs[..2] {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(tarball(v))
+            .arg("--quiet")
+            .assert()
+            .success();
+    }
+    let host = Home::new();
+    let trusted = home.path("keys/ci.pub");
+    let pull = |v: &str, out: &str| {
+        host.json(
+            &reg,
+            &[
+                "pull",
+                "demo",
+                "--version",
+                v,
+                "-o",
+                host.path(out).to_str().unwrap(),
+                "--trusted-key",
+                trusted.to_str().unwrap(),
+            ],
+        )
+    };
+    pull(&vs[0], "v1.tar");
+    // Scribble over every cached pack.
+    let mut scribbled = 0;
+    for e in fs::read_dir(host.path("cache")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "pack") {
+            scribbled += 1;
+            let len = fs::metadata(&p).unwrap().len() as usize;
+            fs::write(&p, vec![0x5a; len]).unwrap();
+        }
+    }
+    assert_eq!(scribbled, 1);
+    let v2 = pull(&vs[1], "v2.tar");
+    assert_eq!(
+        v2["fetched_chunks"], v2["chunks"],
+        "damaged cache entries must be fetched again: {v2}"
+    );
+    assert_eq!(rel_digest_of(&host.path("v2.tar")), rel_digest_of(&tarball(&vs[1])));
+}
+
+#[test]
+fn verify_checks_envelopes_and_local_releases_against_the_registry() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let v = &versions()[0];
+    home.rel(Some(&reg))
+        .arg("push")
+        .arg(tarball(v))
+        .arg("--quiet")
+        .assert()
+        .success();
+
+    // A stored envelope verifies; one changed byte does not.
+    let envelope = home.path(&format!("store/manifests/demo/{v}/release.json"));
+    let out = home.json(&reg, &["verify", envelope.to_str().unwrap()]);
+    assert_eq!(
+        (out["name"].as_str(), out["signer"].as_str()),
+        (Some("demo"), Some("ci"))
+    );
+    let tampered = home.path("tampered.json");
+    fs::write(
+        &tampered,
+        fs::read_to_string(&envelope)
+            .unwrap()
+            .replacen("\"length\":", "\"length\":1", 1),
+    )
+    .unwrap();
+    let out = home.rel(Some(&reg)).arg("verify").arg(&tampered).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not verify"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The release file is what the registry signed; a modified copy is not.
+    let out = home.json(&reg, &["verify", tarball(v).to_str().unwrap()]);
+    assert_eq!(out["matches_registry"], true);
+    let copy = home.path("copy");
+    rel::fs::extract(fs::File::open(tarball(v)).unwrap(), &copy, Default::default()).unwrap();
+    fs::write(
+        copy.join(format!("releases/{v}/sys.config")),
+        "[{demo, [{greeting, \"changed\"}]}].\n",
+    )
+    .unwrap();
+    let out = home.rel(Some(&reg)).arg("verify").arg(&copy).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("its contents differ from what the registry signed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn appup_show_gc_and_completions() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    // Appups from two release files, without a registry.
+    let out = home.json(
+        &reg,
+        &[
+            "appup",
+            tarball(&vs[0]).to_str().unwrap(),
+            tarball(&vs[1]).to_str().unwrap(),
+            "--out",
+            home.path("appups").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out[0]["app"], "demo");
+    let appup = fs::read_to_string(home.path("appups/demo.appup")).unwrap();
+    assert!(
+        appup.contains("{update,demo_server,{advanced,[]},[demo_lib]}") && appup.contains("{add_module,demo_new,[]}"),
+        "{appup}"
+    );
+
+    for v in &vs[..2] {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(tarball(v))
+            .arg("--quiet")
+            .assert()
+            .success();
+    }
+    let shown = home.json(&reg, &["show", "demo", &vs[1]]);
+    assert_eq!(shown["signer"], "ci");
+    assert_eq!(shown["manifest"]["platform"]["erts"], "13.1.5");
+    assert!(shown["shared_with_previous"][1].as_u64().unwrap() > 300, "{shown}");
+
+    let gc = home.json(&reg, &["gc", "--dry-run"]);
+    assert_eq!(
+        (
+            gc["manifests"].as_u64(),
+            gc["chunks_deleted"].as_u64(),
+            gc["dry_run"].as_bool()
+        ),
+        (Some(2), Some(0), Some(true))
+    );
+    let out = home.rel(Some(&reg)).args(["gc", "--dry-run"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("2 manifests reference")
+            && said.contains("0 packs deleted, 0 rewritten")
+            && said.ends_with("(dry run)\n"),
+        "{said}"
+    );
+
+    let out = home.rel(None).args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("build-upgrade"));
+}

@@ -1,0 +1,311 @@
+//! Hosts: `rel install`, `rel upgrade` and `rel rollback` against a real registry and live
+//! OTP nodes on 127.0.0.1.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::support::{Home, Registry, tarball, versions};
+use rel_testkit::otp::{Node, Target};
+
+/// A registry with the three fixture releases and, unless told otherwise, the upgrades
+/// v1 -> v2 and v2 -> v3 built by `rel build-upgrade` from the registry and pushed.
+fn world(upgrades: bool) -> (Home, Registry) {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    for v in versions() {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(tarball(&v))
+            .arg("--quiet")
+            .assert()
+            .success();
+    }
+    if upgrades {
+        for pair in versions().windows(2) {
+            push_upgrade(&home, &reg, &pair[0], &pair[1], &[]);
+        }
+    }
+    (home, reg)
+}
+
+/// Builds the upgrade `from` → `to` with `rel build-upgrade` and pushes it.
+fn push_upgrade(home: &Home, reg: &Registry, from: &str, to: &str, extra: &[&std::ffi::OsStr]) {
+    home.rel(Some(reg))
+        .args(["build-upgrade", "demo", "--from", from, "--to", to, "--push", "--quiet"])
+        .args(extra)
+        .assert()
+        .success();
+}
+
+/// Installs `vsn` cold with `rel install`, boots it, and writes the host config that lets rel
+/// reach the node through the test agent.
+fn install_and_boot(home: &Home, reg: &Registry, vsn: &str, hooks: &str) -> (PathBuf, Node) {
+    let root = home.path("host/demo");
+    fs::create_dir_all(home.path("host")).unwrap();
+    fs::write(
+        home.path("host/sys.config"),
+        "[{demo, [{greeting, \"from the host\"}]}].\n",
+    )
+    .unwrap();
+    let out = home
+        .rel(Some(reg))
+        .args(["install", "demo", "--version", vsn, "--root"])
+        .arg(&root)
+        .arg("--link-config")
+        .arg(home.path("host/sys.config"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rel install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let node = Target::open(&root).start(vsn);
+    let script = home.path("host/agent-eval.sh");
+    fs::write(&script, "#!/usr/bin/env bash\nexec 3<>/dev/tcp/127.0.0.1/$1\nprintf '%s.\\n' \"$2\" >&3\nIFS= read -r line <&3\nprintf '%s\\n' \"$line\"\n").unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::write(
+        root.join("rel-host.toml"),
+        format!(
+            "eval = [\"{}\", \"{}\", \"{{expr}}\"]\n{hooks}",
+            script.display(),
+            node.port
+        ),
+    )
+    .unwrap();
+    (root, node)
+}
+
+fn running(node: &mut Node) -> String {
+    node.term("begin L = release_handler:which_releases(), case [V || {_, V, _, current} <- L] of [C] -> C; [] -> hd([V || {_, V, _, permanent} <- L]) end end")
+        .as_string()
+        .unwrap()
+}
+
+fn rel_upgrade(home: &Home, reg: &Registry, root: &Path, args: &[&str]) -> std::process::Output {
+    home.rel(Some(reg))
+        .args(["upgrade", "demo", "--root"])
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cold_install_then_a_two_step_live_upgrade_and_a_rollback() {
+    let (home, reg) = world(true);
+    let vs = versions();
+    let (root, mut node) = install_and_boot(&home, &reg, &vs[0], "");
+    // The host's configuration, not the artifact's, is in effect.
+    assert_eq!(
+        node.eval("application:get_env(demo, greeting)"),
+        "{ok,\"from the host\"}"
+    );
+    assert!(
+        fs::symlink_metadata(root.join(format!("releases/{}/sys.config", vs[0])))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    for _ in 0..3 {
+        node.eval("demo_server:bump()");
+    }
+    let pid = node.os_pid();
+
+    let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[2]]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("step 1/2") && stderr.contains("step 2/2"), "{stderr}");
+    assert_eq!(node.os_pid(), pid, "the node was restarted");
+    assert_eq!(running(&mut node), vs[2]);
+    assert_eq!(
+        node.eval("maps:get(count, sys:get_state(demo_server))"),
+        "3",
+        "state lost"
+    );
+    assert_eq!(
+        node.eval("lists:keymember(demo_extra, 1, application:which_applications())"),
+        "true"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("releases/start_erl.data"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1),
+        Some(vs[2].as_str())
+    );
+    assert!(!root.join("releases/demo.tar.gz").exists());
+
+    // Back to the previous permanent release, live.
+    let out = home
+        .rel(Some(&reg))
+        .args(["rollback", "demo", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(running(&mut node), vs[1]);
+    assert_eq!(node.os_pid(), pid);
+    assert_eq!(
+        node.eval("lists:keymember(demo_extra, 1, application:which_applications())"),
+        "false"
+    );
+    // And again: v1 is older but v2's relup (from the v1 -> v2 upgrade) has its downgrade.
+    let out = home
+        .rel(Some(&reg))
+        .args(["rollback", "demo", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(running(&mut node), vs[0]);
+    assert_eq!(node.eval("sys:get_state(demo_server)"), "{state,3}");
+}
+
+#[test]
+fn channel_upgrades_refuse_a_replayed_pointer() {
+    let (home, reg) = world(true);
+    let vs = versions();
+    let (root, mut node) = install_and_boot(&home, &reg, &vs[0], "");
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[0], "--channel", "production", "--quiet"])
+        .assert()
+        .success();
+    let old_pointer = fs::read(reg.store.join("channels/demo/production.json")).unwrap();
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[1], "--channel", "production", "--quiet"])
+        .assert()
+        .success();
+    let out = rel_upgrade(&home, &reg, &root, &["--channel", "production"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(running(&mut node), vs[1]);
+
+    fs::write(reg.store.join("channels/demo/production.json"), old_pointer).unwrap();
+    let out = rel_upgrade(&home, &reg, &root, &["--channel", "production"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("older than 2 already accepted"), "{stderr}");
+    assert_eq!(running(&mut node), vs[1]);
+}
+
+#[test]
+fn a_failed_upgrade_leaves_the_node_on_its_version_and_a_corrected_one_succeeds() {
+    let (home, reg) = world(false);
+    let vs = versions();
+    // A wrong appup: a pre-flight call that fails before the point of no return.
+    let appups = home.path("bad-appups");
+    fs::create_dir_all(&appups).unwrap();
+    fs::write(
+        appups.join("demo.extra"),
+        "{up_before, [{apply, {demo_lib, no_such_function, []}}, point_of_no_return]}.\n",
+    )
+    .unwrap();
+    push_upgrade(
+        &home,
+        &reg,
+        &vs[0],
+        &vs[1],
+        &["--appup-dir".as_ref(), appups.as_os_str()],
+    );
+    let (root, mut node) = install_and_boot(&home, &reg, &vs[0], "");
+    node.eval("demo_server:bump()");
+    let pid = node.os_pid();
+
+    let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[1]]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("the node stays on {}", vs[0])), "{stderr}");
+    assert_eq!(node.os_pid(), pid);
+    assert_eq!(running(&mut node), vs[0]);
+    assert_eq!(
+        node.eval("demo_server:count()"),
+        "1",
+        "the node does not answer as before"
+    );
+    // Nothing half-done is left: the retry can unpack again.
+    assert!(
+        !node.eval("release_handler:which_releases()").contains(&vs[1]),
+        "{vs:?}"
+    );
+
+    // The bad upgrade is yanked and replaced by a corrected one; the retry works live.
+    home.rel(Some(&reg))
+        .args(["yank", "demo", &vs[1], "--upgrade-from", &vs[0], "--quiet"])
+        .assert()
+        .success();
+    push_upgrade(&home, &reg, &vs[0], &vs[1], &[]);
+    let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[1]]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(node.os_pid(), pid);
+    assert_eq!(running(&mut node), vs[1]);
+    assert_eq!(node.eval("maps:get(count, sys:get_state(demo_server))"), "1");
+}
+
+#[test]
+fn dry_run_changes_nothing_and_hooks_run_around_each_step() {
+    let (home, reg) = world(true);
+    let vs = versions();
+    let log = home.path("host/hooks.log");
+    let hooks = format!(
+        "[hooks]\npre_step = [[\"sh\", \"-c\", \"echo pre $REL_STEP/$REL_STEPS $REL_FROM $REL_TO >> {0}\"]]\npost_step = [[\"sh\", \"-c\", \"echo post $REL_STEP/$REL_STEPS $REL_TO >> {0}\"]]\n",
+        log.display()
+    );
+    let (root, mut node) = install_and_boot(&home, &reg, &vs[0], &hooks);
+    let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[2], "--dry-run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("2 step(s)")
+            && stdout.contains("{code_change,up,[{demo_server,[]}]}")
+            && stdout.contains("restart_child"),
+        "{stdout}"
+    );
+    assert_eq!(running(&mut node), vs[0], "a dry run changed the node");
+    assert!(!log.exists(), "hooks ran during a dry run");
+
+    let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[2]]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<String> = fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(
+        lines,
+        vec![
+            format!("pre 1/2 {} {}", vs[0], vs[1]),
+            format!("post 1/2 {}", vs[1]),
+            format!("pre 2/2 {} {}", vs[1], vs[2]),
+            format!("post 2/2 {}", vs[2])
+        ]
+    );
+}
+
+#[test]
+fn install_completes_a_mix_style_layout() {
+    // mix release writes releases/<vsn>/<name>.rel but no releases/<name>.rel nor RELEASES.
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let v = &versions()[0];
+    let folder = home.path("mixlike");
+    rel::fs::extract(fs::File::open(tarball(v)).unwrap(), &folder, Default::default()).unwrap();
+    fs::remove_file(folder.join("releases/demo.rel")).unwrap();
+    home.rel(Some(&reg))
+        .arg("push")
+        .arg(&folder)
+        .arg("--quiet")
+        .assert()
+        .success();
+    let root = home.path("host/demo");
+    home.rel(Some(&reg))
+        .args(["install", "demo", "--version", v, "--root"])
+        .arg(&root)
+        .arg("--quiet")
+        .assert()
+        .success();
+    let releases = fs::read_to_string(root.join("releases/RELEASES")).unwrap();
+    assert!(
+        releases.contains(&format!("{{release,\"demo\",\"{v}\",\"13.1.5\"")) && releases.contains("permanent"),
+        "{releases}"
+    );
+    // It boots, and release_handler knows it as permanent.
+    let mut node = Target::open(&root).start(v);
+    assert_eq!(running(&mut node), *v);
+    assert_eq!(node.eval("demo_server:count()"), "0");
+}

@@ -1,0 +1,9 @@
+//! The `rel` binary's integration tests, one binary: hostile archives, the real binary
+//! against a real registry on 127.0.0.1, hosts and live OTP nodes, help and error output.
+
+mod archives;
+mod cli;
+mod host;
+mod hot_upgrade;
+mod snapshots;
+mod support;
