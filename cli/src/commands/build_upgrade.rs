@@ -14,6 +14,7 @@ use crate::output::bytes;
 use crate::settings::Settings;
 use crate::upgrades::{UpgradeRequest, any_stored, build};
 use crate::upload::{PushRequest, push};
+use crate::values::ReleaseRef;
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -29,6 +30,14 @@ struct Report {
 pub async fn run(s: &Settings, args: &BuildUpgradeArgs) -> Result<()> {
     if args.output.is_none() && !args.push {
         return Err(UsageError::new("say where the upgrade goes: -o FILE, --push, or both").into());
+    }
+    if let ReleaseRef::Stored { version: to, .. } = &args.to
+        && args
+            .from
+            .iter()
+            .any(|f| matches!(f, ReleaseRef::Stored { version, .. } if version == to))
+    {
+        return Err(UsageError::new(format!("--from and --to are the same version {to}")).into());
     }
     let key = if args.push {
         Some(s.secret_key(args.key.as_ref())?)

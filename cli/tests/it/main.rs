@@ -7,3 +7,4 @@ mod host;
 mod hot_upgrade;
 mod snapshots;
 mod support;
+mod usage;
