@@ -325,6 +325,13 @@ pub struct AppupArgs {
     /// Where to write `<app>.appup` files.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub making: MakingArgs,
+}
+
+/// What making appups takes besides the two releases.
+#[derive(Debug, Args)]
+pub struct MakingArgs {
     /// Your own appups and additions: `<app>.appup` replaces the generated one; `<app>.extra`
     /// holds `{up_before, [...]}.` `{up_after, [...]}.` `{down_before, [...]}.` `{down_after, [...]}.`
     #[arg(long, value_name = "DIR")]
@@ -356,14 +363,8 @@ pub struct BuildUpgradeArgs {
     /// Secret key to sign with (for --push; the NAME.key file of `rel keygen`).
     #[arg(long, env = env::REL_KEY, value_name = "FILE", value_parser = SecretKeyFile::parse)]
     pub key: Option<SecretKeyFile>,
-    /// Your own appups and additions (see `rel appup --help`).
-    #[arg(long, value_name = "DIR")]
-    pub appup_dir: Option<PathBuf>,
     #[command(flatten)]
-    pub trust: TrustArgs,
-    /// Print the result as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
+    pub making: MakingArgs,
 }
 
 #[derive(Debug, Args)]

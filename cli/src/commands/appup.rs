@@ -29,9 +29,9 @@ pub(crate) fn source_name(s: AppupSource) -> &'static str {
 }
 
 pub async fn run(s: &Settings, args: &AppupArgs) -> Result<()> {
-    let overrides = Overrides::read(args.appup_dir.as_deref())?;
+    let overrides = Overrides::read(args.making.appup_dir.as_deref())?;
     let trusted = match any_stored([&args.from, &args.to]) {
-        true => Some(s.trusted(&args.trust.trusted_keys)?),
+        true => Some(s.trusted(&args.making.trust.trusted_keys)?),
         false => None,
     };
     let fetcher = Fetcher::new(s, JOBS);
@@ -54,7 +54,7 @@ pub async fn run(s: &Settings, args: &AppupArgs) -> Result<()> {
     for w in &warnings {
         crate::warn(w);
     }
-    if args.json {
+    if args.making.json {
         crate::print_json(&report);
     } else if !s.quiet {
         if report.is_empty() {

@@ -45,14 +45,14 @@ pub async fn run(s: &Settings, args: &BuildUpgradeArgs) -> Result<()> {
         None
     };
     let trusted = match any_stored(args.from.iter().chain([&args.to])) {
-        true => Some(s.trusted(&args.trust.trusted_keys)?),
+        true => Some(s.trusted(&args.making.trust.trusted_keys)?),
         false => None,
     };
     let req = UpgradeRequest {
         name: args.name.clone(),
         from: args.from.clone(),
         to: args.to.clone(),
-        appup_dir: args.appup_dir.clone(),
+        appup_dir: args.making.appup_dir.clone(),
     };
     let built = build(s, trusted.as_ref(), &req).await?;
     for w in &built.warnings {
@@ -87,7 +87,7 @@ pub async fn run(s: &Settings, args: &BuildUpgradeArgs) -> Result<()> {
         output: args.output.clone(),
         pushed: args.push,
     };
-    if args.json {
+    if args.making.json {
         crate::print_json(&report);
     } else if !s.quiet {
         crate::say(&format!(

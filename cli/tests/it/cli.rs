@@ -32,32 +32,22 @@ fn push_twice_uploads_nothing_and_the_next_version_only_what_changed() {
 
     // A host with an empty cache pulls v1 whole, then v2 fetches only what changed.
     let host = Home::new();
-    let v1 = host.json(
+    let v1 = host.pull(
         &reg,
+        home.path("keys/ci.pub"),
         &[
-            "pull",
             "demo",
             "--version",
             &vs[0],
             "-o",
             host.path("v1.tar.gz").to_str().unwrap(),
-            "--trusted-key",
-            home.path("keys/ci.pub").to_str().unwrap(),
         ],
     );
     assert_eq!(v1["fetched_chunks"], v1["chunks"]);
-    let v2 = host.json(
+    let v2 = host.pull(
         &reg,
-        &[
-            "pull",
-            "demo",
-            "--version",
-            &vs[1],
-            "-o",
-            host.path("v2.tar").to_str().unwrap(),
-            "--trusted-key",
-            home.path("keys/ci.pub").to_str().unwrap(),
-        ],
+        home.path("keys/ci.pub"),
+        &["demo", "--version", &vs[1], "-o", host.path("v2.tar").to_str().unwrap()],
     );
     assert!(v2["fetched_chunks"].as_u64().unwrap() <= 3, "{v2}");
     assert!(
@@ -346,17 +336,15 @@ fn channels_refuse_replayed_and_expired_pointers() {
 
     let host = Home::new();
     let trusted = home.path("keys/ci.pub");
-    let pulled = host.json(
+    let pulled = host.pull(
         &reg,
+        &trusted,
         &[
-            "pull",
             "demo",
             "--channel",
             "production",
             "-o",
             host.path("p.tar.gz").to_str().unwrap(),
-            "--trusted-key",
-            trusted.to_str().unwrap(),
         ],
     );
     assert_eq!(pulled["version"], vs[1].as_str());
@@ -473,17 +461,15 @@ fn a_registry_killed_during_a_push_shows_nothing_partial() {
         "chunks stored before the crash are reused: {report}"
     );
     let host = Home::new();
-    let pulled = host.json(
+    let pulled = host.pull(
         &reg,
+        home.path("keys/ci.pub"),
         &[
-            "pull",
             "big",
             "--version",
             "1.0.0",
             "--into",
             host.path("big").to_str().unwrap(),
-            "--trusted-key",
-            home.path("keys/ci.pub").to_str().unwrap(),
         ],
     );
     assert_eq!(pulled["version"], "1.0.0");
@@ -535,18 +521,10 @@ fn a_damaged_cache_is_refetched_not_trusted() {
     let host = Home::new();
     let trusted = home.path("keys/ci.pub");
     let pull = |v: &str, out: &str| {
-        host.json(
+        host.pull(
             &reg,
-            &[
-                "pull",
-                "demo",
-                "--version",
-                v,
-                "-o",
-                host.path(out).to_str().unwrap(),
-                "--trusted-key",
-                trusted.to_str().unwrap(),
-            ],
+            &trusted,
+            &["demo", "--version", v, "-o", host.path(out).to_str().unwrap()],
         )
     };
     pull(&vs[0], "v1.tar");

@@ -82,6 +82,14 @@ fn running(node: &mut Node) -> String {
         .unwrap()
 }
 
+fn rel_rollback(home: &Home, reg: &Registry, root: &Path) -> std::process::Output {
+    home.rel(Some(reg))
+        .args(["rollback", "demo", "--root"])
+        .arg(root)
+        .output()
+        .unwrap()
+}
+
 fn rel_upgrade(home: &Home, reg: &Registry, root: &Path, args: &[&str]) -> std::process::Output {
     home.rel(Some(reg))
         .args(["upgrade", "demo", "--root"])
@@ -137,12 +145,7 @@ fn cold_install_then_a_two_step_live_upgrade_and_a_rollback() {
     assert!(!root.join("releases/demo.tar.gz").exists());
 
     // Back to the previous permanent release, live.
-    let out = home
-        .rel(Some(&reg))
-        .args(["rollback", "demo", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
+    let out = rel_rollback(&home, &reg, &root);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(running(&mut node), vs[1]);
     assert_eq!(node.os_pid(), pid);
@@ -151,12 +154,7 @@ fn cold_install_then_a_two_step_live_upgrade_and_a_rollback() {
         "false"
     );
     // And again: v1 is older but v2's relup (from the v1 -> v2 upgrade) has its downgrade.
-    let out = home
-        .rel(Some(&reg))
-        .args(["rollback", "demo", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
+    let out = rel_rollback(&home, &reg, &root);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(running(&mut node), vs[0]);
     assert_eq!(node.eval("sys:get_state(demo_server)"), "{state,3}");

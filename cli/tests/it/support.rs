@@ -106,6 +106,17 @@ impl Home {
         cmd
     }
 
+    /// Runs `rel pull ARGS --trusted-key KEY --json` and parses stdout.
+    pub(crate) fn pull(&self, registry: &Registry, trusted: impl AsRef<Path>, args: &[&str]) -> serde_json::Value {
+        let trusted = trusted.as_ref().to_str().unwrap();
+        let args: Vec<&str> = ["pull"]
+            .into_iter()
+            .chain(args.iter().copied())
+            .chain(["--trusted-key", trusted])
+            .collect();
+        self.json(registry, &args)
+    }
+
     /// Runs `rel ... --json` and parses stdout.
     pub(crate) fn json(&self, registry: &Registry, args: &[&str]) -> serde_json::Value {
         let out = self.rel(Some(registry)).args(args).arg("--json").output().unwrap();

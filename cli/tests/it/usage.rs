@@ -30,6 +30,9 @@ fn usage_errors_exit_2_before_any_request() {
     let release = release.to_str().unwrap();
     let public = home.path("keys/ci.pub");
     let public = public.to_str().unwrap();
+    let pull = |extra: &[&'static str]| -> Vec<&str> {
+        [&["pull", "demo", "--version", "1.0", "-o", "x.tar.gz"][..], extra].concat()
+    };
     let cases: Vec<Vec<&str>> = vec![
         vec!["push", release, "--release-version", "1.0/x"],
         vec!["push", release, "--kind", "upgrade", "--from", "not a version"],
@@ -37,26 +40,9 @@ fn usage_errors_exit_2_before_any_request() {
         vec!["push", release, "--key", "/nonexistent/ci.key"],
         vec!["push", release, "--channel", "-prod"],
         vec!["pull", "demo", "--version", "1.0/../x", "-o", "x.tar.gz"],
-        vec![
-            "pull",
-            "demo",
-            "--version",
-            "1.0",
-            "-o",
-            "x.tar.gz",
-            "--trusted-key",
-            "/nonexistent.pub",
-        ],
-        vec![
-            "pull",
-            "demo",
-            "--version",
-            "1.0",
-            "-o",
-            "x.tar.gz",
-            "--trusted-key",
-            "no-colon-here",
-        ],
+        pull(&["--trusted-key", "/nonexistent.pub"]),
+        pull(&["--trusted-key", "no-colon-here"]),
+        pull(&["--channel", "prod"]),
         vec!["pull", "-demo", "--version", "1.0", "-o", "x.tar.gz"],
         vec![
             "promote",
@@ -89,6 +75,7 @@ fn usage_errors_exit_2_before_any_request() {
         vec!["version", "--auto-version", "moon-phase", "--base", "1.0.0"],
         vec!["--registry", "not a url", "versions", "demo"],
     ];
+
     for args in &cases {
         let out = home
             .rel(None)

@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)] // the dedup report is printed on purpose
 
 mod beam;
+mod chunk;
 mod fixtures;
 mod relup;
 mod spec;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::support::{Artifact, artifact, call, key, noise, pack_of, push, upload};
+use crate::support::{Artifact, artifact, call, get, key, missing, noise, pack_of, push, upload};
 use rel_format::Kind;
 use rel_format::channel::{CHANNEL_SCHEMA, ChannelPointer, SignedChannel};
 use rel_registry::{AppState, Options, Store, app};
@@ -60,15 +60,7 @@ async fn push_is_content_first_and_write_once() {
     let r = push(&app, None, &again).await;
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.json()["message"].as_str().unwrap().contains("already stored"));
-    let r = call(
-        &app,
-        "GET",
-        "/v1/releases/demo/versions/0.1.0+20240101-381-eddcacc/release",
-        None,
-        &[],
-        "",
-    )
-    .await;
+    let r = get(&app, "/v1/releases/demo/versions/0.1.0+20240101-381-eddcacc/release").await;
     assert_eq!(r.status, 200);
     assert_eq!(
         r.body.as_ref(),
@@ -77,17 +69,7 @@ async fn push_is_content_first_and_write_once() {
     );
 
     // Every chunk of the stored manifest is now reported present.
-    let digests: Vec<_> = a.chunks.iter().map(|(c, _)| c.digest.to_string()).collect();
-    let body = serde_json::json!({ "digests": digests }).to_string();
-    let r = call(
-        &app,
-        "POST",
-        "/v1/chunks/missing",
-        None,
-        &[("content-type", "application/json".into())],
-        body,
-    )
-    .await;
+    let r = missing(&app, &a.chunks).await;
     assert_eq!(r.json()["digests"], serde_json::json!([]));
 }
 
@@ -134,7 +116,7 @@ async fn packs_are_verified_before_they_are_stored() {
         assert!(r.text().contains(says), "{says}: {}", r.text());
     }
     // A bad digest text on download.
-    let r = call(&app, "GET", "/v1/chunks/sha256:zz", None, &[], "").await;
+    let r = get(&app, "/v1/chunks/sha256:zz").await;
     assert_eq!(
         (r.status.as_u16(), r.json()["code"].as_str()),
         (400, Some("bad_request"))
@@ -191,7 +173,7 @@ async fn versions_are_listed_in_rel_order_with_upgrade_paths() {
     assert_eq!(push(&app, None, &up12).await.status, 201);
     assert_eq!(push(&app, None, &up23).await.status, 201);
 
-    let r = call(&app, "GET", "/v1/releases/demo", None, &[], "").await;
+    let r = get(&app, "/v1/releases/demo").await;
     let listed: Vec<String> = r.json()["versions"]
         .as_array()
         .unwrap()
@@ -205,7 +187,7 @@ async fn versions_are_listed_in_rel_order_with_upgrade_paths() {
     );
 
     let path = format!("/v1/releases/demo/upgrade-path?from={}&to={}", enc(v1), enc(v3));
-    let r = call(&app, "GET", &path, None, &[], "").await;
+    let r = get(&app, &path).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let plan = r.json();
     assert_eq!(plan["strategy"], "hot-upgrade");
@@ -214,23 +196,15 @@ async fn versions_are_listed_in_rel_order_with_upgrade_paths() {
     assert_eq!(plan["total_bytes"], up12.manifest.tar.length + up23.manifest.tar.length);
 
     // The upgrade manifest is found by its from-version.
-    let r = call(
+    let r = get(
         &app,
-        "GET",
         &format!("/v1/releases/demo/versions/{}/upgrade?from={}", enc(v2), enc(v1)),
-        None,
-        &[],
-        "",
     )
     .await;
     assert_eq!(r.body.as_ref(), up12.envelope.as_slice());
-    let r = call(
+    let r = get(
         &app,
-        "GET",
         &format!("/v1/releases/demo/versions/{}/upgrade?from={}", enc(v3), enc(v1)),
-        None,
-        &[],
-        "",
     )
     .await;
     assert_eq!(r.status, 404);
@@ -246,14 +220,14 @@ async fn versions_are_listed_in_rel_order_with_upgrade_paths() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let plan = call(&app, "GET", &path, None, &[], "").await.json();
+    let plan = get(&app, &path).await.json();
     assert_eq!(plan["strategy"], "full-release");
     assert!(plan["reason"].as_str().unwrap().contains("restarts the node"));
-    let listing = call(&app, "GET", "/v1/releases/demo", None, &[], "").await.json();
+    let listing = get(&app, "/v1/releases/demo").await.json();
     assert_eq!(listing["versions"][1]["yanked"], true);
     // A yanked target is refused.
     let to_yanked = format!("/v1/releases/demo/upgrade-path?from={}&to={}", enc(v1), enc(v2));
-    assert_eq!(call(&app, "GET", &to_yanked, None, &[], "").await.status, 409);
+    assert_eq!(get(&app, &to_yanked).await.status, 409);
 }
 
 fn enc(v: &str) -> String {
@@ -279,17 +253,17 @@ async fn channels_move_by_growing_sequence_only() {
     push(&app, None, &release("1.0.0", 30)).await;
     push(&app, None, &release("1.1.0", 31)).await;
     let url = "/v1/releases/demo/channels/production";
-    assert_eq!(call(&app, "GET", url, None, &[], "").await.status, 404);
+    assert_eq!(get(&app, url).await.status, 404);
     assert_eq!(call(&app, "PUT", url, None, &[], pointer("1.0.0", 1)).await.status, 200);
     let r = call(&app, "PUT", url, None, &[], pointer("1.1.0", 1)).await;
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.text().contains("must carry 2, not 1"), "{}", r.text());
     assert_eq!(call(&app, "PUT", url, None, &[], pointer("1.1.0", 2)).await.status, 200);
-    let r = call(&app, "GET", url, None, &[], "").await;
+    let r = get(&app, url).await;
     let (env, _) =
         SignedChannel::verify_signature(&r.body, &rel_format::TrustedKeys::new([key("ci").public()])).unwrap();
     assert_eq!((env.signed.version.as_str(), env.signed.sequence), ("1.1.0", 2));
-    let listing = call(&app, "GET", "/v1/releases/demo", None, &[], "").await.json();
+    let listing = get(&app, "/v1/releases/demo").await.json();
     assert_eq!(listing["versions"][1]["channels"], serde_json::json!(["production"]));
     // A version that is not stored cannot be promoted.
     assert_eq!(call(&app, "PUT", url, None, &[], pointer("9.9.9", 3)).await.status, 404);
@@ -355,8 +329,8 @@ async fn bad_requests_get_json_errors() {
 #[tokio::test]
 async fn operations_endpoints() {
     let app = open_app();
-    assert_eq!(call(&app, "GET", "/healthz", None, &[], "").await.text(), "ok\n");
-    let spec = call(&app, "GET", "/v1/openapi.json", None, &[], "").await.json();
+    assert_eq!(get(&app, "/healthz").await.text(), "ok\n");
+    let spec = get(&app, "/v1/openapi.json").await.json();
     assert_eq!(spec["openapi"], "3.0.3");
     for path in [
         "/v1/manifests",
@@ -368,7 +342,7 @@ async fn operations_endpoints() {
         assert!(spec["paths"][path].is_object(), "openapi lacks {path}");
     }
     push(&app, None, &release("1.0.0", 50)).await;
-    let metrics = call(&app, "GET", "/metrics", None, &[], "").await.text();
+    let metrics = get(&app, "/metrics").await.text();
     assert!(
         metrics.contains("rel_manifests_stored_total{kind=\"release\"} 1"),
         "{metrics}"
@@ -399,18 +373,7 @@ async fn garbage_collection_marks_then_sweeps_and_spares_pushes() {
     let first = gc(&app).await;
     assert_eq!(first["chunks_deleted"], 0, "the first run only marks: {first}");
     // A push of the orphan's content now is told to re-upload the marked chunks...
-    let digests: Vec<_> = orphan.chunks.iter().map(|(c, _)| c.digest.to_string()).collect();
-    let body = serde_json::json!({ "digests": digests }).to_string();
-    let missing = call(
-        &app,
-        "POST",
-        "/v1/chunks/missing",
-        None,
-        &[("content-type", "application/json".into())],
-        body,
-    )
-    .await
-    .json();
+    let missing = missing(&app, &orphan.chunks).await.json();
     assert_eq!(missing["digests"].as_array().unwrap().len(), orphan.chunks.len());
     // ...and one chunk re-uploaded after the mark survives the sweep, the rest go.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -474,10 +437,7 @@ async fn a_yanked_upgrade_can_be_replaced_but_a_release_never() {
     );
 
     let path = "/v1/releases/demo/upgrade-path?from=1.0.0&to=2.0.0";
-    assert_eq!(
-        call(&app, "GET", path, None, &[], "").await.json()["strategy"],
-        "hot-upgrade"
-    );
+    assert_eq!(get(&app, path).await.json()["strategy"], "hot-upgrade");
     let yank = r#"{"yanked":true,"upgrade_from":"1.0.0"}"#;
     let r = call(
         &app,
@@ -490,11 +450,8 @@ async fn a_yanked_upgrade_can_be_replaced_but_a_release_never() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // The yanked upgrade is listed as such and no longer part of a path.
-    assert_eq!(
-        call(&app, "GET", path, None, &[], "").await.json()["strategy"],
-        "full-release"
-    );
-    let listing = call(&app, "GET", "/v1/releases/demo", None, &[], "").await.json();
+    assert_eq!(get(&app, path).await.json()["strategy"], "full-release");
+    let listing = get(&app, "/v1/releases/demo").await.json();
     let yanked: Vec<bool> = listing["versions"][1]["artifacts"]
         .as_array()
         .unwrap()
@@ -505,19 +462,8 @@ async fn a_yanked_upgrade_can_be_replaced_but_a_release_never() {
 
     // The corrected upgrade replaces it; the bad one is archived.
     assert_eq!(push(&app, None, &fixed).await.status, 201);
-    assert_eq!(
-        call(&app, "GET", path, None, &[], "").await.json()["strategy"],
-        "hot-upgrade"
-    );
-    let served = call(
-        &app,
-        "GET",
-        "/v1/releases/demo/versions/2.0.0/upgrade?from=1.0.0",
-        None,
-        &[],
-        "",
-    )
-    .await;
+    assert_eq!(get(&app, path).await.json()["strategy"], "hot-upgrade");
+    let served = get(&app, "/v1/releases/demo/versions/2.0.0/upgrade?from=1.0.0").await;
     assert_eq!(served.body.as_ref(), fixed.envelope.as_slice());
     let archived = store.list("replaced/demo").await.unwrap();
     assert_eq!(archived.len(), 1);

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::support::{artifact, call, key, noise, push};
+use crate::support::{artifact, call, get, key, noise, push};
 use rel_format::Kind;
 use rel_format::channel::{CHANNEL_SCHEMA, ChannelPointer, SignedChannel};
 use rel_registry::auth::Tokens;
@@ -213,7 +213,7 @@ async fn push_manifest(
 #[tokio::test]
 async fn anonymous_pull_when_allowed() {
     let (app, _dir, _) = setup(true).await;
-    assert_eq!(call(&app, "GET", "/v1/releases/demo", None, &[], "").await.status, 200);
+    assert_eq!(get(&app, "/v1/releases/demo").await.status, 200);
     let a = release("3.0.0", 30);
     let r = crate::support::upload(&app, None, &a.chunks[..1]).await;
     assert_eq!(r.status, 401);

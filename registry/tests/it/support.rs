@@ -52,6 +52,11 @@ pub(crate) async fn call(
     Reply { status, body }
 }
 
+/// `GET uri`, anonymous.
+pub(crate) async fn get(app: &axum::Router, uri: &str) -> Reply {
+    call(app, "GET", uri, None, &[], "").await
+}
+
 /// A pack body holding `chunks` (compressed frames).
 pub(crate) fn pack_of<'a>(chunks: impl IntoIterator<Item = &'a (ChunkRef, Vec<u8>)>) -> Vec<u8> {
     let mut w = rel_format::pack::PackWriter::new();
@@ -64,6 +69,21 @@ pub(crate) fn pack_of<'a>(chunks: impl IntoIterator<Item = &'a (ChunkRef, Vec<u8
 /// Uploads `chunks` as one pack.
 pub(crate) async fn upload(app: &axum::Router, token: Option<&str>, chunks: &[(ChunkRef, Vec<u8>)]) -> Reply {
     call(app, "POST", "/v1/packs", token, &[], pack_of(chunks)).await
+}
+
+/// `POST /v1/chunks/missing` for the digests of `chunks`.
+pub(crate) async fn missing(app: &axum::Router, chunks: &[(ChunkRef, Vec<u8>)]) -> Reply {
+    let digests: Vec<_> = chunks.iter().map(|(c, _)| c.digest.to_string()).collect();
+    let body = serde_json::json!({ "digests": digests }).to_string();
+    call(
+        app,
+        "POST",
+        "/v1/chunks/missing",
+        None,
+        &[("content-type", "application/json".into())],
+        body,
+    )
+    .await
 }
 
 /// Pushes an artifact's chunks (one pack) and manifest; returns the manifest reply.

@@ -1,0 +1,121 @@
+//! Content-defined chunks: independent of how the stream was written, local edits change
+//! few chunks, reassembly checks every chunk and the whole, compression refuses bombs.
+
+use std::io::Write;
+
+use rel_format::Digest;
+use rel_format::chunk::{
+    ChunkError, ChunkRef, ChunkedStream, Chunker, MAX_CHUNK, MIN_CHUNK, Reassembler, compress_chunk,
+    compress_chunk_into, decompress_chunk, verify_chunk,
+};
+use rel_testkit::noise;
+
+fn chunk_all(data: &[u8], write_size: usize) -> (ChunkedStream, Vec<Vec<u8>>) {
+    let mut pieces = Vec::new();
+    let mut chunker = Chunker::new(|_: &ChunkRef, d: &[u8]| {
+        pieces.push(d.to_vec());
+        Ok(())
+    });
+    for part in data.chunks(write_size) {
+        chunker.write_all(part).unwrap();
+    }
+    let (stream, _) = chunker.finish().unwrap();
+    (stream, pieces)
+}
+
+#[test]
+fn chunks_are_independent_of_write_sizes_and_within_bounds() {
+    let data = noise(7, 3_000_000);
+    let (a, pieces) = chunk_all(&data, 1);
+    let (b, _) = chunk_all(&data, 4096);
+    let (c, _) = chunk_all(&data, 1 << 20);
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert_eq!(a.digest, Digest::of(&data));
+    assert_eq!(pieces.concat(), data);
+    let n = a.chunks.len();
+    assert!(n > 10, "expected many chunks, got {n}");
+    for (i, ch) in a.chunks.iter().enumerate() {
+        assert!(ch.length as usize <= MAX_CHUNK);
+        assert!(
+            i == n - 1 || ch.length as usize >= MIN_CHUNK,
+            "chunk {i} is {} bytes",
+            ch.length
+        );
+    }
+}
+
+#[test]
+fn a_local_edit_changes_few_chunks() {
+    let mut data = noise(9, 4_000_000);
+    let (before, _) = chunk_all(&data, 65536);
+    data.splice(2_000_000..2_000_010, noise(3, 500));
+    let (after, _) = chunk_all(&data, 65536);
+    let old: std::collections::HashSet<_> = before.chunks.iter().collect();
+    let new_chunks = after.chunks.iter().filter(|c| !old.contains(c)).count();
+    assert!(new_chunks <= 3, "{new_chunks} chunks changed for one local edit");
+}
+
+#[test]
+fn reassembly_checks_every_chunk_and_the_whole() {
+    let data = noise(11, 700_000);
+    let (stream, pieces) = chunk_all(&data, 8192);
+    let mut r = Reassembler::new(&stream, Vec::new());
+    for (c, p) in stream.chunks.iter().zip(&pieces) {
+        r.push(c, p).unwrap();
+    }
+    assert_eq!(r.finish().unwrap(), data);
+
+    let mut flipped = pieces[1].clone();
+    flipped[5] ^= 1;
+    let mut r = Reassembler::new(&stream, Vec::new());
+    r.push(&stream.chunks[0], &pieces[0]).unwrap();
+    assert!(matches!(
+        r.push(&stream.chunks[1], &flipped),
+        Err(ChunkError::Digest { .. })
+    ));
+    let truncated = &pieces[1][..pieces[1].len() - 1];
+    assert!(matches!(
+        verify_chunk(&stream.chunks[1], truncated),
+        Err(ChunkError::Length { .. })
+    ));
+
+    // Chunks that verify one by one but are in the wrong order fail the stream check.
+    let mut r = Reassembler::new(&stream, Vec::new());
+    r.push(&stream.chunks[1], &pieces[1]).unwrap();
+    r.push(&stream.chunks[0], &pieces[0]).unwrap();
+    for (c, p) in stream.chunks.iter().zip(&pieces).skip(2) {
+        r.push(c, p).unwrap();
+    }
+    assert!(matches!(r.finish(), Err(ChunkError::Stream { .. })));
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn compression_round_trips_and_refuses_bombs() {
+    let data = vec![b'a'; 60_000];
+    let chunk = ChunkRef {
+        digest: Digest::of(&data),
+        length: data.len() as u64,
+    };
+    let stored = compress_chunk(&data).unwrap();
+    assert!(stored.len() < 1000);
+    assert_eq!(decompress_chunk(&chunk, &stored).unwrap(), data);
+    let small = ChunkRef {
+        digest: chunk.digest,
+        length: 10,
+    };
+    assert!(matches!(
+        decompress_chunk(&small, &stored),
+        Err(ChunkError::Decompress { .. })
+    ));
+    assert!(matches!(
+        decompress_chunk(&chunk, b"not zstd"),
+        Err(ChunkError::Decompress { .. })
+    ));
+    // Into a buffer: appended after what is there, and the same frame.
+    let mut out = b"before".to_vec();
+    compress_chunk_into(&data, &mut out).unwrap();
+    assert_eq!(&out[..6], b"before");
+    assert_eq!(out[6..], stored[..]);
+}
