@@ -30,6 +30,8 @@ pub fn any_stored<'a>(refs: impl IntoIterator<Item = &'a ReleaseRef>) -> bool {
 #[derive(Debug)]
 pub struct Materialised {
     pub path: PathBuf,
+    /// What the user named it by, for messages: the file, the folder or `NAME@VERSION`.
+    pub label: String,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -46,6 +48,7 @@ pub async fn materialise(
     match reference {
         ReleaseRef::Path(path) if path.is_file() => Ok(Materialised {
             path: path.clone(),
+            label: path.display().to_string(),
             _tmp: None,
         }),
         ReleaseRef::Path(dir) => {
@@ -54,6 +57,7 @@ pub async fn materialise(
             std::io::Write::flush(&mut file)?;
             Ok(Materialised {
                 path: tar,
+                label: dir.display().to_string(),
                 _tmp: Some(tmp),
             })
         }
@@ -67,6 +71,7 @@ pub async fn materialise(
             fetcher.write(&manifest, Target::File(&tar), "fetch").await?;
             Ok(Materialised {
                 path: tar,
+                label: format!("{name}@{version} (from the registry)"),
                 _tmp: Some(tmp),
             })
         }
@@ -92,7 +97,7 @@ pub async fn snapshot(
 fn snapshot_of(m: &Materialised) -> Result<ReleaseSnapshot> {
     let file = std::fs::File::open(&m.path)?;
     ReleaseSnapshot::from_tar(std::io::BufReader::new(file), None)
-        .with_context(|| format!("cannot read the release in `{}`", m.path.display()))
+        .with_context(|| format!("cannot read the release `{}`", m.label))
 }
 
 /// A user's appups (`<app>.appup`) and additions (`<app>.extra`), by application.
@@ -170,7 +175,7 @@ pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeReq
     }
     let to = snapshot_of(&to_m)?;
     if to.spec.name != req.name {
-        bail!("`{:?}` is release {}, not {}", req.to, to.spec.name, req.name);
+        bail!("`{}` is release {}, not {}", to_m.label, to.spec.name, req.name);
     }
     for f in &froms {
         if f.spec.name != req.name {

@@ -8,6 +8,10 @@
 //! `OldUniq` field of every `FunT` entry zeroed. Compile info, line tables and debug info do
 //! not count, so rebuilding unchanged source gives the same md5.
 //!
+//! relx's prod mode strips beams with `beam_lib:strip_release/1`, which writes them
+//! gzip-compressed; OTP loads them as they are, and so does this reader: the identity of a
+//! compressed beam is that of the beam inside it.
+//!
 //! Files are untrusted: every error names the file and the chunk, and nothing panics.
 
 use std::collections::BTreeSet;
@@ -24,6 +28,8 @@ const MD5_CHUNKS: [&[u8; 4]; 9] = [
 ];
 /// Largest decompressed literal table accepted.
 const MAX_LITERALS: usize = 64 << 20;
+/// Largest decompressed BEAM file accepted (the largest module of OTP 25 is about 2 MiB).
+const MAX_BEAM: u64 = 64 << 20;
 
 /// Why a BEAM file could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
@@ -59,9 +65,19 @@ impl Beam {
             chunk: chunk.map(|c| String::from_utf8_lossy(c).into_owned()),
             what: what.to_owned(),
         };
-        if bytes.starts_with(&[0x1f, 0x8b]) {
-            return Err(err(None, "gzip-compressed BEAM files are not supported"));
-        }
+        let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::with_capacity(bytes.len() * 2);
+            flate2::read::GzDecoder::new(bytes.as_slice())
+                .take(MAX_BEAM + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| err(None, &format!("gzip-compressed, and it does not decompress: {e}")))?;
+            if out.len() as u64 > MAX_BEAM {
+                return Err(err(None, &format!("decompresses to more than {MAX_BEAM} bytes")));
+            }
+            out
+        } else {
+            bytes
+        };
         if bytes.len() < 12 || &bytes[..4] != b"FOR1" || &bytes[8..12] != b"BEAM" {
             return Err(err(None, "not a BEAM file (no FOR1...BEAM header)"));
         }
@@ -409,7 +425,7 @@ mod tests {
             Beam::parse("z.beam", vec![0x1f, 0x8b, 0, 0])
                 .unwrap_err()
                 .what
-                .contains("gzip")
+                .contains("gzip-compressed, and it does not decompress")
         );
     }
 }
