@@ -208,6 +208,9 @@ pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeReq
         let (mut file, _) = rel_format::upgrade::write_upgrade(to_file, &to, &from_refs, &relup, &plans, file)?;
         std::io::Write::flush(&mut file)?;
     }
+    // Refuse, before anyone signs it, an artifact release_handler would not accept.
+    let from_specs: Vec<_> = froms.iter().map(|f| &f.spec).collect();
+    rel_format::upgrade::check_upgrade(std::fs::File::open(&tar)?, &to.spec, &from_specs)?;
     let bytes = std::fs::metadata(&tar)?.len();
     Ok(BuiltUpgrade {
         tar,
