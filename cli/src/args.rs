@@ -9,7 +9,7 @@ use rel_format::{PublicKey, Version};
 
 use crate::env;
 use crate::keys::{SecretKeyFile, parse_trusted_key};
-use crate::values::{Lifetime, ReleaseRef, parse_channel, parse_name, parse_registry};
+use crate::values::{Lifetime, ReleaseRef, existing_dir, existing_file, parse_channel, parse_name, parse_registry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -168,6 +168,10 @@ pub struct PushArgs {
     /// Packs compressed and uploaded at once (each about 2 MiB before compression).
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
+    /// Push `releases/COOKIE` (mix's distribution cookie) too. Left out by default: it is a
+    /// secret, and each host keeps its own (`rel install --cookie-file`).
+    #[arg(long)]
+    pub include_cookie: bool,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -376,14 +380,19 @@ pub struct InstallArgs {
     /// The target directory (it must not exist, or be empty).
     #[arg(long, value_name = "DIR")]
     pub root: PathBuf,
-    /// The host's own sys.config, linked in place of the release's.
-    #[arg(long, value_name = "FILE")]
-    pub link_config: Option<PathBuf>,
-    /// The host's own vm.args, linked in place of the release's.
-    #[arg(long, value_name = "FILE")]
-    pub link_vm_args: Option<PathBuf>,
+    /// The host's own sys.config: its keys win over the release's, in every version rel
+    /// installs, upgrades to or rolls back to (SPEC.md §9.1).
+    #[arg(long, alias = "link-config", value_name = "FILE", value_parser = existing_file)]
+    pub sys_config: Option<PathBuf>,
+    /// The host's own vm.args, in place of the release's in every version.
+    #[arg(long, alias = "link-vm-args", value_name = "FILE", value_parser = existing_file)]
+    pub vm_args: Option<PathBuf>,
+    /// The distribution cookie of a mix release (`releases/COOKIE`). Default: a new random
+    /// one, as releases are pushed without theirs.
+    #[arg(long, value_name = "FILE", value_parser = existing_file)]
+    pub cookie_file: Option<PathBuf>,
     /// ERTS to use when the release ships none (default: the host's `erl`, same version).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = existing_dir)]
     pub erts: Option<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -436,8 +445,15 @@ pub struct HostUpgradeArgs {
 pub struct RollbackArgs {
     #[arg(value_parser = parse_name)]
     pub name: String,
+    /// The installed version to go back to (default: the newest one older than the
+    /// running one), through the relups' downgrades, one step per release.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<Version>,
     #[command(flatten)]
     pub host: HostArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -53,7 +53,8 @@ pub async fn materialise(
         }),
         ReleaseRef::Path(dir) => {
             let file = std::io::BufWriter::new(std::fs::File::create(&tar)?);
-            let (mut file, _) = crate::fs::archive_folder(dir, file, rel_format::archive::Limits::default())?;
+            let (mut file, _) =
+                crate::fs::archive_folder(dir, file, rel_format::archive::Limits::default(), &Default::default())?;
             std::io::Write::flush(&mut file)?;
             Ok(Materialised {
                 path: tar,
@@ -199,6 +200,7 @@ pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeReq
             })
     })
     .context("cannot make the relup")?;
+    let relup = rel_format::protocols::add_swaps(relup, &to, &from_refs);
 
     let tmp = tempfile::tempdir()?;
     let tar = tmp.path().join(format!("{}-{}.upgrade.tar", req.name, to.spec.version));

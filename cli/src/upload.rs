@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt};
-use rel_format::archive::{Ingested, Limits, canonicalize};
+use rel_format::archive::{Ingested, Limits, OnlyRelease, Selection, canonicalize};
 use rel_format::chunk::{ChunkRef, ChunkedStream, Chunker, compress_chunk_into};
 use rel_format::manifest::{AppRef, Kind, Manifest, Platform, SCHEMA};
 use rel_format::pack::PackWriter;
@@ -20,22 +20,25 @@ use crate::fs::archive_folder;
 use crate::progress::Progress;
 use crate::settings::Settings;
 
-/// Canonicalises and chunks `path` (a folder or a release tarball), handing each chunk to
-/// `sink`; returns the chunked stream and what was seen.
+/// Canonicalises and chunks `path` (a folder or a release tarball), with the members
+/// `selection` keeps, handing each chunk to `sink`; returns the chunked stream and what was
+/// seen.
 pub fn ingest(
     path: &Path,
+    selection: &Selection,
     sink: impl FnMut(&ChunkRef, &[u8]) -> std::io::Result<()>,
 ) -> Result<(ChunkedStream, Ingested)> {
     let chunker = Chunker::new(sink);
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let (chunker, seen) = if meta.is_dir() {
-        archive_folder(path, chunker, Limits::default())?
+        archive_folder(path, chunker, Limits::default(), selection)?
     } else {
         let file = std::fs::File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
         canonicalize(
             std::io::BufReader::with_capacity(1 << 20, file),
             chunker,
             Limits::default(),
+            selection,
         )
         .with_context(|| format!("`{}` is not a usable release archive", path.display()))?
     };
@@ -60,6 +63,7 @@ const PACK_CHUNKS: usize = 128;
 async fn ingest_and_upload(
     client: &Client,
     path: &Path,
+    selection: &Selection,
     jobs: usize,
     only: Option<HashSet<Digest>>,
     progress: &Progress,
@@ -69,6 +73,7 @@ async fn ingest_and_upload(
     // per chunk. Two batches wait at most (backpressure).
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(ChunkRef, Vec<u8>)>>(2);
     let path = path.to_owned();
+    let selection = selection.clone();
     let producer = tokio::task::spawn_blocking(move || {
         let mut seen = HashSet::new();
         let mut batch = Vec::with_capacity(PACK_CHUNKS);
@@ -77,7 +82,7 @@ async fn ingest_and_upload(
             tx.blocking_send(batch)
                 .map_err(|_| std::io::Error::other("the upload stopped"))
         };
-        let ingested = ingest(&path, |c, d| {
+        let ingested = ingest(&path, &selection, |c, d| {
             if seen.insert(c.digest) && only.as_ref().is_none_or(|o| o.contains(&c.digest)) {
                 batch.push((c.clone(), d.to_vec()));
                 // The first packs are small, so compression and the registry start early.
@@ -210,6 +215,94 @@ pub struct PushRequest {
     pub version: Option<Version>,
     /// Packs compressed and uploaded at once.
     pub jobs: usize,
+    /// Push `releases/COOKIE` too (left out by default: hosts keep their own).
+    pub include_secrets: bool,
+}
+
+/// What of `path` makes the release asked for. A folder (`_build/prod/rel/<name>` keeps every
+/// version built there) is narrowed to one release: the version asked for, or the only one;
+/// several and none asked for is a usage error, before anything is read or uploaded.
+pub fn selection_for(
+    path: &Path,
+    name: Option<&str>,
+    version: Option<&Version>,
+    include_secrets: bool,
+) -> Result<Selection> {
+    let mut selection = Selection {
+        include_secrets,
+        only: None,
+    };
+    if !path.is_dir() {
+        return Ok(selection);
+    }
+    let releases = path.join("releases");
+    let mut found: Vec<rel_format::release::ReleaseSpec> = Vec::new();
+    for entry in
+        std::fs::read_dir(&releases).with_context(|| format!("`{}` has no releases/ folder", path.display()))?
+    {
+        let dir = entry?.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&dir)? {
+            let file = file?.path();
+            if file.extension().is_some_and(|e| e == "rel") {
+                let text = std::fs::read_to_string(&file)?;
+                let spec = rel_format::release::ReleaseSpec::parse(&file.display().to_string(), &text)?;
+                let in_its_dir = dir.file_name().is_some_and(|d| d == spec.version.as_str());
+                if in_its_dir && name.is_none_or(|n| n == spec.name) {
+                    found.push(spec);
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| a.version.cmp(&b.version));
+    let chosen = match version {
+        Some(v) => found.iter().find(|s| &s.version == v).cloned().ok_or_else(|| {
+            UsageError::new(format!(
+                "`{}` holds no release {v} (it holds: {})",
+                path.display(),
+                found
+                    .iter()
+                    .map(|s| s.version.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?,
+        None => match found.as_slice() {
+            [] => return Ok(selection),
+            [one] => one.clone(),
+            several => {
+                return Err(UsageError::new(format!(
+                    "`{}` holds {} releases ({}); say which with --release-version (the newest is {})",
+                    path.display(),
+                    several.len(),
+                    several
+                        .iter()
+                        .map(|s| s.version.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    several.last().expect("several").version
+                ))
+                .into());
+            }
+        },
+    };
+    selection.only = Some(OnlyRelease {
+        name: chosen.name.clone(),
+        version: chosen.version.to_string(),
+        lib_dirs: chosen
+            .apps
+            .iter()
+            .map(|a| format!("{}-{}", a.name, a.version))
+            .collect(),
+        others: found
+            .iter()
+            .filter(|s| s.version != chosen.version)
+            .map(|s| s.version.to_string())
+            .collect(),
+    });
+    Ok(selection)
 }
 
 /// What a push did.
@@ -228,10 +321,16 @@ pub async fn push(s: &Settings, key: &SecretKey, req: &PushRequest) -> Result<Pu
     if req.kind == Kind::Upgrade && req.from.is_empty() {
         return Err(UsageError::new("an upgrade needs --from VERSION (the version it upgrades from)").into());
     }
+    let selection = selection_for(
+        &req.path,
+        req.name.as_deref(),
+        req.version.as_ref(),
+        req.include_secrets,
+    )?;
     let (client, path, jobs) = (s.client(), req.path.as_path(), req.jobs);
     // The uncompressed size is only known once packed: count uploaded bytes.
     let progress = Progress::bytes(0, "push", s.quiet);
-    let (stream, seen, uploaded) = ingest_and_upload(&client, path, jobs, None, &progress).await?;
+    let (stream, seen, uploaded) = ingest_and_upload(&client, path, &selection, jobs, None, &progress).await?;
     let manifest = manifest_for(stream, &seen, req)?;
     let envelope = key.sign(&manifest)?.to_bytes();
     let mut uploaded_chunks = uploaded.chunks;
@@ -247,7 +346,8 @@ pub async fn push(s: &Settings, key: &SecretKey, req: &PushRequest) -> Result<Pu
                 // A chunk vanished between the query and the manifest (collected, or another
                 // replica's view): read the artifact again, upload those, try once more.
                 let only = missing.iter().copied().collect();
-                let (again, _, more) = ingest_and_upload(&client, path, jobs, Some(only), &progress).await?;
+                let (again, _, more) =
+                    ingest_and_upload(&client, path, &selection, jobs, Some(only), &progress).await?;
                 if again.digest != manifest.tar.digest {
                     bail!("`{}` changed while it was being pushed", path.display());
                 }

@@ -65,6 +65,26 @@ pub fn parse_channel(text: &str) -> Result<String, String> {
     }
 }
 
+/// A file that exists, as an absolute path (it is recorded, and used from other folders).
+pub fn existing_file(text: &str) -> Result<PathBuf, String> {
+    let path = std::fs::canonicalize(text).map_err(|e| format!("`{text}`: {e}"))?;
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("`{text}` is not a file"))
+    }
+}
+
+/// A folder that exists, as an absolute path.
+pub fn existing_dir(text: &str) -> Result<PathBuf, String> {
+    let path = std::fs::canonicalize(text).map_err(|e| format!("`{text}`: {e}"))?;
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err(format!("`{text}` is not a folder"))
+    }
+}
+
 /// A release named on the command line: a tarball or folder, `NAME@VERSION` in the
 /// registry, or (where the release name is known from elsewhere) a version alone.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -270,10 +270,23 @@ pub fn plan_appups(
     user: &dyn Fn(&str) -> Option<Term>,
     extra: &dyn Fn(&str) -> Option<Extra>,
 ) -> (Vec<AppupPlan>, Vec<String>) {
+    // Consolidated protocols are swapped in the relup, not loaded from `ebin`
+    // (`crate::protocols`).
+    let protocols = crate::protocols::consolidated_modules(to, froms);
+    let without = |r: &ReleaseSnapshot| -> ReleaseSnapshot {
+        let mut r = r.clone();
+        for app in r.apps.values_mut() {
+            app.beams.retain(|m, _| !protocols.contains(m));
+        }
+        r
+    };
+    let (to, froms): (&ReleaseSnapshot, Vec<ReleaseSnapshot>) =
+        (&without(to), froms.iter().map(|f| without(f)).collect());
+    let froms: Vec<&ReleaseSnapshot> = froms.iter().collect();
     let mut plans = Vec::new();
     let mut warnings = Vec::new();
     // Code changed under an unchanged vsn: OTP will not upgrade it.
-    for from in froms {
+    for from in &froms {
         for (name, new) in &to.apps {
             if let Some(old) = from.apps.get(name).filter(|o| o.vsn == new.vsn) {
                 let differs: Vec<&str> = new

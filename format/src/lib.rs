@@ -30,7 +30,9 @@
 //! Hot upgrades:
 //! - [`appup`]: appups generated from two snapshots, or given, with `.extra` additions.
 //! - [`relup`]: relups, as `systools_relup` and `systools_rc` make them.
+//! - [`protocols`]: Elixir's consolidated protocols swapped inside the relup.
 //! - [`upgrade`]: the upgrade artifact: what a node on one release needs to reach another.
+//! - [`sysconfig`]: a release's `sys.config` with the host's on top.
 
 #![forbid(unsafe_code)]
 
@@ -44,10 +46,12 @@ pub mod digest;
 pub mod etf;
 pub mod manifest;
 pub mod pack;
+pub mod protocols;
 pub mod release;
 pub mod relup;
 pub mod signing;
 pub mod snapshot;
+pub mod sysconfig;
 pub mod term;
 pub mod timestamp;
 pub mod upgrade;

@@ -82,6 +82,9 @@ pub struct AppSnapshot {
 pub struct ReleaseSnapshot {
     pub spec: ReleaseSpec,
     pub apps: BTreeMap<String, AppSnapshot>,
+    /// Elixir's consolidated protocols (`releases/<vsn>/consolidated/`), by module; empty for
+    /// releases without them.
+    pub consolidated: BTreeMap<String, ModuleSummary>,
 }
 
 /// Why a release could not be read for appup generation.
@@ -113,7 +116,29 @@ pub fn snapshot_wants(path: &str) -> bool {
     match parts.as_slice() {
         ["lib", _, "ebin", f] => f.ends_with(".beam") || f.ends_with(".app") || f.ends_with(".appup"),
         ["releases", f] | ["releases", _, f] => f.ends_with(".rel"),
+        ["releases", _, "consolidated", f] => f.ends_with(".beam"),
         _ => false,
+    }
+}
+
+/// Where a BEAM file of a release belongs, by its path: an application's `ebin` (the
+/// `lib/` folder's name) or a version's consolidated protocols (the version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeamPlace {
+    Lib(String),
+    Consolidated(String),
+}
+
+impl BeamPlace {
+    pub fn of(path: &str) -> Option<BeamPlace> {
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            ["lib", dir, "ebin", f] if f.ends_with(".beam") => Some(BeamPlace::Lib((*dir).to_owned())),
+            ["releases", vsn, "consolidated", f] if f.ends_with(".beam") => {
+                Some(BeamPlace::Consolidated((*vsn).to_owned()))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -121,6 +146,7 @@ pub fn snapshot_wants(path: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
     rel_files: Vec<(String, Vec<u8>)>,
+    consolidated: Vec<(String, ModuleSummary)>,
     beams: Vec<(String, ModuleSummary)>,
     app_files: Vec<(String, Vec<u8>)>,
     appups: Vec<(String, Vec<u8>)>,
@@ -130,11 +156,12 @@ impl SnapshotBuilder {
     /// Adds a file that [`snapshot_wants`]; others are ignored. Beams are parsed here.
     pub fn add(&mut self, path: &str, bytes: Vec<u8>) -> Result<(), SnapshotError> {
         let parts: Vec<&str> = path.split('/').collect();
+        if let Some(place) = BeamPlace::of(path) {
+            let beam = Beam::parse(path, bytes)?;
+            self.add_beam(place, ModuleSummary::of(&beam)?);
+            return Ok(());
+        }
         match parts.as_slice() {
-            ["lib", dir, "ebin", file] if file.ends_with(".beam") => {
-                let beam = Beam::parse(path, bytes)?;
-                self.add_module((*dir).to_owned(), ModuleSummary::of(&beam)?);
-            }
             ["lib", dir, "ebin", file] if file.ends_with(".app") => self.app_files.push(((*dir).to_owned(), bytes)),
             ["lib", dir, "ebin", file] if file.ends_with(".appup") => self.appups.push(((*dir).to_owned(), bytes)),
             ["releases", f] | ["releases", _, f] if f.ends_with(".rel") => {
@@ -145,9 +172,12 @@ impl SnapshotBuilder {
         Ok(())
     }
 
-    /// Adds a module parsed elsewhere (in parallel, say) from `lib/<dir>/ebin/`.
-    pub fn add_module(&mut self, dir: String, module: ModuleSummary) {
-        self.beams.push((dir, module));
+    /// Adds a module parsed elsewhere (in parallel, say).
+    pub fn add_beam(&mut self, place: BeamPlace, module: ModuleSummary) {
+        match place {
+            BeamPlace::Lib(dir) => self.beams.push((dir, module)),
+            BeamPlace::Consolidated(vsn) => self.consolidated.push((vsn, module)),
+        }
     }
 
     /// The snapshot of the release (`want` picks a version among several `.rel` files).
@@ -180,7 +210,17 @@ impl SnapshotBuilder {
             }
             apps.insert(app.name.clone(), snap);
         }
-        Ok(ReleaseSnapshot { spec, apps })
+        let consolidated = self
+            .consolidated
+            .into_iter()
+            .filter(|(vsn, _)| vsn == spec.version.as_str())
+            .map(|(_, m)| (m.name.clone(), m))
+            .collect();
+        Ok(ReleaseSnapshot {
+            spec,
+            apps,
+            consolidated,
+        })
     }
 }
 

@@ -81,8 +81,16 @@ pub fn write_upgrade<R: Read, W: Write>(
         if path == format!("releases/{vsn}/{name}.rel") && matches!(member.kind, MemberKind::File { .. }) {
             // Kept for the top-level copy unpack_release needs, if the release has none.
             let mut bytes = Vec::with_capacity(member.size as usize);
-            (&mut entry).take(1 << 20).read_to_end(&mut bytes).map_err(ArchiveError::Read)?;
-            writer.append(&member.raw_path, &member.kind, bytes.len() as u64, &mut bytes.as_slice())?;
+            (&mut entry)
+                .take(1 << 20)
+                .read_to_end(&mut bytes)
+                .map_err(ArchiveError::Read)?;
+            writer.append(
+                &member.raw_path,
+                &member.kind,
+                bytes.len() as u64,
+                &mut bytes.as_slice(),
+            )?;
             nested_rel = Some(bytes);
             continue;
         }
@@ -157,7 +165,10 @@ pub fn check_upgrade<R: Read>(tar: R, to: &ReleaseSpec, froms: &[&ReleaseSpec]) 
         let wanted = path == format!("releases/{name}.rel") || path == format!("releases/{vsn}/relup");
         if wanted && matches!(member.kind, MemberKind::File { .. }) {
             let mut bytes = Vec::new();
-            (&mut entry).take(64 << 20).read_to_end(&mut bytes).map_err(ArchiveError::Read)?;
+            (&mut entry)
+                .take(64 << 20)
+                .read_to_end(&mut bytes)
+                .map_err(ArchiveError::Read)?;
             files.insert(path, bytes);
         } else {
             files.insert(path, Vec::new());
@@ -165,9 +176,7 @@ pub fn check_upgrade<R: Read>(tar: R, to: &ReleaseSpec, froms: &[&ReleaseSpec]) 
     }
     let mut problems = Vec::new();
     match files.get(&format!("releases/{name}.rel")) {
-        None => problems.push(format!(
-            "no releases/{name}.rel, which unpack_release reads first"
-        )),
+        None => problems.push(format!("no releases/{name}.rel, which unpack_release reads first")),
         Some(bytes) => match std::str::from_utf8(bytes)
             .map_err(|_| "not UTF-8".to_owned())
             .and_then(|t| ReleaseSpec::parse(&format!("releases/{name}.rel"), t).map_err(|e| e.to_string()))

@@ -71,6 +71,7 @@ pub async fn run(s: &Settings, args: &BuildUpgradeArgs) -> Result<()> {
             name: None,
             version: None,
             jobs: 8,
+            include_secrets: false,
         };
         push(s, key, &req).await?;
     }

@@ -1,5 +1,7 @@
 //! `rel install`: a verified release laid out as an OTP target system, cold (the first
-//! deploy of a host).
+//! deploy of a host), ready to start the way its tool starts it.
+
+use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -7,15 +9,19 @@ use serde::Serialize;
 use crate::args::InstallArgs;
 use crate::fetch::{Fetcher, JOBS, Target, Verified};
 use crate::settings::Settings;
+use crate::target::layout::{HostFiles, Layout, Tool};
+use crate::target::state::{Installed, State};
 use crate::target::{release_spec, system_erts, write_atomic, write_releases_file};
 
 #[derive(Debug, Serialize)]
-struct Installed {
+struct Report {
     name: String,
     version: String,
     erts: String,
     root: String,
     signer: String,
+    tool: Tool,
+    start: String,
 }
 
 pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
@@ -36,9 +42,10 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
     fetcher.write(&manifest, Target::Dir(root), "install").await?;
 
     // Make it a target system: the .rel where release_handler looks, RELEASES,
-    // start_erl.data, ERTS, and the host's own configuration.
+    // start_erl.data, ERTS, and the host's own configuration and cookie.
     let vsn = version.as_str();
     let spec = release_spec(root, &args.name, vsn)?;
+    let layout = Layout::detect(root, &args.name);
     let nested = root.join(format!("releases/{vsn}/{}.rel", args.name));
     if !nested.exists() {
         std::fs::create_dir_all(nested.parent().expect("has a parent"))?;
@@ -58,6 +65,8 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
         std::os::unix::fs::symlink(&source, &erts_dir)
             .with_context(|| format!("cannot link `{}`", erts_dir.display()))?;
     }
+    // A RELEASES the release ships (relx) is kept; without one (mix), release_handler would
+    // invent an entry with no libraries, and a later removal would delete the running ones.
     if !root.join("releases/RELEASES").exists() {
         write_releases_file(root, &spec)?;
     }
@@ -65,29 +74,75 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
         &root.join("releases/start_erl.data"),
         format!("{} {vsn}\n", spec.erts).as_bytes(),
     )?;
-    for (flag, file) in [(&args.link_config, "sys.config"), (&args.link_vm_args, "vm.args")] {
-        if let Some(host_file) = flag {
-            let host_file =
-                std::fs::canonicalize(host_file).with_context(|| format!("cannot find `{}`", host_file.display()))?;
-            let link = root.join(format!("releases/{vsn}/{file}"));
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(&host_file, &link)?;
-        }
+    let host = HostFiles {
+        sys_config: args.sys_config.clone(),
+        vm_args: args.vm_args.clone(),
+    };
+    layout.apply_host_config(vsn, &host)?;
+    if layout.tool == Tool::Mix {
+        write_cookie(root, args.cookie_file.as_deref())?;
     }
-    let out = Installed {
+    let mut state = State {
+        name: args.name.clone(),
+        tool: layout.tool,
+        config: host,
+        installed: Default::default(),
+        last: None,
+        channel: None,
+    };
+    state.installed.insert(
+        vsn.to_owned(),
+        Installed {
+            by: "release".into(),
+            signer: signer.clone(),
+            at: crate::now(),
+        },
+    );
+    state.finish("install", None, vsn, "installed", "");
+    state.save(root)?;
+
+    let out = Report {
         name: args.name.clone(),
         version: vsn.to_owned(),
         erts: spec.erts.to_string(),
         root: root.display().to_string(),
         signer,
+        tool: layout.tool,
+        start: layout.start_hint(vsn),
     };
     if args.json {
         crate::print_json(&out);
     } else if !s.quiet {
         crate::say(&format!(
-            "installed {} {} (ERTS {}, signed by {}) in {}; boot it with releases/{vsn}/start.boot",
-            out.name, out.version, out.erts, out.signer, out.root
+            "installed {} {} ({}, ERTS {}, signed by {}) in {}; {}",
+            out.name, out.version, out.tool, out.erts, out.signer, out.root, out.start
         ));
     }
+    Ok(())
+}
+
+/// Puts the host's cookie in `releases/COOKIE` (mode 0400), or a new random one.
+fn write_cookie(root: &std::path::Path, from: Option<&std::path::Path>) -> Result<()> {
+    let cookie = match from {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read `{}`", file.display()))?
+            .trim()
+            .to_owned(),
+        None => {
+            let mut bytes = [0u8; 32];
+            getrandom::getrandom(&mut bytes).context("no randomness from the operating system")?;
+            // Letters and digits only: a cookie is an atom, passed on command lines.
+            hex::encode_upper(bytes)
+        }
+    };
+    let path = root.join("releases/COOKIE");
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    file.write_all(cookie.as_bytes())?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o400))?;
     Ok(())
 }

@@ -40,6 +40,7 @@ pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
         name: args.name.clone(),
         version: args.version.clone(),
         jobs: args.jobs,
+        include_secrets: args.include_cookie,
     };
     let outcome = push(s, &key, &req).await?;
     let manifest = &outcome.manifest;

@@ -1,61 +1,142 @@
-//! `rel rollback`: back to the previous release, live, through the current relup's downgrade.
+//! `rel rollback`: back to an installed older release, live, through the relups' downgrades
+//! (one release at a time), with the host's config and hooks as an upgrade has them.
+
+use std::collections::{BTreeMap, VecDeque};
 
 use anyhow::{Context, Result, bail};
 use rel_format::Version;
+use serde::Serialize;
 
 use crate::args::RollbackArgs;
 use crate::settings::Settings;
-use crate::target::config::HostConfig;
-use crate::target::node::Node;
-use crate::target::release_handler::expect_ok;
-use crate::target::{erl_string, relup_downgrades};
+use crate::target::release_handler::Driver;
+use crate::target::{Host, relup_downgrades};
+
+#[derive(Debug, Serialize)]
+struct Report {
+    name: String,
+    from: String,
+    to: String,
+    steps: Vec<(String, String)>,
+}
 
 pub async fn run(s: &Settings, args: &RollbackArgs) -> Result<()> {
-    let root = &args.host.root;
-    let config = HostConfig::load(root, args.host.host_config.as_deref())?;
-    let node = Node::new(&config, root);
-    let current = node
-        .running_version()
-        .context("a live rollback needs the running node")?;
-    let releases = node.eval("[{V, S} || {_, V, _, S} <- release_handler:which_releases()]")?;
-    // Back means the newest installed release older than the current one, in rel's order
-    // (a release left by an earlier rollback is newer, not previous).
-    let current_v: Version = current.parse()?;
-    let previous = releases
-        .as_list()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| match r.as_tuple() {
-            Some([v, st]) if st.as_atom() == Some("old") => v.as_string().and_then(|v| v.parse::<Version>().ok()),
-            _ => None,
-        })
-        .filter(|v| *v < current_v)
-        .max()
-        .map(|v| v.to_string())
-        .with_context(|| {
-            format!(
-                "no release of {} older than {current} is installed on this node to go back to",
-                args.name
-            )
-        })?;
-    let downs = relup_downgrades(root, &current)?;
-    if !downs.contains(&previous) {
-        bail!("releases/{current}/relup has no downgrade to {previous}; going back needs a restart on {previous}");
+    let mut host = Host::open(&args.host.root, &args.name, args.host.host_config.as_deref())?;
+    let root = host.root().to_owned();
+    let node = host.node().await.context("a live rollback needs the running node")?;
+    let current: Version = node.running_version().await?.parse()?;
+    let installed: Vec<Version> = node
+        .releases()
+        .await?
+        .into_iter()
+        .filter_map(|(v, _)| v.parse().ok())
+        .filter(|v| *v != current)
+        .collect();
+    // Back means an installed release older than the current one, in rel's order (a release
+    // left by an earlier rollback is newer, not previous).
+    let target = match &args.to {
+        Some(v) if !installed.contains(v) => bail!(
+            "{} {v} is not installed on this node (installed: {}); going there needs `rel upgrade --to {v}`",
+            args.name,
+            installed.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ),
+        Some(v) if *v >= current => bail!("{v} is not older than {current}: use `rel upgrade --to {v}`"),
+        Some(v) => v.clone(),
+        None => installed
+            .iter()
+            .filter(|v| **v < current)
+            .max()
+            .cloned()
+            .with_context(|| {
+                format!(
+                    "no release of {} older than {current} is installed on this node to go back to",
+                    args.name
+                )
+            })?,
+    };
+    let steps = downgrade_chain(&root, &current, &target, &installed)?;
+    let host_files = host.host_files();
+    let mut report = Report {
+        name: args.name.clone(),
+        from: current.to_string(),
+        to: target.to_string(),
+        steps: vec![],
+    };
+    let total = steps.len();
+    for (i, (from, to)) in steps.iter().enumerate() {
+        let env = [
+            ("REL_NAME", args.name.clone()),
+            ("REL_FROM", from.to_string()),
+            ("REL_TO", to.to_string()),
+            ("REL_ROOT", root.display().to_string()),
+            ("REL_STEP", (i + 1).to_string()),
+            ("REL_STEPS", total.to_string()),
+        ];
+        host.config
+            .run_hooks(&root, true, &env)
+            .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
+        let driver = Driver {
+            node: &node,
+            layout: &host.layout,
+            host: &host_files,
+        };
+        if let Err(e) = driver.install(from, to, false).await {
+            host.record(
+                "rollback",
+                Some(from.as_str()),
+                to.as_str(),
+                "failed",
+                &format!("{e:#}"),
+            )?;
+            return Err(e);
+        }
+        host.record("rollback", Some(from.as_str()), to.as_str(), "permanent", "")?;
+        host.config
+            .run_hooks(&root, false, &env)
+            .with_context(|| format!("post-step hook after {from} -> {to} (the node runs {to})"))?;
+        report.steps.push((from.to_string(), to.to_string()));
     }
-    let prev_s = erl_string(&previous);
-    expect_ok(
-        &node.eval(&format!("release_handler:install_release({prev_s})"))?,
-        &format!("install_release of {previous}"),
-    )?;
-    expect_ok(
-        &node.eval(&format!("release_handler:make_permanent({prev_s})"))?,
-        &format!("make_permanent of {previous}"),
-    )?;
-    if !s.quiet {
+    if args.json {
+        crate::print_json(&report);
+    } else if !s.quiet {
         crate::say(&format!(
-            "{} rolled back live from {current} to {previous}, no restart",
+            "{} rolled back live from {current} to {target} in {total} step(s), no restart",
             args.name
         ));
     }
     Ok(())
+}
+
+/// The shortest chain of downgrades from `current` to `target` through installed releases:
+/// a release's relup (`releases/<vsn>/relup`) says which releases it can go back to.
+fn downgrade_chain(
+    root: &std::path::Path,
+    current: &Version,
+    target: &Version,
+    installed: &[Version],
+) -> Result<Vec<(Version, Version)>> {
+    let mut came_from: BTreeMap<Version, Version> = BTreeMap::new();
+    let mut queue = VecDeque::from([current.clone()]);
+    while let Some(at) = queue.pop_front() {
+        if at == *target {
+            let mut chain = Vec::new();
+            let mut step = at;
+            while let Some(prev) = came_from.get(&step) {
+                chain.push((prev.clone(), step.clone()));
+                step = prev.clone();
+            }
+            chain.reverse();
+            return Ok(chain);
+        }
+        let downs = relup_downgrades(root, at.as_str()).unwrap_or_default();
+        for d in downs.iter().filter_map(|d| d.parse::<Version>().ok()) {
+            if installed.contains(&d) && d != *current && !came_from.contains_key(&d) {
+                came_from.insert(d.clone(), at.clone());
+                queue.push_back(d);
+            }
+        }
+    }
+    bail!(
+        "no chain of downgrades in the installed relups leads from {current} to {target}; going back needs a restart on {target}"
+    )
 }

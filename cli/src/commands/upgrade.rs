@@ -12,17 +12,17 @@ use crate::channels::{ChannelState, resolve};
 use crate::fetch::{Fetcher, JOBS, Target, Verified};
 use crate::output::bytes;
 use crate::settings::Settings;
-use crate::target::config::HostConfig;
-use crate::target::node::Node;
-use crate::target::read_start_erl_data;
-use crate::target::release_handler::{apply_step, relup_instructions};
+use crate::target::release_handler::{Driver, relup_instructions};
+use crate::target::state::Installed;
+use crate::target::{Host, read_start_erl_data};
 
 #[derive(Debug, Serialize)]
 struct StepReport {
     from: String,
     to: String,
     bytes: u64,
-    instructions: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    instructions: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,7 +34,8 @@ struct UpgradeReport {
     dry_run: bool,
 }
 
-/// Fetches and verifies one upgrade step; writes it where unpack_release looks.
+/// Fetches and verifies one upgrade step; writes it where unpack_release looks. Returns its
+/// signer.
 async fn fetch_step(
     fetcher: &Fetcher,
     trusted: &TrustedKeys,
@@ -42,26 +43,30 @@ async fn fetch_step(
     from: &Version,
     to: &Version,
     target: &Path,
-) -> Result<rel_format::Manifest> {
-    let Verified { manifest, .. } = fetcher.upgrade(trusted, name, to, from).await?;
+) -> Result<String> {
+    let Verified { manifest, signer } = fetcher.upgrade(trusted, name, to, from).await?;
     fetcher.write(&manifest, Target::File(target), "fetch").await?;
-    Ok(manifest)
+    Ok(signer)
 }
 
 pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
-    let root = &args.host.root;
-    let config = HostConfig::load(root, args.host.host_config.as_deref())?;
-    let node = Node::new(&config, root);
     let trusted = s.trusted(&args.trust.trusted_keys)?;
+    let mut host = Host::open(&args.host.root, &args.name, args.host.host_config.as_deref())?;
+    let root = host.root().to_owned();
     let fetcher = Fetcher::new(s, JOBS);
     let client = &fetcher.client;
 
     // Where the node is: asked when it is up, else what a boot would start.
-    let running = match node.running_version() {
+    let node = host.node().await;
+    let running = match &node {
+        Ok(node) => node.running_version().await.map_err(anyhow::Error::from),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
+    let running = match running {
         Ok(v) => v,
         Err(e) if args.dry_run => {
             crate::warn(&format!("{e}; planning from releases/start_erl.data"));
-            read_start_erl_data(root)?.1
+            read_start_erl_data(&root)?.1
         }
         Err(e) => return Err(e).context("a hot upgrade needs the running node"),
     };
@@ -114,7 +119,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
                 from: from.to_string(),
                 to: to.to_string(),
                 bytes: step.bytes,
-                instructions: Some(instructions),
+                instructions,
             });
             current = to;
             continue;
@@ -127,19 +132,45 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             ("REL_STEP", (i + 1).to_string()),
             ("REL_STEPS", total.to_string()),
         ];
-        config
-            .run_hooks(true, &env)
+        let node = node.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        host.config
+            .run_hooks(&root, true, &env)
             .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
-        fetch_step(&fetcher, &trusted, &args.name, &from, &to, &tarball).await?;
-        apply_step(&node, &args.name, &from, &to, &tarball)?;
-        config
-            .run_hooks(false, &env)
+        let signer = fetch_step(&fetcher, &trusted, &args.name, &from, &to, &tarball).await?;
+        let host_files = host.host_files();
+        let driver = Driver {
+            node,
+            layout: &host.layout,
+            host: &host_files,
+        };
+        let stepped = async {
+            driver.unpack(&from, &to, &tarball).await?;
+            driver.install(&from, &to, true).await
+        }
+        .await;
+        if let Err(e) = stepped {
+            host.record("upgrade", Some(from.as_str()), to.as_str(), "failed", &format!("{e:#}"))?;
+            return Err(e);
+        }
+        if let Some(state) = &mut host.state {
+            state.installed.insert(
+                to.to_string(),
+                Installed {
+                    by: "upgrade".into(),
+                    signer,
+                    at: crate::now(),
+                },
+            );
+        }
+        host.record("upgrade", Some(from.as_str()), to.as_str(), "permanent", "")?;
+        host.config
+            .run_hooks(&root, false, &env)
             .with_context(|| format!("post-step hook after {from} -> {to} (the node runs {to})"))?;
         report.steps.push(StepReport {
             from: from.to_string(),
             to: to.to_string(),
             bytes: step.bytes,
-            instructions: None,
+            instructions: vec![],
         });
         if !s.quiet && !args.dry_run {
             crate::say(&format!(
@@ -151,8 +182,12 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         current = to;
     }
     if let (Some(channel), Some(seq), false) = (&args.channel, channel_seq, args.dry_run) {
-        let mut state = ChannelState::load(&s.state_dir)?;
-        state.record(client.base().as_str(), &args.name, channel, seq)?;
+        let mut seen = ChannelState::load(&s.state_dir)?;
+        seen.record(client.base().as_str(), &args.name, channel, seq)?;
+        if let Some(state) = &mut host.state {
+            state.channel = Some(channel.clone());
+            state.save(&root)?;
+        }
     }
     if args.json {
         crate::print_json(&report);
@@ -168,13 +203,15 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             );
             for (i, st) in report.steps.iter().enumerate() {
                 out.push_str(&format!(
-                    "  {}. {} -> {} ({})\n{}\n",
+                    "  {}. {} -> {} ({})\n",
                     i + 1,
                     st.from,
                     st.to,
-                    bytes(st.bytes),
-                    st.instructions.as_deref().unwrap_or("")
+                    bytes(st.bytes)
                 ));
+                for instruction in &st.instructions {
+                    out.push_str(&format!("      {instruction}\n"));
+                }
             }
             crate::print_raw(&out);
         } else {

@@ -28,7 +28,9 @@ pub async fn run(s: &Settings, args: &VerifyArgs) -> Result<()> {
     } else {
         // A release: canonicalise it and compare with what the registry signed.
         let path = args.file.clone();
-        let (stream, seen) = tokio::task::spawn_blocking(move || crate::upload::ingest(&path, |_, _| Ok(()))).await??;
+        let selection = crate::upload::selection_for(&path, None, None, false)?;
+        let (stream, seen) =
+            tokio::task::spawn_blocking(move || crate::upload::ingest(&path, &selection, |_, _| Ok(()))).await??;
         let spec = seen.release(None)?;
         let bytes = s.client().release_manifest(&spec.name, &spec.version).await?;
         let expected = Expected {

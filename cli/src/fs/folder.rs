@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rel_format::archive::{ArchiveError, CanonicalTar, Ingested, Limits, MemberKind, check_symlink_target};
+use rel_format::archive::{ArchiveError, CanonicalTar, Ingested, Limits, MemberKind, Selection, check_symlink_target};
 
 /// Why a folder could not be archived.
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +30,16 @@ pub enum FolderError {
     },
 }
 
-/// Archives `dir` (a release root: `lib/`, `releases/`, maybe `erts-*/`, `bin/`) into `out`.
-pub fn archive_folder<W: Write>(dir: &Path, out: W, limits: Limits) -> Result<(W, Ingested), FolderError> {
+/// Archives `dir` (a release root: `lib/`, `releases/`, maybe `erts-*/`, `bin/`) into `out`,
+/// with the members `selection` keeps.
+pub fn archive_folder<W: Write>(
+    dir: &Path,
+    out: W,
+    limits: Limits,
+    selection: &Selection,
+) -> Result<(W, Ingested), FolderError> {
     let mut tar = CanonicalTar::new(out, limits);
-    walk(dir, dir, &mut tar, &mut Vec::new())?;
+    walk(dir, dir, &mut tar, &mut Vec::new(), selection)?;
     tar.finish().map_err(|source| FolderError::Archive {
         path: dir.to_owned(),
         source,
@@ -44,7 +50,13 @@ pub fn archive_folder<W: Write>(dir: &Path, out: W, limits: Limits) -> Result<(W
 /// own copy would make one read per 8 KiB); larger ones through a 1 MiB buffer.
 const WHOLE: u64 = 1 << 20;
 
-fn walk<W: Write>(root: &Path, dir: &Path, tar: &mut CanonicalTar<W>, buf: &mut Vec<u8>) -> Result<(), FolderError> {
+fn walk<W: Write>(
+    root: &Path,
+    dir: &Path,
+    tar: &mut CanonicalTar<W>,
+    buf: &mut Vec<u8>,
+    selection: &Selection,
+) -> Result<(), FolderError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| FolderError::Io { path, source }
@@ -58,6 +70,9 @@ fn walk<W: Write>(root: &Path, dir: &Path, tar: &mut CanonicalTar<W>, buf: &mut 
         let path = entry.path();
         let rel = path.strip_prefix(root).expect("walk stays under its root");
         let rel_bytes = rel.as_os_str().as_bytes();
+        if !selection.keeps(&rel.to_string_lossy()) {
+            continue;
+        }
         let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
         let ty = meta.file_type();
         let archive = |source| FolderError::Archive {
@@ -74,7 +89,7 @@ fn walk<W: Write>(root: &Path, dir: &Path, tar: &mut CanonicalTar<W>, buf: &mut 
         if ty.is_dir() {
             tar.append(rel_bytes, &MemberKind::Dir, 0, &mut std::io::empty())
                 .map_err(archive)?;
-            walk(root, &path, tar, buf)?;
+            walk(root, &path, tar, buf, selection)?;
         } else if ty.is_file() {
             let executable = meta.permissions().mode() & 0o111 != 0;
             let file = fs::File::open(&path).map_err(io(&path))?;

@@ -1,11 +1,13 @@
-//! A release folder read for appup generation: only `releases/` and `lib/*/ebin/`, with the
-//! BEAM files parsed on every core.
+//! A release folder read for appup generation: only `releases/` (with consolidated
+//! protocols) and `lib/*/ebin/`, with the BEAM files parsed on every core.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rel_format::beam::Beam;
-use rel_format::snapshot::{MAX_SMALL_FILE, ModuleSummary, ReleaseSnapshot, SnapshotBuilder, snapshot_wants};
+use rel_format::snapshot::{
+    BeamPlace, MAX_SMALL_FILE, ModuleSummary, ReleaseSnapshot, SnapshotBuilder, snapshot_wants,
+};
 
 fn files(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
     for e in std::fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))? {
@@ -45,18 +47,18 @@ pub fn snapshot_dir(root: &Path, want: Option<&str>) -> Result<ReleaseSnapshot> 
     let (beams, others): (Vec<_>, Vec<_>) = found.into_iter().partition(|(rel, _)| rel.ends_with(".beam"));
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let per = beams.len().div_ceil(threads).max(1);
-    let parsed: Vec<Result<Vec<(String, ModuleSummary)>>> = std::thread::scope(|scope| {
+    let parsed: Vec<Result<Vec<(BeamPlace, ModuleSummary)>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = beams
             .chunks(per)
             .map(|part| {
-                scope.spawn(move || -> Result<Vec<(String, ModuleSummary)>> {
+                scope.spawn(move || -> Result<Vec<(BeamPlace, ModuleSummary)>> {
                     part.iter()
                         .map(|(rel, path)| {
                             let bytes =
                                 std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
                             let beam = Beam::parse(rel, bytes)?;
-                            let dir = rel.split('/').nth(1).unwrap_or_default().to_owned();
-                            Ok((dir, ModuleSummary::of(&beam)?))
+                            let place = BeamPlace::of(rel).expect("only BEAM files of a lib or consolidated");
+                            Ok((place, ModuleSummary::of(&beam)?))
                         })
                         .collect()
                 })
@@ -69,8 +71,8 @@ pub fn snapshot_dir(root: &Path, want: Option<&str>) -> Result<ReleaseSnapshot> 
     });
     let mut builder = SnapshotBuilder::default();
     for part in parsed {
-        for (dir, module) in part? {
-            builder.add_module(dir, module);
+        for (place, module) in part? {
+            builder.add_beam(place, module);
         }
     }
     for (rel, path) in others {

@@ -2,12 +2,16 @@
 //!
 //! A target root holds `lib/<app>-<vsn>/`, `releases/<vsn>/`, `releases/RELEASES`,
 //! `releases/start_erl.data` and `erts-<vsn>/`, as `release_handler` expects them.
-//! [`config`] is the host's own settings, [`node`] how rel reaches the node, and
-//! [`release_handler`] the calls that move the node between releases.
+//! [`config`] is the host's own settings (`rel-host.toml`), [`layout`] what each release tool
+//! lays down and how the host's config files are applied, [`state`] what rel recorded about
+//! the root, [`node`] how rel reaches the node, and [`release_handler`] the calls that move
+//! the node between releases.
 
 pub mod config;
+pub mod layout;
 pub mod node;
 pub mod release_handler;
+pub mod state;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +19,70 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use rel_format::release::ReleaseSpec;
 use rel_format::term::{Term, parse_terms};
+
+use self::config::HostConfig;
+use self::layout::{HostFiles, Layout};
+use self::node::{Node, NodeError};
+use self::state::State;
+
+/// A release root on this host and what rel needs to act on it.
+#[derive(Debug)]
+pub struct Host {
+    pub layout: Layout,
+    pub config: HostConfig,
+    /// What rel recorded, when it manages the root.
+    pub state: Option<State>,
+}
+
+impl Host {
+    /// Opens the root of release `name`: its layout, its `rel-host.toml` (or `config_file`)
+    /// and rel's state.
+    pub fn open(root: &Path, name: &str, config_file: Option<&Path>) -> Result<Host> {
+        if !root.join("releases").is_dir() {
+            bail!(
+                "`{}` is not a release root (no releases/ folder): install one with `rel install {name} --version V --root {}`",
+                root.display(),
+                root.display()
+            );
+        }
+        let config = HostConfig::load(root, config_file)?;
+        let state = State::load(root)?;
+        if let Some(s) = &state
+            && s.name != name
+        {
+            bail!("`{}` holds release {}, not {name}", root.display(), s.name);
+        }
+        Ok(Host {
+            layout: Layout::detect(root, name),
+            config,
+            state,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.layout.root
+    }
+
+    /// The host's own config files: `rel-host.toml`'s, else those `rel install` recorded.
+    pub fn host_files(&self) -> HostFiles {
+        let recorded = self.state.as_ref().map(|s| s.config.clone()).unwrap_or_default();
+        self.config.host_files(&recorded)
+    }
+
+    /// Reaches the running node.
+    pub async fn node(&self) -> Result<Node, NodeError> {
+        Node::connect(&self.layout, &self.config.node).await
+    }
+
+    /// Records how an operation ended, when rel manages the root.
+    pub fn record(&mut self, op: &str, from: Option<&str>, to: &str, result: &str, message: &str) -> Result<()> {
+        if let Some(state) = &mut self.state {
+            state.finish(op, from, to, result, message);
+            state.save(&self.layout.root)?;
+        }
+        Ok(())
+    }
+}
 
 /// An Erlang string literal.
 pub fn erl_string(s: &str) -> String {

@@ -1,13 +1,22 @@
-//! `release_handler` on the node: unpack, check, install and make permanent a release,
-//! cleaning up after a failure so that a retry works.
+//! `release_handler` on the node: a version unpacked, its config put in place, checked,
+//! installed and made permanent — or removed again after a failure, so that a retry works.
+//!
+//! Before `install_release` reads `releases/<vsn>/sys.config`, rel writes there what the
+//! node must run: the release's config with the host's on top, and for a mix release with
+//! runtime configuration, that configuration evaluated on the node (its config providers,
+//! `config/runtime.exs`), as a boot would; otherwise a hot upgrade would take the node back
+//! to build-time values. After `make_permanent`, a start script that pins its version (relx)
+//! is brought to the new one, so that a restart boots what `release_handler` says is
+//! permanent.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use rel_format::Version;
+use rel_format::sysconfig::SysConfig;
 use rel_format::term::Term;
 
-use super::erl_string;
+use super::layout::{HostFiles, Layout};
 use super::node::Node;
 
 /// Interprets a `release_handler` reply.
@@ -21,7 +30,7 @@ pub fn expect_ok(reply: &Term, what: &str) -> Result<()> {
 }
 
 /// The relup's instructions from `from`, for a dry run.
-pub fn relup_instructions(tarball: &Path, to: &str, from: &str) -> Result<String> {
+pub fn relup_instructions(tarball: &Path, to: &str, from: &str) -> Result<Vec<String>> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(tarball)?));
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -43,9 +52,8 @@ pub fn relup_instructions(tarball: &Path, to: &str, from: &str) -> Result<String
                         .as_list()
                         .unwrap_or_default()
                         .iter()
-                        .map(|i| format!("      {i}"))
-                        .collect::<Vec<_>>()
-                        .join("\n"));
+                        .map(ToString::to_string)
+                        .collect());
                 }
             }
         }
@@ -53,51 +61,164 @@ pub fn relup_instructions(tarball: &Path, to: &str, from: &str) -> Result<String
     bail!("the upgrade artifact has no relup entry from {from}")
 }
 
-/// unpack → check_install → install → make_permanent, cleaning up what a failure leaves so
-/// that a retry works.
-pub fn apply_step(node: &Node<'_>, name: &str, from: &Version, to: &Version, tarball: &Path) -> Result<()> {
-    let to_s = erl_string(to.as_str());
-    let remove = || {
-        let _ = node.eval(&format!("release_handler:remove_release({to_s})"));
-    };
-    let mut unpacked = node.eval(&format!("release_handler:unpack_release({})", erl_string(name)))?;
-    if unpacked.to_string().contains("existing_release") {
-        // A previous attempt left it unpacked (Distillery's and Jellyfish's trap): remove it
-        // and unpack again.
-        crate::warn(&format!(
-            "{to} was left unpacked by an earlier attempt; removing it and retrying"
-        ));
-        remove();
-        unpacked = node.eval(&format!("release_handler:unpack_release({})", erl_string(name)))?;
+/// One node and its root, moved between releases.
+#[derive(Debug)]
+pub struct Driver<'a> {
+    pub node: &'a Node,
+    pub layout: &'a Layout,
+    pub host: &'a HostFiles,
+}
+
+impl Driver<'_> {
+    fn vsn(v: &Version) -> Term {
+        Term::string(v.as_str())
     }
-    if let Err(e) = expect_ok(&unpacked, &format!("unpack_release of {to}")) {
-        let _ = std::fs::remove_file(tarball);
-        return Err(e.context(format!("the node stays on {from}")));
-    }
-    let checked = node.eval(&format!("release_handler:check_install_release({to_s})"))?;
-    if let Err(e) = expect_ok(&checked, &format!("check_install_release of {to}")) {
-        remove();
-        return Err(e.context(format!(
-            "the node stays on {from}; {to} was removed so that a retry works"
-        )));
-    }
-    let installed = match node.eval(&format!(
-        "release_handler:install_release({to_s}, [{{update_paths, true}}])"
-    )) {
-        Ok(t) => t,
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "install_release of {to} got no answer: after its point of no return a failing upgrade restarts the node on {from}"
-            )));
+
+    /// `releases/<vsn>/sys.config` as the node must run `vsn`: the release's config with the
+    /// host's on top, and, where the release has config providers (a mix release's
+    /// `runtime.exs`), their result evaluated on the node.
+    pub async fn prepare_config(&self, vsn: &Version) -> Result<SysConfig> {
+        let mut config = self.layout.apply_host_config(vsn.as_str(), self.host)?;
+        if let Some(providers) = config_providers(&config) {
+            let mut term = config.to_term();
+            for (module, init) in providers {
+                let state = self
+                    .node
+                    .call(&module, "init", vec![init])
+                    .await
+                    .with_context(|| format!("the config provider {module} of {vsn} did not start"))?;
+                term = self
+                    .node
+                    .call(&module, "load", vec![term, state])
+                    .await
+                    .with_context(|| format!("the config provider {module} of {vsn} failed"))?;
+            }
+            let file = format!("releases/{vsn}/sys.config");
+            config = SysConfig::from_term(&file, config.header.clone(), &term)?;
+            self.layout.write_sys_config(vsn.as_str(), &config)?;
         }
-    };
-    if let Err(e) = expect_ok(&installed, &format!("install_release of {to}")) {
-        remove();
-        return Err(e.context(format!(
-            "the node stays on {from}; {to} was removed so that a retry works"
-        )));
+        Ok(config)
     }
-    let permanent = node.eval(&format!("release_handler:make_permanent({to_s})"))?;
-    expect_ok(&permanent, &format!("make_permanent of {to}"))
-        .context(format!("the node runs {to}, but a restart would boot {from}"))
+
+    /// Unpacks `to` from `releases/<name>.tar.gz`. A release the node already has (left by
+    /// a rollback) is used as it is; one left *unpacked* by an attempt that failed is removed
+    /// and unpacked again.
+    pub async fn unpack(&self, from: &Version, to: &Version, tarball: &Path) -> Result<()> {
+        let status = self
+            .node
+            .releases()
+            .await?
+            .into_iter()
+            .find(|(v, _)| v == to.as_str())
+            .map(|(_, s)| s);
+        match status.as_deref() {
+            Some("old" | "permanent" | "current") => {
+                let _ = std::fs::remove_file(tarball);
+                return Ok(());
+            }
+            Some("unpacked") => {
+                crate::warn(&format!(
+                    "{to} was left unpacked by an earlier attempt; removing it and unpacking again"
+                ));
+                self.remove(to).await;
+            }
+            _ => {}
+        }
+        let name = Term::string(&self.layout.name);
+        let unpacked = self.node.call("release_handler", "unpack_release", vec![name]).await?;
+        if let Err(e) = expect_ok(&unpacked, &format!("unpack_release of {to}")) {
+            let _ = std::fs::remove_file(tarball);
+            return Err(e.context(format!("the node stays on {from}")));
+        }
+        Ok(())
+    }
+
+    /// Checks, installs and makes `to` permanent on a node running `from`, with `to`'s config
+    /// prepared first. A failure before the point of no return removes `to` (when
+    /// `remove_on_failure`), so that a retry works.
+    pub async fn install(&self, from: &Version, to: &Version, remove_on_failure: bool) -> Result<()> {
+        let stays = |e: anyhow::Error| {
+            e.context(if remove_on_failure {
+                format!("the node stays on {from}; {to} was removed so that a retry works")
+            } else {
+                format!("the node stays on {from}")
+            })
+        };
+        if let Err(e) = self.prepare_config(to).await {
+            if remove_on_failure {
+                self.remove(to).await;
+            }
+            return Err(stays(e));
+        }
+        let checked = self
+            .node
+            .call("release_handler", "check_install_release", vec![Self::vsn(to)])
+            .await?;
+        if let Err(e) = expect_ok(&checked, &format!("check_install_release of {to}")) {
+            if remove_on_failure {
+                self.remove(to).await;
+            }
+            return Err(stays(e));
+        }
+        let options = Term::List(vec![Term::Tuple(vec![Term::atom("update_paths"), Term::atom("true")])]);
+        let installed = self
+            .node
+            .call("release_handler", "install_release", vec![Self::vsn(to), options])
+            .await
+            .with_context(|| {
+                format!(
+                    "install_release of {to} got no answer: after its point of no return a failing upgrade restarts the node on {from}"
+                )
+            })?;
+        if let Err(e) = expect_ok(&installed, &format!("install_release of {to}")) {
+            if remove_on_failure {
+                self.remove(to).await;
+            }
+            return Err(stays(e));
+        }
+        self.make_permanent(from, to).await
+    }
+
+    /// Makes `to` permanent and brings a start script that pins a version to it.
+    pub async fn make_permanent(&self, from: &Version, to: &Version) -> Result<()> {
+        let permanent = self
+            .node
+            .call("release_handler", "make_permanent", vec![Self::vsn(to)])
+            .await?;
+        expect_ok(&permanent, &format!("make_permanent of {to}"))
+            .context(format!("the node runs {to}, but a restart would boot {from}"))?;
+        self.layout
+            .pin_start_script(to.as_str())
+            .with_context(|| format!("{to} is permanent, but bin/{} still starts {from}", self.layout.name))?;
+        Ok(())
+    }
+
+    /// Removes `vsn` from the node (and its files no other release uses); best effort.
+    pub async fn remove(&self, vsn: &Version) {
+        let _ = self
+            .node
+            .call("release_handler", "remove_release", vec![Self::vsn(vsn)])
+            .await;
+    }
+}
+
+/// The config providers a mix release's `sys.config` declares (`{elixir,
+/// [{config_provider_init, #{providers => [{Module, Init}]}}]}`), as Elixir's
+/// `Config.Provider.boot/0` runs them.
+fn config_providers(config: &SysConfig) -> Option<Vec<(String, Term)>> {
+    let init = config.get("elixir", "config_provider_init")?;
+    let Term::Map(pairs) = init else { return None };
+    let providers = pairs
+        .iter()
+        .find(|(k, _)| k.as_atom() == Some("providers"))
+        .map(|(_, v)| v)?;
+    let list: Vec<(String, Term)> = providers
+        .as_list()?
+        .iter()
+        .filter_map(|p| match p.as_tuple() {
+            Some([m, init]) => Some((m.as_atom()?.to_owned(), init.clone())),
+            _ => None,
+        })
+        .collect();
+    (!list.is_empty()).then_some(list)
 }

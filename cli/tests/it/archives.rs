@@ -299,7 +299,7 @@ fn fixture_tarball() -> PathBuf {
 
 fn digest_of_folder(dir: &Path) -> rel_format::Digest {
     let chunker = Chunker::new(|_: &ChunkRef, _: &[u8]| Ok(()));
-    let (chunker, _) = archive_folder(dir, chunker, Limits::default()).unwrap();
+    let (chunker, _) = archive_folder(dir, chunker, Limits::default(), &Default::default()).unwrap();
     chunker.finish().unwrap().0.digest
 }
 
@@ -310,7 +310,7 @@ fn a_real_release_extracts_and_packs_deterministically() {
     let report = extract(fs::File::open(fixture_tarball()).unwrap(), &target, Limits::default()).unwrap();
     assert!(report.entries > 100, "{report:?}");
 
-    let (_, seen) = archive_folder(&target, std::io::sink(), Limits::default()).unwrap();
+    let (_, seen) = archive_folder(&target, std::io::sink(), Limits::default(), &Default::default()).unwrap();
     let rel = seen.release(None).unwrap();
     assert_eq!(rel.name, "demo");
 
@@ -336,6 +336,7 @@ fn a_real_release_extracts_and_packs_deterministically() {
         fs::File::open(fixture_tarball()).unwrap(),
         std::io::sink(),
         Limits::default(),
+        &Default::default(),
     )
     .unwrap();
     assert_eq!(from_tar.release(None).unwrap(), rel);
@@ -347,7 +348,7 @@ fn packing_refuses_escaping_symlinks_in_a_folder() {
     let dir = s.work.join("rel");
     fs::create_dir_all(dir.join("releases/1")).unwrap();
     std::os::unix::fs::symlink("/etc/demo/sys.config", dir.join("releases/1/sys.config")).unwrap();
-    let err = archive_folder(&dir, std::io::sink(), Limits::default()).unwrap_err();
+    let err = archive_folder(&dir, std::io::sink(), Limits::default(), &Default::default()).unwrap_err();
     let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
     assert!(
         chain.contains("is a symlink to `/etc/demo/sys.config`, which leaves the archive's root"),

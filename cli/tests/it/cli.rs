@@ -70,8 +70,13 @@ use std::os::unix::fs::PermissionsExt;
 /// The canonical digest of a release file.
 fn rel_digest_of(path: &std::path::Path) -> rel_format::Digest {
     let chunker = rel_format::chunk::Chunker::new(|_: &rel_format::chunk::ChunkRef, _: &[u8]| Ok(()));
-    let (chunker, _) =
-        rel_format::archive::canonicalize(fs::File::open(path).unwrap(), chunker, Default::default()).unwrap();
+    let (chunker, _) = rel_format::archive::canonicalize(
+        fs::File::open(path).unwrap(),
+        chunker,
+        Default::default(),
+        &Default::default(),
+    )
+    .unwrap();
     chunker.finish().unwrap().0.digest
 }
 

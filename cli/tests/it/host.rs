@@ -67,7 +67,7 @@ fn install_and_boot(home: &Home, reg: &Registry, vsn: &str, hooks: &str) -> (Pat
     fs::write(
         root.join("rel-host.toml"),
         format!(
-            "eval = [\"{}\", \"{}\", \"{{expr}}\"]\n{hooks}",
+            "[node]\neval = [\"{}\", \"{}\", \"{{expr}}\"]\n{hooks}",
             script.display(),
             node.port
         ),
@@ -109,12 +109,9 @@ fn cold_install_then_a_two_step_live_upgrade_and_a_rollback() {
         node.eval("application:get_env(demo, greeting)"),
         "{ok,\"from the host\"}"
     );
-    assert!(
-        fs::symlink_metadata(root.join(format!("releases/{}/sys.config", vs[0])))
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    // The release's own config is kept beside the merged one.
+    let shipped = fs::read_to_string(root.join(format!("releases/{}/sys.config.shipped", vs[0]))).unwrap();
+    assert!(!shipped.contains("from the host"), "{shipped}");
     for _ in 0..3 {
         node.eval("demo_server:bump()");
     }
@@ -134,6 +131,12 @@ fn cold_install_then_a_two_step_live_upgrade_and_a_rollback() {
     assert_eq!(
         node.eval("lists:keymember(demo_extra, 1, application:which_applications())"),
         "true"
+    );
+    // The host's value survived both steps, live; the new release's own keys arrived.
+    assert_eq!(
+        node.eval("application:get_env(demo, greeting)"),
+        "{ok,\"from the host\"}",
+        "the upgrade put the artifact's sys.config in force"
     );
     assert_eq!(
         fs::read_to_string(root.join("releases/start_erl.data"))
@@ -158,6 +161,10 @@ fn cold_install_then_a_two_step_live_upgrade_and_a_rollback() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(running(&mut node), vs[0]);
     assert_eq!(node.eval("sys:get_state(demo_server)"), "{state,3}");
+    assert_eq!(
+        node.eval("application:get_env(demo, greeting)"),
+        "{ok,\"from the host\"}"
+    );
 }
 
 #[test]

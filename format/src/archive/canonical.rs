@@ -5,7 +5,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 
 use serde::Serialize;
 
-use super::{ArchiveError, Limits, MemberKind, MemberSet, check_member_path, member_kind};
+use super::{ArchiveError, Limits, MemberKind, MemberSet, Selection, check_member_path, member_kind};
 use crate::release::{ReleaseError, ReleaseSpec};
 
 /// `.rel` files larger than this are not release files; they are not kept for parsing.
@@ -371,12 +371,19 @@ pub fn check_entry<R: Read>(entry: &tar::Entry<'_, R>, limits: &Limits) -> Resul
 
 /// Reads a release tarball (`.tar`, `.tar.gz`, `.tar.zst`) and writes its canonical form to
 /// `out`.
-pub fn canonicalize<R: Read, W: Write>(input: R, out: W, limits: Limits) -> Result<(W, Ingested), ArchiveError> {
+pub fn canonicalize<R: Read, W: Write>(
+    input: R,
+    out: W,
+    limits: Limits,
+    selection: &Selection,
+) -> Result<(W, Ingested), ArchiveError> {
     let mut archive = tar::Archive::new(decompress(input)?);
     let mut writer = CanonicalTar::new(out, limits);
     for entry in archive.entries().map_err(ArchiveError::Read)? {
         let mut entry = entry.map_err(ArchiveError::Read)?;
-        if let Some(member) = check_entry(&entry, &limits)? {
+        if let Some(member) = check_entry(&entry, &limits)?
+            && member.path.as_deref().is_none_or(|p| selection.keeps(p))
+        {
             writer.append(&member.raw_path, &member.kind, member.size, &mut entry)?;
         }
     }

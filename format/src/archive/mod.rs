@@ -41,6 +41,54 @@ impl Default for Limits {
     }
 }
 
+/// Which members of an input become the release. By default everything except what belongs
+/// to the host: `releases/COOKIE`, mix's distribution secret, which a host supplies like any
+/// other secret. A folder that holds several versions (as `_build/prod/rel/<name>` does) is
+/// narrowed to one with [`Selection::only`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Keep `releases/COOKIE`: the cookie then travels with the release, to every host.
+    pub include_secrets: bool,
+    /// Keep one release of several: its `releases/<vsn>/`, its applications' `lib/` folders
+    /// and its own `bin/<name>-<vsn>`, and nothing of the other versions.
+    pub only: Option<OnlyRelease>,
+}
+
+/// The one release a [`Selection`] keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlyRelease {
+    pub name: String,
+    pub version: String,
+    /// Its `lib/<app>-<vsn>` folders.
+    pub lib_dirs: HashSet<String>,
+    /// Versions of the same release whose `releases/<vsn>/` are dropped.
+    pub others: HashSet<String>,
+}
+
+/// Members that hold host secrets.
+pub const SECRETS: &[&str] = &["releases/COOKIE"];
+
+impl Selection {
+    /// Whether the member at `path` (checked and normalised) is part of the release.
+    pub fn keeps(&self, path: &str) -> bool {
+        if !self.include_secrets && SECRETS.contains(&path) {
+            return false;
+        }
+        let Some(only) = &self.only else { return true };
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            ["lib", dir, ..] => only.lib_dirs.contains(*dir),
+            ["releases", v, _, ..] | ["releases", v] if only.others.contains(*v) => false,
+            ["releases", f] if f.ends_with(".rel") => *f == format!("{}.rel", only.name),
+            ["bin", script] => match script.strip_prefix(&format!("{}-", only.name)) {
+                Some(vsn) => vsn == only.version,
+                None => true,
+            },
+            _ => true,
+        }
+    }
+}
+
 /// Why an archive (or one of its members) was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

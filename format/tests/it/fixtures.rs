@@ -25,7 +25,7 @@ fn ingest(input: &[u8]) -> (ChunkedStream, Vec<(ChunkRef, Vec<u8>)>, rel_format:
         chunks.push((c.clone(), d.to_vec()));
         Ok(())
     });
-    let (chunker, seen) = canonicalize(input, chunker, Limits::default()).unwrap();
+    let (chunker, seen) = canonicalize(input, chunker, Limits::default(), &Default::default()).unwrap();
     let (stream, _) = chunker.finish().unwrap();
     (stream, chunks, seen)
 }
