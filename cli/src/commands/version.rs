@@ -72,10 +72,15 @@ fn branch(dir: &Path) -> Result<String> {
 
 /// The base version from mix.exs, an .app.src or rebar.config.
 fn base_version(dir: &Path) -> Result<String> {
-    if let Ok(text) = std::fs::read_to_string(dir.join("mix.exs"))
-        && let Some(v) = text.split("version:").nth(1).and_then(|rest| rest.split('"').nth(1))
-    {
-        return Ok(v.to_owned());
+    let mix = dir.join("mix.exs");
+    if let Ok(text) = std::fs::read_to_string(&mix) {
+        return mix_version(dir, &text).map_err(|why| {
+            UsageError::new(format!(
+                "cannot read the version in `{}`: {why}; pass --base VERSION, or keep the version in a VERSION file that mix.exs reads (`@version File.read!(\"VERSION\") |> String.trim()`)",
+                mix.display()
+            ))
+            .into()
+        });
     }
     let src = dir.join("src");
     if let Ok(entries) = std::fs::read_dir(&src) {
@@ -121,6 +126,112 @@ fn base_version(dir: &Path) -> Result<String> {
     bail!(
         "no base version: pass --base, or run in a project with mix.exs, src/*.app.src or a relx release in rebar.config"
     )
+}
+
+/// The source of `mix.exs` with comments and the insides of strings blanked out (kept the
+/// same length, so positions still match the original).
+fn code_only(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut in_comment, mut escaped) = (false, false, false);
+    for c in text.chars() {
+        let keep = match () {
+            _ if in_comment => {
+                in_comment = c != '\n';
+                c == '\n'
+            }
+            _ if in_string => {
+                let closing = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                in_string = !closing;
+                closing
+            }
+            _ => {
+                in_comment = c == '#';
+                in_string = c == '"';
+                !in_comment
+            }
+        };
+        out.push(if keep || c == '\n' { c } else { ' ' });
+    }
+    out
+}
+
+/// The version `mix.exs` declares, read without running mix: `version:` in the project's
+/// keyword list, as a string literal, a module attribute (`@version "1.4.2"`), a zero-arity
+/// function returning a literal, or `File.read!("VERSION")` (trimmed). Anything computed
+/// otherwise (`System.get_env/2`, `git describe`) is refused with the reason.
+fn mix_version(dir: &Path, text: &str) -> Result<String, String> {
+    let code = code_only(text);
+    // The first `version:` keyword in code (not in a string or a comment): the project's.
+    let at = code
+        .match_indices("version:")
+        .map(|(i, _)| i)
+        .find(|&i| i == 0 || !code[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '@'))
+        .ok_or("it has no `version:` key")?;
+    resolve_mix_value(dir, text, &code, &text[at + "version:".len()..], 0)
+}
+
+/// The value of a version expression at the start of `expr`.
+fn resolve_mix_value(dir: &Path, text: &str, code: &str, expr: &str, depth: u8) -> Result<String, String> {
+    if depth > 4 {
+        return Err("its version refers to itself".into());
+    }
+    let expr = expr.trim_start();
+    let end = expr.find([',', '\n', ']']).unwrap_or(expr.len());
+    let shown = expr[..end].trim().to_owned();
+    if let Some(rest) = expr.strip_prefix('"') {
+        return rest
+            .split_once('"')
+            .map(|(v, _)| v.to_owned())
+            .ok_or_else(|| format!("`{shown}` is not a closed string"));
+    }
+    if let Some(rest) = expr.strip_prefix("File.read!(\"") {
+        let file = rest.split_once('"').map(|(f, _)| f).ok_or("an unclosed File.read!")?;
+        return std::fs::read_to_string(dir.join(file))
+            .map(|v| v.trim().to_owned())
+            .map_err(|e| format!("`{shown}`: {file}: {e}"));
+    }
+    let ident: String = expr
+        .trim_start_matches('@')
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    if ident.is_empty() {
+        return Err(format!("the version is computed (`{shown}`)"));
+    }
+    if expr.starts_with('@') {
+        // `@version <value>` at the top of the module.
+        let decl = format!("@{ident} ");
+        let at = code
+            .match_indices(&decl)
+            .map(|(i, _)| i)
+            .next()
+            .ok_or_else(|| format!("`@{ident}` is never given a value"))?;
+        return resolve_mix_value(dir, text, code, &text[at + decl.len()..], depth + 1);
+    }
+    let after = expr[ident.len()..].trim_start();
+    if !after.is_empty() && !after.starts_with(['(', ',', '\n', ']']) {
+        return Err(format!("the version is computed (`{shown}`)"));
+    }
+    // `defp version, do: <value>` or `defp version do <value> end`.
+    for def in ["defp", "def"] {
+        for form in [format!("{def} {ident}, do:"), format!("{def} {ident}(), do:")] {
+            if let Some((i, _)) = code.match_indices(&form).next() {
+                return resolve_mix_value(dir, text, code, &text[i + form.len()..], depth + 1);
+            }
+        }
+        for form in [format!("{def} {ident} do"), format!("{def} {ident}() do")] {
+            if let Some((i, _)) = code.match_indices(&form).next() {
+                return resolve_mix_value(dir, text, code, &text[i + form.len()..], depth + 1);
+            }
+        }
+    }
+    Err(format!("the version is computed (`{shown}`)"))
+}
+
+/// Whether the work tree has changes git would commit.
+fn dirty(dir: &Path) -> Result<bool> {
+    Ok(!git(dir, &["status", "--porcelain", "--untracked-files=no"])?.is_empty())
 }
 
 /// The metadata value of one token; `None` for `branch-unless-master` on master.
@@ -177,9 +288,28 @@ pub fn compute(args: &VersionArgs) -> Result<Version> {
             has_metadata = true;
         }
     }
+    // edeliver appends nothing for a dirty work tree, so a release built from uncommitted
+    // changes carries the revision of a commit it is not. rel marks it.
+    let from_git = args
+        .auto_version
+        .as_deref()
+        .unwrap_or("")
+        .split(['+', ','])
+        .map(normalise)
+        .any(|t| {
+            matches!(
+                t.as_str(),
+                "revision" | "commit-count" | "commit-count-branch" | "branch"
+            )
+        });
+    if from_git && dirty(&args.dir)? {
+        crate::warn("the work tree has uncommitted changes: the version is marked `dirty`, as it is no commit's");
+        version.push(if has_metadata { '-' } else { '+' });
+        version.push_str("dirty");
+    }
     version
         .parse()
-        .with_context(|| format!("`{version}` is not a valid version"))
+        .map_err(|e| UsageError::new(format!("`{version}` is not a valid version: {e}")).into())
 }
 
 pub fn run(args: &VersionArgs) -> Result<()> {
@@ -189,7 +319,54 @@ pub fn run(args: &VersionArgs) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::normalise;
+    use super::{mix_version, normalise};
+
+    #[test]
+    fn mix_versions_are_read_without_running_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = |text: &str| mix_version(dir.path(), text);
+        let project = |body: &str| {
+            format!(
+                "defmodule Shop.MixProject do\n  use Mix.Project\n{body}\n  def application, do: [extra_applications: [:sasl]]\nend\n"
+            )
+        };
+        // The standard form: elixir's requirement must not be taken for the version.
+        assert_eq!(
+            v(&project(
+                "  @version \"1.4.2\"\n  def project do\n    [app: :shop, elixir: \"~> 1.14\", version: @version]\n  end"
+            )),
+            Ok("1.4.2".into())
+        );
+        assert_eq!(
+            v(&project("  def project, do: [app: :shop, version: \"0.3.0\"]")),
+            Ok("0.3.0".into())
+        );
+        assert_eq!(
+            v(&project(
+                "  def project, do: [version: version()]\n  defp version, do: \"2.0.0-rc.1\""
+            )),
+            Ok("2.0.0-rc.1".into())
+        );
+        std::fs::write(dir.path().join("VERSION"), "0.9.1\n").unwrap();
+        assert_eq!(
+            v(&project(
+                "  @version File.read!(\"VERSION\") |> String.trim()\n  def project, do: [version: @version]"
+            )),
+            Ok("0.9.1".into())
+        );
+        // A comment or a string mentioning `version:` is not the key.
+        assert_eq!(
+            v(&project(
+                "  # version: \"9.9.9\"\n  @doc \"version: 8\"\n  def project, do: [version: \"1.0.0\"]"
+            )),
+            Ok("1.0.0".into())
+        );
+        let computed = v(&project(
+            "  def project, do: [version: System.get_env(\"V\", \"0.1.0\")]",
+        ))
+        .unwrap_err();
+        assert!(computed.contains("computed (`System.get_env"), "{computed}");
+    }
 
     #[test]
     fn tokens_normalise_like_edeliver() {

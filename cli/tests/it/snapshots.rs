@@ -154,6 +154,16 @@ fn auto_version_in_a_git_work_tree() {
     .unwrap();
     let (_, text) = version(&["build-date+commit-count"], &[]);
     assert_eq!(text.trim(), format!("0.3.1+{}-4", today.trim()));
+    // A work tree with uncommitted changes is no commit's: its version says so.
+    std::fs::write(repo.join("f"), "uncommitted").unwrap();
+    let (code, text) = version(&["git-revision"], &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("uncommitted changes"), "{text}");
+    assert_eq!(
+        text.lines().next().unwrap(),
+        format!("0.3.1+{sha}-dirty"),
+        "stdout first"
+    );
     let (code, text) = version(&["moon-phase"], &[]);
     assert_eq!(code, 2, "a usage error");
     assert!(text.contains("unknown AUTO_VERSION token `moon-phase`"), "{text}");
