@@ -10,8 +10,9 @@ use crate::args::InstallArgs;
 use crate::fetch::{Fetcher, JOBS, Target, Verified};
 use crate::settings::Settings;
 use crate::target::layout::{HostFiles, Layout, Tool};
+use crate::target::platform::{HostPlatform, check};
 use crate::target::state::{Installed, State};
-use crate::target::{release_spec, system_erts, write_atomic, write_releases_file};
+use crate::target::{release_spec, write_atomic, write_releases_file};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -25,20 +26,32 @@ struct Report {
 }
 
 pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
-    let root = &args.root;
-    if root.exists() {
-        if std::fs::read_dir(root)?.next().is_some() {
-            bail!(
-                "`{}` is not empty: a cold install needs a new root (use `rel upgrade` on an installed one)",
-                root.display()
-            );
-        }
-        std::fs::remove_dir(root)?;
+    let final_root = &args.root;
+    if final_root.exists() && std::fs::read_dir(final_root)?.next().is_some() {
+        bail!(
+            "`{}` is not empty: a cold install needs a new root (use `rel upgrade` on an installed one)",
+            final_root.display()
+        );
     }
     let trusted = s.trusted(&args.trust.trusted_keys)?;
     let fetcher = Fetcher::new(s, JOBS);
     let version = &args.version;
     let Verified { manifest, signer } = fetcher.release(&trusted, &args.name, version).await?;
+    // Whether it can run here, before a byte is written.
+    let link_erts = check(&manifest, &HostPlatform::detect(), args.erts.as_deref())?;
+
+    // Everything happens in a folder beside the root, renamed into place at the end: an
+    // install that stops half-way leaves no half-filled root behind.
+    let parent = match final_root.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".rel-install-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot write in `{}`", parent.display()))?;
+    let root = &staging.path().join("root");
     fetcher.write(&manifest, Target::Dir(root), "install").await?;
 
     // Make it a target system: the .rel where release_handler looks, RELEASES,
@@ -57,18 +70,15 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
         ));
     }
     let erts_dir = root.join(format!("erts-{}", spec.erts));
-    if !erts_dir.exists() {
-        let source = match &args.erts {
-            Some(d) => d.clone(),
-            None => system_erts(spec.erts.as_str())?,
-        };
+    if let Some(source) = link_erts.filter(|_| !erts_dir.exists()) {
         std::os::unix::fs::symlink(&source, &erts_dir)
             .with_context(|| format!("cannot link `{}`", erts_dir.display()))?;
     }
     // A RELEASES the release ships (relx) is kept; without one (mix), release_handler would
     // invent an entry with no libraries, and a later removal would delete the running ones.
     if !root.join("releases/RELEASES").exists() {
-        write_releases_file(root, &spec)?;
+        let final_root = std::path::absolute(final_root)?;
+        write_releases_file(root, &final_root, &spec)?;
     }
     write_atomic(
         &root.join("releases/start_erl.data"),
@@ -100,12 +110,18 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
     );
     state.finish("install", None, vsn, "installed", "");
     state.save(root)?;
+    if final_root.exists() {
+        std::fs::remove_dir(final_root)?;
+    }
+    std::fs::rename(root, final_root)
+        .with_context(|| format!("cannot move the release to `{}`", final_root.display()))?;
+    let layout = Layout::detect(final_root, &args.name);
 
     let out = Report {
         name: args.name.clone(),
         version: vsn.to_owned(),
         erts: spec.erts.to_string(),
-        root: root.display().to_string(),
+        root: final_root.display().to_string(),
         signer,
         tool: layout.tool,
         start: layout.start_hint(vsn),

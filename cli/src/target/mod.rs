@@ -10,6 +10,7 @@
 pub mod config;
 pub mod layout;
 pub mod node;
+pub mod platform;
 pub mod release_handler;
 pub mod state;
 
@@ -117,14 +118,15 @@ pub fn release_spec(root: &Path, name: &str, vsn: &str) -> Result<ReleaseSpec> {
     bail!("no {name}.rel for version {vsn} under `{}/releases`", root.display())
 }
 
-/// Writes `releases/RELEASES` as `release_handler:create_RELEASES/4` does, for one
-/// permanent release.
-pub fn write_releases_file(root: &Path, spec: &ReleaseSpec) -> Result<()> {
+/// Writes `root/releases/RELEASES` as `release_handler:create_RELEASES/4` does, for one
+/// permanent release whose libraries will be under `final_root/lib` (the root's place once
+/// it is moved where it belongs).
+pub fn write_releases_file(root: &Path, final_root: &Path, spec: &ReleaseSpec) -> Result<()> {
     let libs: Vec<Term> = spec
         .apps
         .iter()
         .map(|a| {
-            let dir = root.join(format!("lib/{}-{}", a.name, a.version));
+            let dir = final_root.join(format!("lib/{}-{}", a.name, a.version));
             Term::Tuple(vec![
                 Term::atom(&a.name),
                 Term::string(a.version.as_str()),
@@ -155,7 +157,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// The host's ERTS of version `erts`, from the system `erl`.
-pub fn system_erts(erts: &str) -> Result<PathBuf> {
+pub fn system_erts_dir(erts: &str) -> Result<PathBuf> {
     let out = Command::new("erl")
         .args([
             "-noshell",
@@ -165,13 +167,10 @@ pub fn system_erts(erts: &str) -> Result<PathBuf> {
         ])
         .stdin(std::process::Stdio::null())
         .output()
-        .context("the release ships no ERTS and there is no `erl` on this host; pass --erts DIR")?;
+        .context("there is no `erl` on this host")?;
     let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(format!("erts-{erts}"));
     if !dir.join("bin").is_dir() {
-        bail!(
-            "the release needs ERTS {erts}, which it does not ship and this host's OTP lacks (no `{}`); pass --erts DIR",
-            dir.display()
-        );
+        bail!("the host's OTP has no `{}`", dir.display());
     }
     Ok(dir)
 }

@@ -5,6 +5,7 @@ mod archives;
 mod cli;
 mod host;
 mod hot_upgrade;
+mod install;
 mod snapshots;
 mod support;
 mod usage;
