@@ -19,10 +19,7 @@ pub struct HostPlatform {
 
 impl HostPlatform {
     pub fn detect() -> HostPlatform {
-        let os = match std::env::consts::OS {
-            "macos" => "macos",
-            other => other,
-        };
+        let os = std::env::consts::OS;
         let libc = (os == "linux").then(|| {
             let musl = std::fs::read_dir("/lib")
                 .map(|d| {
