@@ -83,6 +83,9 @@ pub enum Command {
     Upgrade(HostUpgradeArgs),
     /// Go back to the previous permanent release, live, when its downgrade exists.
     Rollback(RollbackArgs),
+    /// What a host runs: installed versions, current and permanent, the node, the last
+    /// operation.
+    Status(StatusArgs),
     /// Collect chunks that no manifest references (admin).
     Gc(GcArgs),
     /// Print shell completions.
@@ -409,6 +412,17 @@ pub struct HostArgs {
     /// Host config (default: ROOT/rel-host.toml): how to reach the node, hooks.
     #[arg(long, value_name = "FILE")]
     pub host_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ pub mod rollback;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod show;
+pub mod status;
 pub mod upgrade;
 pub mod verify;
 pub mod version;

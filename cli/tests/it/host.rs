@@ -146,6 +146,25 @@ fn cold_install_then_a_two_step_live_upgrade_and_a_rollback() {
         Some(vs[2].as_str())
     );
     assert!(!root.join("releases/demo.tar.gz").exists());
+    // What the host runs, as `rel status` tells it.
+    let status = home.json(&reg, &["status", "demo", "--root", root.to_str().unwrap()]);
+    assert_eq!(
+        (status["node_up"].as_bool(), status["running"].as_str()),
+        (Some(true), Some(vs[2].as_str()))
+    );
+    assert_eq!(status["boots"], vs[2].as_str());
+    assert_eq!(status["last"]["op"], "upgrade");
+    assert_eq!(
+        (status["last"]["from"].as_str(), status["last"]["result"].as_str()),
+        (Some(vs[1].as_str()), Some("permanent"))
+    );
+    let statuses: Vec<&str> = status["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "permanent").count(), 1, "{status}");
 
     // Back to the previous permanent release, live.
     let out = rel_rollback(&home, &reg, &root);
