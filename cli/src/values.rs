@@ -116,6 +116,19 @@ impl FromStr for ReleaseRef {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Lifetime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Lifetime {
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.seconds.max(0) as u64)
+    }
+}
+
 impl std::fmt::Display for Lifetime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.seconds {

@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::args::RollbackArgs;
 use crate::settings::Settings;
-use crate::target::release_handler::Driver;
 use crate::target::{Host, relup_downgrades};
 
 #[derive(Debug, Serialize)]
@@ -75,11 +74,7 @@ pub async fn run(s: &Settings, args: &RollbackArgs) -> Result<()> {
         host.config
             .run_hooks(&root, true, &env)
             .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
-        let driver = Driver {
-            node: &node,
-            layout: &host.layout,
-            host: &host_files,
-        };
+        let driver = host.driver(&node, &host_files);
         if let Err(e) = driver.install(from, to, false).await {
             host.record(
                 "rollback",

@@ -12,7 +12,7 @@ use crate::channels::{ChannelState, resolve};
 use crate::fetch::{Fetcher, JOBS, Target, Verified};
 use crate::output::bytes;
 use crate::settings::Settings;
-use crate::target::release_handler::{Driver, relup_instructions};
+use crate::target::release_handler::relup_instructions;
 use crate::target::state::Installed;
 use crate::target::{Host, read_start_erl_data};
 
@@ -138,11 +138,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
         let signer = fetch_step(&fetcher, &trusted, &args.name, &from, &to, &tarball).await?;
         let host_files = host.host_files();
-        let driver = Driver {
-            node,
-            layout: &host.layout,
-            host: &host_files,
-        };
+        let driver = host.driver(&node, &host_files);
         let stepped = async {
             driver.unpack(&from, &to, &tarball).await?;
             driver.install(&from, &to, true).await

@@ -17,6 +17,17 @@
 //! sys_config = "/etc/shop/sys.config"   # (`rel install --sys-config` records them too)
 //! vm_args = "/etc/shop/vm.args"
 //!
+//! [health]                            # checked after install_release, before make_permanent
+//! http = "http://127.0.0.1:4000/health" # 2xx is healthy; or
+//! # command = ["bin/check"]             # exit 0 is healthy (run in ROOT); or
+//! # expr = "shop_health:ok()"           # evaluated on the node: true or ok is healthy
+//! window = "10s"                        # every check in the window must pass
+//! interval = "1s"
+//!
+//! [restart]                             # how to restart the node (restart deploys, and
+//! command = ["systemctl", "restart", "shop"]   # going back when no downgrade exists)
+//! timeout = "60s"                       # how long the node may take to answer again
+//!
 //! [hooks]
 //! # Run in ROOT before and after each upgrade step, with REL_NAME, REL_FROM, REL_TO,
 //! # REL_ROOT, REL_STEP and REL_STEPS set. A failing pre hook stops before the step.
@@ -31,6 +42,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use super::layout::HostFiles;
+use crate::values::Lifetime;
 
 /// The host's config.
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +54,46 @@ pub struct HostConfig {
     pub config: HostFiles,
     #[serde(default)]
     pub hooks: Hooks,
+    pub health: Option<Health>,
+    pub restart: Option<Restart>,
+}
+
+/// A health check and how long it must pass.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub http: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub expr: Option<String>,
+    #[serde(default = "Health::default_window")]
+    pub window: Lifetime,
+    #[serde(default = "Health::default_interval")]
+    pub interval: Lifetime,
+}
+
+impl Health {
+    fn default_window() -> Lifetime {
+        Lifetime { seconds: 10 }
+    }
+
+    fn default_interval() -> Lifetime {
+        Lifetime { seconds: 1 }
+    }
+}
+
+/// How the host restarts the node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restart {
+    pub command: Vec<String>,
+    #[serde(default = "Restart::default_timeout")]
+    pub timeout: Lifetime,
+}
+
+impl Restart {
+    fn default_timeout() -> Lifetime {
+        Lifetime { seconds: 60 }
+    }
 }
 
 /// How to reach the node.
@@ -71,11 +123,21 @@ impl HostConfig {
             Some(p) => (p.to_owned(), true),
             None => (root.join("rel-host.toml"), false),
         };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid host config `{}`", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(HostConfig::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read host config `{}`", path.display())),
+        let config: HostConfig = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("invalid host config `{}`", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => HostConfig::default(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read host config `{}`", path.display())),
+        };
+        if let Some(h) = &config.health {
+            let kinds = [h.http.is_some(), h.command.is_some(), h.expr.is_some()];
+            if kinds.iter().filter(|k| **k).count() != 1 {
+                bail!(
+                    "invalid host config `{}`: [health] needs exactly one of http, command or expr",
+                    path.display()
+                );
+            }
         }
+        Ok(config)
     }
 
     /// The host's config files: this file's, else what `rel install` recorded.

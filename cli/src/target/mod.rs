@@ -70,6 +70,17 @@ impl Host {
         self.config.host_files(&recorded)
     }
 
+    /// What moves `node` between releases in this root, with the host's config `files`.
+    pub fn driver<'a>(&'a self, node: &'a Node, files: &'a HostFiles) -> release_handler::Driver<'a> {
+        release_handler::Driver {
+            node,
+            layout: &self.layout,
+            host: files,
+            health: self.config.health.as_ref(),
+            restart: self.config.restart.as_ref(),
+        }
+    }
+
     /// Reaches the running node.
     pub async fn node(&self) -> Result<Node, NodeError> {
         Node::connect(&self.layout, &self.config.node).await

@@ -16,6 +16,7 @@ use rel_format::Version;
 use rel_format::sysconfig::SysConfig;
 use rel_format::term::Term;
 
+use super::config::{Health, Restart};
 use super::layout::{HostFiles, Layout};
 use super::node::Node;
 
@@ -67,6 +68,10 @@ pub struct Driver<'a> {
     pub node: &'a Node,
     pub layout: &'a Layout,
     pub host: &'a HostFiles,
+    /// Checked after `install_release`, before `make_permanent`.
+    pub health: Option<&'a Health>,
+    /// How the node is restarted, when going back needs it.
+    pub restart: Option<&'a Restart>,
 }
 
 impl Driver<'_> {
@@ -176,7 +181,88 @@ impl Driver<'_> {
             }
             return Err(stays(e));
         }
+        if let Some(health) = self.health
+            && let Err(why) = self.check_health(health).await
+        {
+            let back = self.go_back(from, to, remove_on_failure).await?;
+            bail!("{to} failed its health check ({why}); {back}");
+        }
         self.make_permanent(from, to).await
+    }
+
+    /// Checks health every `interval` for `window`; the first failure says why.
+    pub async fn check_health(&self, health: &Health) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + health.window.duration();
+        loop {
+            self.health_once(health).await?;
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(health.interval.duration()).await;
+        }
+    }
+
+    async fn health_once(&self, health: &Health) -> Result<(), String> {
+        if let Some(url) = &health.http {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let response = client.get(url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+            return if response.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("GET {url} answered {}", response.status()))
+            };
+        }
+        if let Some(argv) = &health.command {
+            let (program, args) = argv.split_first().ok_or("an empty health command")?;
+            let status = tokio::process::Command::new(program)
+                .args(args)
+                .current_dir(&self.layout.root)
+                .status()
+                .await
+                .map_err(|e| format!("cannot run `{}`: {e}", argv.join(" ")))?;
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(format!("`{}` exited with {status}", argv.join(" ")))
+            };
+        }
+        if let Some(expr) = &health.expr {
+            let reply = self.node.eval(expr).await.map_err(|e| e.to_string())?;
+            return match reply.as_atom() {
+                Some("true" | "ok") => Ok(()),
+                _ => Err(format!("`{expr}` returned {reply}")),
+            };
+        }
+        Ok(())
+    }
+
+    /// Takes a node that runs `to` (installed, not permanent) back to `from`: live through
+    /// the relup's downgrade when it has one, else by a restart, which boots the permanent
+    /// release. Says where the node ended.
+    async fn go_back(&self, from: &Version, to: &Version, remove: bool) -> Result<String> {
+        let downgrades = super::relup_downgrades(&self.layout.root, to.as_str()).unwrap_or_default();
+        if downgrades.iter().any(|d| d == from.as_str()) {
+            let back = self
+                .node
+                .call("release_handler", "install_release", vec![Self::vsn(from)])
+                .await?;
+            expect_ok(&back, &format!("the downgrade back to {from}"))?;
+            if remove {
+                self.remove(to).await;
+            }
+            return Ok(format!("the node went back to {from} live, and {to} was removed"));
+        }
+        let Some(restart) = self.restart else {
+            bail!(
+                "{to} has no downgrade to {from} and no [restart] command is configured: the node runs {to} (not permanent); a restart boots {from}"
+            );
+        };
+        restart_node(&self.layout.root, restart).await?;
+        let running = wait_for_version(self.node, from, restart.timeout.duration()).await?;
+        Ok(format!("the node was restarted and runs {running}"))
     }
 
     /// Makes `to` permanent and brings a start script that pins a version to it.
@@ -199,6 +285,41 @@ impl Driver<'_> {
             .node
             .call("release_handler", "remove_release", vec![Self::vsn(vsn)])
             .await;
+    }
+}
+
+/// Runs the host's restart command in `root`.
+pub async fn restart_node(root: &Path, restart: &Restart) -> Result<()> {
+    let (program, args) = restart.command.split_first().context("an empty restart command")?;
+    let status = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .await
+        .with_context(|| format!("cannot run the restart command `{}`", restart.command.join(" ")))?;
+    if !status.success() {
+        bail!("the restart command `{}` failed ({status})", restart.command.join(" "));
+    }
+    Ok(())
+}
+
+/// Waits until the node answers and runs `vsn`; returns what it runs.
+pub async fn wait_for_version(node: &Node, vsn: &Version, timeout: std::time::Duration) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match node.running_version().await {
+            Ok(v) if v == vsn.as_str() => return Ok(v),
+            Ok(v) => format!("it runs {v}"),
+            Err(e) => e.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "the node did not come back on {vsn} within {} s ({last})",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 

@@ -82,6 +82,12 @@ fn running(node: &mut Node) -> String {
         .unwrap()
 }
 
+/// The version `releases/start_erl.data` boots.
+fn boots(root: &Path) -> String {
+    let data = fs::read_to_string(root.join("releases/start_erl.data")).unwrap();
+    data.split_whitespace().nth(1).unwrap().to_owned()
+}
+
 fn rel_rollback(home: &Home, reg: &Registry, root: &Path) -> std::process::Output {
     home.rel(Some(reg))
         .args(["rollback", "demo", "--root"])
@@ -332,4 +338,50 @@ fn install_completes_a_mix_style_layout() {
     let mut node = Target::open(&root).start(v);
     assert_eq!(running(&mut node), *v);
     assert_eq!(node.eval("demo_server:count()"), "0");
+}
+
+#[test]
+fn a_failing_health_check_takes_the_node_back_and_a_passing_one_makes_it_permanent() {
+    let (home, reg) = world(true);
+    let vs = versions();
+    let healthy = home.path("host/healthy");
+    let health = format!(
+        "[health]\ncommand = [\"test\", \"-e\", \"{}\"]\nwindow = \"1s\"\ninterval = \"200ms\"\n",
+        healthy.display()
+    );
+    let (root, mut node) = install_and_boot(&home, &reg, &vs[0], &health);
+    node.eval("demo_server:bump()");
+    let pid = node.os_pid();
+
+    let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[1]]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} failed its health check", vs[1]))
+            && stderr.contains(&format!("the node went back to {} live", vs[0])),
+        "{stderr}"
+    );
+    assert_eq!(node.os_pid(), pid);
+    assert_eq!(running(&mut node), vs[0]);
+    assert_eq!(
+        node.eval("demo_server:count()"),
+        "1",
+        "the node does not serve as before"
+    );
+    assert!(!node.eval("release_handler:which_releases()").contains(&vs[1]));
+    assert_eq!(boots(&root), vs[0], "start_erl.data changed");
+    let status = home.json(&reg, &["status", "demo", "--root", root.to_str().unwrap()]);
+    assert_eq!(status["last"]["result"], "failed");
+    assert!(
+        status["last"]["message"].as_str().unwrap().contains("health check"),
+        "{status}"
+    );
+
+    // Healthy now: the same upgrade goes through and is made permanent.
+    fs::write(&healthy, "").unwrap();
+    let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[1]]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(running(&mut node), vs[1]);
+    assert_eq!(node.os_pid(), pid);
+    assert_eq!(boots(&root), vs[1]);
 }
