@@ -138,7 +138,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
         let signer = fetch_step(&fetcher, &trusted, &args.name, &from, &to, &tarball).await?;
         let host_files = host.host_files();
-        let driver = host.driver(&node, &host_files);
+        let driver = host.driver(node, &host_files);
         let stepped = async {
             driver.unpack(&from, &to, &tarball).await?;
             driver.install(&from, &to, true).await
