@@ -86,6 +86,8 @@ pub enum Command {
     /// What a host runs: installed versions, current and permanent, the node, the last
     /// operation.
     Status(StatusArgs),
+    /// Apply the host's current config to the running node, live (config_change/3).
+    ReloadConfig(ReloadConfigArgs),
     /// Collect chunks that no manifest references (admin).
     Gc(GcArgs),
     /// Print shell completions.
@@ -412,6 +414,20 @@ pub struct HostArgs {
     /// Host config (default: ROOT/rel-host.toml): how to reach the node, hooks.
     #[arg(long, value_name = "FILE")]
     pub host_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadConfigArgs {
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Say what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

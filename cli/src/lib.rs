@@ -135,6 +135,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Upgrade(a) => rt.block_on(upgrade::run(&settings()?, a)),
         Command::Rollback(a) => rt.block_on(rollback::run(&settings()?, a)),
         Command::Status(a) => rt.block_on(status::run(&settings()?, a)),
+        Command::ReloadConfig(a) => rt.block_on(reload_config::run(&settings()?, a)),
         Command::Completions(a) => completions::run(a),
     }
 }

@@ -11,6 +11,7 @@ pub mod path;
 pub mod promote;
 pub mod pull;
 pub mod push;
+pub mod reload_config;
 pub mod rollback;
 #[cfg(feature = "serve")]
 pub mod serve;

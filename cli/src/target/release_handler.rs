@@ -83,7 +83,17 @@ impl Driver<'_> {
     /// host's on top, and, where the release has config providers (a mix release's
     /// `runtime.exs`), their result evaluated on the node.
     pub async fn prepare_config(&self, vsn: &Version) -> Result<SysConfig> {
-        let mut config = self.layout.apply_host_config(vsn.as_str(), self.host)?;
+        self.layout.apply_host_config(vsn.as_str(), self.host)?;
+        let config = self.config_for(vsn).await?;
+        if config_providers(&config).is_some() {
+            self.layout.write_sys_config(vsn.as_str(), &config)?;
+        }
+        Ok(config)
+    }
+
+    /// What [`Driver::prepare_config`] would write, without writing it.
+    pub async fn config_for(&self, vsn: &Version) -> Result<SysConfig> {
+        let mut config = self.layout.sys_config(vsn.as_str(), self.host)?;
         if let Some(providers) = config_providers(&config) {
             let mut term = config.to_term();
             for (module, init) in providers {
@@ -100,7 +110,6 @@ impl Driver<'_> {
             }
             let file = format!("releases/{vsn}/sys.config");
             config = SysConfig::from_term(&file, config.header.clone(), &term)?;
-            self.layout.write_sys_config(vsn.as_str(), &config)?;
         }
         Ok(config)
     }

@@ -385,3 +385,61 @@ fn a_failing_health_check_takes_the_node_back_and_a_passing_one_makes_it_permane
     assert_eq!(node.os_pid(), pid);
     assert_eq!(boots(&root), vs[1]);
 }
+
+#[test]
+fn reload_config_applies_the_hosts_config_live_and_refuses_what_needs_a_restart() {
+    let (home, reg) = world(false);
+    let vs = versions();
+    let (root, mut node) = install_and_boot(&home, &reg, &vs[0], "");
+    let pid = node.os_pid();
+    fs::write(
+        home.path("host/sys.config"),
+        "[{demo, [{greeting, \"reloaded\"}, {feature, on}]}].\n",
+    )
+    .unwrap();
+    let reload = |extra: &[&str]| {
+        home.rel(Some(&reg))
+            .args(["reload-config", "demo", "--root"])
+            .arg(&root)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = reload(&["--dry-run"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        node.eval("application:get_env(demo, greeting)"),
+        "{ok,\"from the host\"}"
+    );
+    let out = reload(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("demo: changed greeting; added feature; its config_change/3 was told"),
+        "{stderr}"
+    );
+    assert_eq!(node.eval("application:get_env(demo, greeting)"), "{ok,\"reloaded\"}");
+    assert_eq!(
+        node.eval("persistent_term:get(demo_config_change)"),
+        "{[{greeting,\"reloaded\"}],[{feature,on}],[]}"
+    );
+    assert_eq!(node.os_pid(), pid);
+    // A restart would run the same config.
+    let written = fs::read_to_string(root.join(format!("releases/{}/sys.config", vs[0]))).unwrap();
+    assert!(written.contains("reloaded") && written.contains("feature"), "{written}");
+
+    // The kernel reads its settings at boot: refused, nothing changed.
+    fs::write(
+        home.path("host/sys.config"),
+        "[{demo, [{greeting, \"again\"}]}, {kernel, [{logger_level, debug}]}].\n",
+    )
+    .unwrap();
+    let out = reload(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("only a restart applies them: kernel (logger_level)"),
+        "{stderr}"
+    );
+    assert_eq!(node.eval("application:get_env(demo, greeting)"), "{ok,\"reloaded\"}");
+}
