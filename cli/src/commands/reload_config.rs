@@ -163,7 +163,7 @@ pub async fn run(s: &Settings, args: &ReloadConfigArgs) -> Result<()> {
         let before = node
             .call("application_controller", "prep_config_change", vec![])
             .await?;
-        for (app, set, unset) in &edits {
+        for Edit { app, set, unset } in &edits {
             for (k, v) in set {
                 node.call("application", "set_env", vec![app.clone(), k.clone(), v.clone()])
                     .await?;
