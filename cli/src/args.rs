@@ -458,6 +458,10 @@ pub struct HostUpgradeArgs {
     pub channel: Option<String>,
     #[command(flatten)]
     pub host: HostArgs,
+    /// Deploy by restarting the node on the new release, even where a hot upgrade exists
+    /// (what ERTS and NIF changes need). Without a hot chain, rel restarts anyway.
+    #[arg(long)]
+    pub restart: bool,
     /// Print the plan (steps, sizes, instructions) and change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -11,8 +11,9 @@ use crate::fetch::{Fetcher, JOBS, Target, Verified};
 use crate::settings::Settings;
 use crate::target::layout::{HostFiles, Layout, Tool};
 use crate::target::platform::{HostPlatform, check};
+use crate::target::releases_file::ReleasesFile;
 use crate::target::state::{Installed, State};
-use crate::target::{release_spec, write_atomic, write_releases_file};
+use crate::target::{release_spec, write_atomic};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -77,8 +78,7 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
     // A RELEASES the release ships (relx) is kept; without one (mix), release_handler would
     // invent an entry with no libraries, and a later removal would delete the running ones.
     if !root.join("releases/RELEASES").exists() {
-        let final_root = std::path::absolute(final_root)?;
-        write_releases_file(root, &final_root, &spec)?;
+        ReleasesFile::one(&spec, &std::path::absolute(final_root)?).write(root)?;
     }
     write_atomic(
         &root.join("releases/start_erl.data"),

@@ -9,19 +9,104 @@ use serde::Serialize;
 
 use crate::args::RollbackArgs;
 use crate::settings::Settings;
-use crate::target::{Host, relup_downgrades};
+use crate::target::node::Node;
+use crate::target::{Host, deploy, relup_downgrades};
 
 #[derive(Debug, Serialize)]
 struct Report {
     name: String,
     from: String,
     to: String,
+    /// The live downgrades taken, in order; empty when the node was restarted instead.
     steps: Vec<(String, String)>,
+    restarted: bool,
+}
+
+/// How a node went back.
+#[derive(Debug)]
+pub struct Back {
+    pub steps: Vec<(Version, Version)>,
+    pub restarted: bool,
+}
+
+impl Back {
+    pub fn describe(&self) -> String {
+        if self.restarted {
+            "by a restart: no installed relup has that downgrade".into()
+        } else {
+            format!("live, {} step(s), no restart", self.steps.len())
+        }
+    }
+}
+
+/// Takes the node from `current` back to the installed `target`: live through the relups'
+/// downgrades, one release at a time, with the host's config, health check and hooks; or,
+/// where no chain of downgrades exists, by a restart onto it.
+pub async fn go_back(host: &mut Host, node: &Node, current: &Version, target: &Version) -> Result<Back> {
+    let root = host.root().to_owned();
+    let installed: Vec<Version> = node
+        .releases()
+        .await?
+        .into_iter()
+        .filter_map(|(v, _)| v.parse().ok())
+        .collect();
+    let Some(steps) = downgrade_chain(&root, current, target, &installed) else {
+        let outcome = deploy::restart_to(host, true, current, target).await;
+        let (result, message) = match &outcome {
+            Ok(deploy::Restarted::Running) => ("permanent", String::new()),
+            Ok(deploy::Restarted::NextStart) => ("permanent at the next start", String::new()),
+            Err(e) => ("failed", format!("{e:#}")),
+        };
+        host.record("rollback", Some(current.as_str()), target.as_str(), result, &message)?;
+        if let Ok(deploy::Restarted::NextStart) = outcome {
+            bail!(
+                "no installed relup goes back from {current} to {target}, and no [restart] command is configured: {target} is now what the node boots; restart it"
+            );
+        }
+        outcome?;
+        return Ok(Back {
+            steps: vec![],
+            restarted: true,
+        });
+    };
+    let host_files = host.host_files();
+    let total = steps.len();
+    for (i, (from, to)) in steps.iter().enumerate() {
+        let env = [
+            ("REL_NAME", host.layout.name.clone()),
+            ("REL_FROM", from.to_string()),
+            ("REL_TO", to.to_string()),
+            ("REL_ROOT", root.display().to_string()),
+            ("REL_STEP", (i + 1).to_string()),
+            ("REL_STEPS", total.to_string()),
+        ];
+        host.config
+            .run_hooks(&root, true, &env)
+            .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
+        let driver = host.driver(node, &host_files);
+        if let Err(e) = driver.install(from, to, false).await {
+            host.record(
+                "rollback",
+                Some(from.as_str()),
+                to.as_str(),
+                "failed",
+                &format!("{e:#}"),
+            )?;
+            return Err(e);
+        }
+        host.record("rollback", Some(from.as_str()), to.as_str(), "permanent", "")?;
+        host.config
+            .run_hooks(&root, false, &env)
+            .with_context(|| format!("post-step hook after {from} -> {to} (the node runs {to})"))?;
+    }
+    Ok(Back {
+        steps,
+        restarted: false,
+    })
 }
 
 pub async fn run(s: &Settings, args: &RollbackArgs) -> Result<()> {
     let mut host = Host::open(&args.host.root, &args.name, args.host.host_config.as_deref())?;
-    let root = host.root().to_owned();
     let node = host.node().await.context("a live rollback needs the running node")?;
     let current: Version = node.running_version().await?.parse()?;
     let installed: Vec<Version> = node
@@ -53,50 +138,21 @@ pub async fn run(s: &Settings, args: &RollbackArgs) -> Result<()> {
                 )
             })?,
     };
-    let steps = downgrade_chain(&root, &current, &target, &installed)?;
-    let host_files = host.host_files();
-    let mut report = Report {
+    let back = go_back(&mut host, &node, &current, &target).await?;
+    let report = Report {
         name: args.name.clone(),
         from: current.to_string(),
         to: target.to_string(),
-        steps: vec![],
+        steps: back.steps.iter().map(|(f, t)| (f.to_string(), t.to_string())).collect(),
+        restarted: back.restarted,
     };
-    let total = steps.len();
-    for (i, (from, to)) in steps.iter().enumerate() {
-        let env = [
-            ("REL_NAME", args.name.clone()),
-            ("REL_FROM", from.to_string()),
-            ("REL_TO", to.to_string()),
-            ("REL_ROOT", root.display().to_string()),
-            ("REL_STEP", (i + 1).to_string()),
-            ("REL_STEPS", total.to_string()),
-        ];
-        host.config
-            .run_hooks(&root, true, &env)
-            .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
-        let driver = host.driver(&node, &host_files);
-        if let Err(e) = driver.install(from, to, false).await {
-            host.record(
-                "rollback",
-                Some(from.as_str()),
-                to.as_str(),
-                "failed",
-                &format!("{e:#}"),
-            )?;
-            return Err(e);
-        }
-        host.record("rollback", Some(from.as_str()), to.as_str(), "permanent", "")?;
-        host.config
-            .run_hooks(&root, false, &env)
-            .with_context(|| format!("post-step hook after {from} -> {to} (the node runs {to})"))?;
-        report.steps.push((from.to_string(), to.to_string()));
-    }
     if args.json {
         crate::print_json(&report);
     } else if !s.quiet {
         crate::say(&format!(
-            "{} rolled back live from {current} to {target} in {total} step(s), no restart",
-            args.name
+            "{} rolled back from {current} to {target} ({})",
+            args.name,
+            back.describe()
         ));
     }
     Ok(())
@@ -109,7 +165,7 @@ fn downgrade_chain(
     current: &Version,
     target: &Version,
     installed: &[Version],
-) -> Result<Vec<(Version, Version)>> {
+) -> Option<Vec<(Version, Version)>> {
     let mut came_from: BTreeMap<Version, Version> = BTreeMap::new();
     let mut queue = VecDeque::from([current.clone()]);
     while let Some(at) = queue.pop_front() {
@@ -121,7 +177,7 @@ fn downgrade_chain(
                 step = prev.clone();
             }
             chain.reverse();
-            return Ok(chain);
+            return Some(chain);
         }
         let downs = relup_downgrades(root, at.as_str()).unwrap_or_default();
         for d in downs.iter().filter_map(|d| d.parse::<Version>().ok()) {
@@ -131,7 +187,5 @@ fn downgrade_chain(
             }
         }
     }
-    bail!(
-        "no chain of downgrades in the installed relups leads from {current} to {target}; going back needs a restart on {target}"
-    )
+    None
 }

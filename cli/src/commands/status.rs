@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Result;
-use rel_format::term::{Term, parse_terms};
 use serde::Serialize;
 
 use crate::args::StatusArgs;
 use crate::settings::Settings;
+use crate::target::releases_file::ReleasesFile;
 use crate::target::state::Operation;
 use crate::target::{Host, read_start_erl_data};
 
@@ -38,28 +38,6 @@ struct Release {
     signer: Option<String>,
 }
 
-/// `(version, status)` of each release in `releases/RELEASES`.
-fn releases_file(root: &std::path::Path) -> Vec<(String, String)> {
-    let Ok(text) = std::fs::read_to_string(root.join("releases/RELEASES")) else {
-        return vec![];
-    };
-    let Ok(terms) = parse_terms("RELEASES", &text) else {
-        return vec![];
-    };
-    terms
-        .first()
-        .and_then(Term::as_list)
-        .map(|list| {
-            list.iter()
-                .filter_map(|r| match r.as_tuple() {
-                    Some([_, _, v, _, _, s]) => Some((v.as_string()?, s.as_atom()?.to_owned())),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 pub async fn run(s: &Settings, args: &StatusArgs) -> Result<()> {
     let host = Host::open(&args.host.root, &args.name, args.host.host_config.as_deref())?;
     let root = host.root().to_owned();
@@ -72,7 +50,10 @@ pub async fn run(s: &Settings, args: &StatusArgs) -> Result<()> {
     .ok()
     .flatten();
     let node_up = asked.is_some();
-    let listed = asked.unwrap_or_else(|| releases_file(&root));
+    let listed = match asked {
+        Some(l) => l,
+        None => ReleasesFile::read(&root)?.releases(),
+    };
     let running = node_up
         .then(|| {
             let with = |st: &str| listed.iter().find(|(_, s)| s == st).map(|(v, _)| v.clone());

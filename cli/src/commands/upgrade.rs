@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rel_format::upgrade_path::Strategy;
 use rel_format::{TrustedKeys, Version};
 use serde::Serialize;
@@ -14,7 +14,7 @@ use crate::output::bytes;
 use crate::settings::Settings;
 use crate::target::release_handler::relup_instructions;
 use crate::target::state::Installed;
-use crate::target::{Host, read_start_erl_data};
+use crate::target::{Host, deploy, read_start_erl_data};
 
 #[derive(Debug, Serialize)]
 struct StepReport {
@@ -32,6 +32,65 @@ struct UpgradeReport {
     to: String,
     steps: Vec<StepReport>,
     dry_run: bool,
+}
+
+/// A restart deploy of `target` (SPEC.md §9): staged beside the running release, switched
+/// to, and the node restarted on it.
+#[allow(clippy::too_many_arguments)]
+async fn restart_deploy(
+    s: &Settings,
+    args: &HostUpgradeArgs,
+    host: &mut Host,
+    fetcher: &Fetcher,
+    trusted: &TrustedKeys,
+    node: Option<&crate::target::node::Node>,
+    running: &Version,
+    target: &Version,
+    why: &str,
+) -> Result<()> {
+    if args.dry_run {
+        let size = fetcher.release(trusted, &args.name, target).await?.manifest.tar.length;
+        let plan = format!(
+            "plan for {}: {running} -> {target} by a restart ({why}): fetch the release ({}), install it beside {running}, switch and restart the node\n",
+            args.name,
+            bytes(size)
+        );
+        crate::print_raw(&plan);
+        return Ok(());
+    }
+    let signer = deploy::stage(host, fetcher, trusted, target).await?;
+    if let (Some(signer), Some(state)) = (signer, &mut host.state) {
+        state.installed.insert(
+            target.to_string(),
+            Installed {
+                by: "release".into(),
+                signer,
+                at: crate::now(),
+            },
+        );
+    }
+    let outcome = deploy::restart_to(host, node.is_some(), running, target).await;
+    match &outcome {
+        Ok(_) => host.record("upgrade", Some(running.as_str()), target.as_str(), "permanent", why)?,
+        Err(e) => host.record(
+            "upgrade",
+            Some(running.as_str()),
+            target.as_str(),
+            "failed",
+            &format!("{e:#}"),
+        )?,
+    }
+    let outcome = outcome?;
+    if !s.quiet {
+        crate::say(&match outcome {
+            deploy::Restarted::Running => format!("{} restarted on {target} ({why})", args.name),
+            deploy::Restarted::NextStart => format!(
+                "{} {target} is installed and permanent ({why}); the node boots it at its next start (configure [restart] in rel-host.toml for rel to restart it)",
+                args.name
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Fetches and verifies one upgrade step; writes it where unpack_release looks. Returns its
@@ -79,22 +138,49 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         }
         (None, None) => unreachable!("clap requires --to or --channel"),
     };
+    if target == running {
+        if !s.quiet {
+            crate::say(&format!("{} already runs {target}", args.name));
+        }
+        return Ok(());
+    }
+    if target < running && !args.dry_run {
+        // Going down is a rollback, to an installed release.
+        let node = node.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Not installed any more: staged again first, then switched to by a restart.
+        deploy::stage(&host, &fetcher, &trusted, &target).await?;
+        let steps = super::rollback::go_back(&mut host, node, &running, &target).await?;
+        if !s.quiet {
+            crate::say(&format!(
+                "{} went back from {running} to {target} ({}), as a rollback",
+                args.name,
+                steps.describe()
+            ));
+        }
+        return Ok(());
+    }
     let plan = client
         .path(&args.name, &running, &target)
         .await
         .context("no upgrade path")?;
-    match plan.strategy {
-        Strategy::AlreadyThere => {
-            if !s.quiet {
-                crate::say(&format!("{} already runs {target}", args.name));
-            }
-            return Ok(());
-        }
-        Strategy::FullRelease => bail!(
-            "no chain of stored upgrades leads from {running} to {target}: a hot upgrade is impossible. Build one with `rel build-upgrade {} --from {running} --to {target} --push`, or install the release and restart",
-            args.name
-        ),
-        Strategy::HotUpgrade => {}
+    if args.restart || plan.strategy != Strategy::HotUpgrade {
+        let why = if args.restart {
+            "asked for".to_owned()
+        } else {
+            format!("no chain of stored upgrades leads from {running} to {target}")
+        };
+        return restart_deploy(
+            s,
+            args,
+            &mut host,
+            &fetcher,
+            &trusted,
+            node.ok().as_ref(),
+            &running,
+            &target,
+            &why,
+        )
+        .await;
     }
 
     let mut report = UpgradeReport {

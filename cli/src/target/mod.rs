@@ -8,10 +8,12 @@
 //! the node between releases.
 
 pub mod config;
+pub mod deploy;
 pub mod layout;
 pub mod node;
 pub mod platform;
 pub mod release_handler;
+pub mod releases_file;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -127,34 +129,6 @@ pub fn release_spec(root: &Path, name: &str, vsn: &str) -> Result<ReleaseSpec> {
         }
     }
     bail!("no {name}.rel for version {vsn} under `{}/releases`", root.display())
-}
-
-/// Writes `root/releases/RELEASES` as `release_handler:create_RELEASES/4` does, for one
-/// permanent release whose libraries will be under `final_root/lib` (the root's place once
-/// it is moved where it belongs).
-pub fn write_releases_file(root: &Path, final_root: &Path, spec: &ReleaseSpec) -> Result<()> {
-    let libs: Vec<Term> = spec
-        .apps
-        .iter()
-        .map(|a| {
-            let dir = final_root.join(format!("lib/{}-{}", a.name, a.version));
-            Term::Tuple(vec![
-                Term::atom(&a.name),
-                Term::string(a.version.as_str()),
-                Term::string(&dir.to_string_lossy()),
-            ])
-        })
-        .collect();
-    let release = Term::Tuple(vec![
-        Term::atom("release"),
-        Term::string(&spec.name),
-        Term::string(spec.version.as_str()),
-        Term::string(spec.erts.as_str()),
-        Term::List(libs),
-        Term::atom("permanent"),
-    ]);
-    let text = format!("%% coding: utf-8\n{}.\n", Term::List(vec![release]));
-    write_atomic(&root.join("releases/RELEASES"), text.as_bytes())
 }
 
 /// Writes a file by temporary file and rename.
