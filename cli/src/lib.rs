@@ -20,6 +20,7 @@ pub mod channels;
 pub mod client;
 pub mod commands;
 pub mod env;
+pub mod fault;
 pub mod fetch;
 pub mod fs;
 pub mod keys;

@@ -108,6 +108,9 @@ pub async fn go_back(host: &mut Host, node: &Node, current: &Version, target: &V
 pub async fn run(s: &Settings, args: &RollbackArgs) -> Result<()> {
     let mut host = Host::open(&args.host.root, &args.name, args.host.host_config.as_deref())?;
     let node = host.node().await.context("a live rollback needs the running node")?;
+    for line in host.recover(&node).await? {
+        crate::warn(&format!("recovered: {line}"));
+    }
     let current: Version = node.running_version().await?.parse()?;
     let installed: Vec<Version> = node
         .releases()

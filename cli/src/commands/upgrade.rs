@@ -117,6 +117,11 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
 
     // Where the node is: asked when it is up, else what a boot would start.
     let node = host.node().await;
+    if let (Ok(node), false) = (&node, args.dry_run) {
+        for line in host.recover(node).await? {
+            crate::warn(&format!("recovered: {line}"));
+        }
+    }
     let running = match &node {
         Ok(node) => node.running_version().await.map_err(anyhow::Error::from),
         Err(e) => Err(anyhow::anyhow!("{e}")),
@@ -223,6 +228,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             .run_hooks(&root, true, &env)
             .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
         let signer = fetch_step(&fetcher, &trusted, &args.name, &from, &to, &tarball).await?;
+        crate::fault::point("fetched");
         let host_files = host.host_files();
         let driver = host.driver(node, &host_files);
         let stepped = async {

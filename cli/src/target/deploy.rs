@@ -83,6 +83,7 @@ pub async fn stage(host: &Host, fetcher: &Fetcher, trusted: &TrustedKeys, versio
     }
     std::fs::rename(unpacked.join(format!("releases/{version}")), &releases_dir)?;
     std::fs::remove_dir_all(&unpacked)?;
+    crate::fault::point("staged");
     Ok(Some(signer))
 }
 
@@ -116,6 +117,7 @@ pub enum Restarted {
 /// restarts again.
 pub async fn restart_to(host: &Host, node_running: bool, from: &Version, to: &Version) -> Result<Restarted> {
     switch(host, to)?;
+    crate::fault::point("switched");
     let Some(restart) = host.config.restart.as_ref().filter(|_| node_running) else {
         return Ok(Restarted::NextStart);
     };

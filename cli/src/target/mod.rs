@@ -88,6 +88,63 @@ impl Host {
         Node::connect(&self.layout, &self.config.node).await
     }
 
+    /// Completes or undoes what an interrupted run left (a `kill -9` at any point): the
+    /// upgrade tarball and staging folders are removed, a release left unpacked is removed, a
+    /// release installed but not made permanent is health-checked and made permanent (or the
+    /// node goes back), and a start script that pins a version is brought to the permanent
+    /// one. Returns what it did, for people.
+    pub async fn recover(&mut self, node: &Node) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        let root = self.root().to_owned();
+        let tarball = root.join(format!("releases/{}.tar.gz", self.layout.name));
+        if tarball.exists() {
+            std::fs::remove_file(&tarball)?;
+            done.push(format!("removed {} of an interrupted fetch", tarball.display()));
+        }
+        if root.join(".rel/staging").exists() {
+            deploy::clean_staging(&root);
+            done.push("removed the staging folder of an interrupted deploy".into());
+        }
+        let releases = node.releases().await?;
+        let with = |status: &str| releases.iter().find(|(_, s)| s == status).map(|(v, _)| v.clone());
+        let files = self.host_files();
+        for (v, status) in &releases {
+            if status == "unpacked" {
+                self.driver(node, &files).remove(&v.parse()?).await;
+                done.push(format!("removed {v}, left unpacked by an interrupted run"));
+            }
+        }
+        if let (Some(current), Some(permanent)) = (with("current"), with("permanent")) {
+            let (from, to): (rel_format::Version, rel_format::Version) = (permanent.parse()?, current.parse()?);
+            let confirmed = self.driver(node, &files).confirm(&from, &to, true).await;
+            let result = if confirmed.is_ok() { "permanent" } else { "failed" };
+            self.record(
+                "upgrade",
+                Some(from.as_str()),
+                to.as_str(),
+                result,
+                "completed after an interruption",
+            )?;
+            confirmed?;
+            done.push(format!(
+                "completed the interrupted upgrade from {from} to {to}: now permanent"
+            ));
+        }
+        if let Some(permanent) = node
+            .releases()
+            .await?
+            .into_iter()
+            .find(|(_, s)| s == "permanent")
+            .map(|(v, _)| v)
+            && let Some(script) = self.layout.pinned_start_script(&permanent)
+            && std::fs::read(&script).ok() != std::fs::read(root.join(format!("bin/{}", self.layout.name))).ok()
+        {
+            self.layout.pin_start_script(&permanent)?;
+            done.push(format!("bin/{} starts {permanent} again", self.layout.name));
+        }
+        Ok(done)
+    }
+
     /// Records how an operation ended, when rel manages the root.
     pub fn record(&mut self, op: &str, from: Option<&str>, to: &str, result: &str, message: &str) -> Result<()> {
         if let Some(state) = &mut self.state {

@@ -144,6 +144,7 @@ impl Driver<'_> {
             let _ = std::fs::remove_file(tarball);
             return Err(e.context(format!("the node stays on {from}")));
         }
+        crate::fault::point("unpacked");
         Ok(())
     }
 
@@ -164,6 +165,7 @@ impl Driver<'_> {
             }
             return Err(stays(e));
         }
+        crate::fault::point("configured");
         let checked = self
             .node
             .call("release_handler", "check_install_release", vec![Self::vsn(to)])
@@ -190,10 +192,17 @@ impl Driver<'_> {
             }
             return Err(stays(e));
         }
+        crate::fault::point("installed");
+        self.confirm(from, to, remove_on_failure).await
+    }
+
+    /// For a node that runs `to` installed but not permanent: checks its health, then makes it
+    /// permanent, or takes the node back to `from` (and removes `to` if `remove`).
+    pub async fn confirm(&self, from: &Version, to: &Version, remove: bool) -> Result<()> {
         if let Some(health) = self.health
             && let Err(why) = self.check_health(health).await
         {
-            let back = self.go_back(from, to, remove_on_failure).await?;
+            let back = self.go_back(from, to, remove).await?;
             bail!("{to} failed its health check ({why}); {back}");
         }
         self.make_permanent(from, to).await
@@ -282,6 +291,7 @@ impl Driver<'_> {
             .await?;
         expect_ok(&permanent, &format!("make_permanent of {to}"))
             .context(format!("the node runs {to}, but a restart would boot {from}"))?;
+        crate::fault::point("permanent");
         self.layout
             .pin_start_script(to.as_str())
             .with_context(|| format!("{to} is permanent, but bin/{} still starts {from}", self.layout.name))?;

@@ -443,3 +443,67 @@ fn reload_config_applies_the_hosts_config_live_and_refuses_what_needs_a_restart(
     );
     assert_eq!(node.eval("application:get_env(demo, greeting)"), "{ok,\"reloaded\"}");
 }
+
+/// The releases `releases/RELEASES` lists, with their status.
+fn releases_file(root: &Path) -> Vec<(String, String)> {
+    let text = fs::read_to_string(root.join("releases/RELEASES")).unwrap();
+    let terms = rel_format::term::parse_terms("RELEASES", &text).unwrap();
+    terms[0]
+        .as_list()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let t = r.as_tuple().unwrap();
+            (t[2].as_string().unwrap(), t[5].as_atom().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn an_upgrade_killed_at_any_point_is_completed_by_the_next_run() {
+    let (home, reg) = world(true);
+    let vs = versions();
+    for phase in ["fetched", "unpacked", "configured", "installed", "permanent"] {
+        let (root, mut node) = install_and_boot(&home, &reg, &vs[0], "");
+        let pid = node.os_pid();
+        let out = home
+            .rel(Some(&reg))
+            .env("REL_FAULT", phase)
+            .args(["upgrade", "demo", "--root"])
+            .arg(&root)
+            .args(["--to", &vs[1]])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            None,
+            "{phase}: rel was not stopped dead: {:?}",
+            out.status
+        );
+        // The next run recognises what was left, and gets the node to exactly one version.
+        let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[1]]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{phase}: {stderr}");
+        assert_eq!(running(&mut node), vs[1], "{phase}");
+        assert_eq!(node.os_pid(), pid, "{phase}: the node was restarted");
+        let listed = node.term("[{V, S} || {_, V, _, S} <- release_handler:which_releases()]");
+        let statuses: Vec<String> = listed.as_list().unwrap().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            statuses,
+            vec![format!("{{\"{}\",permanent}}", vs[1]), format!("{{\"{}\",old}}", vs[0])],
+            "{phase}: {stderr}"
+        );
+        assert_eq!(
+            releases_file(&root),
+            vec![
+                (vs[1].clone(), "permanent".to_owned()),
+                (vs[0].clone(), "old".to_owned())
+            ],
+            "{phase}: RELEASES disagrees"
+        );
+        assert_eq!(boots(&root), vs[1], "{phase}");
+        assert!(!root.join("releases/demo.tar.gz").exists(), "{phase}");
+        drop(node);
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
