@@ -1,11 +1,14 @@
 //! What rel's tests share, in one place: the fixture releases that `fixtures/build.sh` builds
-//! with real OTP ([`fixtures`]), live OTP nodes booted from them ([`otp`]), deterministic
-//! bytes ([`noise`]), signed artifacts with real chunks ([`artifacts`]) and a real S3 server
-//! ([`s3`]). Nothing here is a mock: every helper drives the real tool or format.
+//! with real OTP ([`fixtures`]), live OTP nodes booted from them ([`otp`]), releases run by
+//! their tools' own start scripts ([`live`]) under continuous HTTP requests ([`load`]),
+//! deterministic bytes ([`noise`]), signed artifacts with real chunks ([`artifacts`]) and a
+//! real S3 server ([`s3`]). Nothing here is a mock: every helper drives the real tool or format.
 #![allow(missing_debug_implementations, clippy::missing_panics_doc)]
 
 pub mod artifacts;
 pub mod fixtures;
+pub mod live;
+pub mod load;
 pub mod otp;
 pub mod s3;
 
