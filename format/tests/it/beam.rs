@@ -55,7 +55,10 @@ fn md5_matches_beam_lib_for_otp_and_fixture_modules() {
         .iter()
         .filter(|f| std::fs::read(f).unwrap().starts_with(&[0x1f, 0x8b]))
         .count();
-    assert!(gzipped > 100, "only {gzipped} gzip-compressed beams (relx prod mode) among the fixtures");
+    assert!(
+        gzipped > 100,
+        "only {gzipped} gzip-compressed beams (relx prod mode) among the fixtures"
+    );
     assert!(files.len() > 2000, "only {} beams found", files.len());
 
     let list = std::env::temp_dir().join(format!("rel-beams-{}.txt", std::process::id()));
