@@ -2,10 +2,12 @@
 //!
 //! A target root holds `lib/<app>-<vsn>/`, `releases/<vsn>/`, `releases/RELEASES`,
 //! `releases/start_erl.data` and `erts-<vsn>/`, as `release_handler` expects them.
-//! [`config`] is the host's own settings, [`node`] how rel reaches the node, and
-//! [`release_handler`] the calls that move the node between releases.
+//! [`config`] is the host's own settings, [`node`] how rel reaches the node through a
+//! configured command, [`dist`] how it talks to the node directly as a hidden distribution
+//! node, and [`release_handler`] the calls that move the node between releases.
 
 pub mod config;
+pub mod dist;
 pub mod node;
 pub mod release_handler;
 
