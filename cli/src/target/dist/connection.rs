@@ -594,9 +594,9 @@ impl Connection {
         }
         let captured = match tokio::time::timeout(timeout, reply).await {
             Err(_) => {
-                return Err(DistError::TimedOut {
+                return Err(DistError::CallTimedOut {
                     node: node(),
-                    what: format!("`{call}` (it may still be running: the node has no timeout of its own)"),
+                    call,
                     after: timeout,
                 });
             }

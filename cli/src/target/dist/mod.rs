@@ -347,10 +347,18 @@ pub enum DistError {
         call: Option<String>,
         reason: String,
     },
-    #[error("{what} on `{node}` did not finish within {}", seconds(*after))]
-    TimedOut {
+    #[error(
+        "connecting to `{node}` (epmd lookup, TCP connection, handshake) did not finish within {}",
+        seconds(*after)
+    )]
+    ConnectTimedOut { node: String, after: Duration },
+    #[error(
+        "`{call}` on `{node}` did not return within {}; it may still be running there (the node sets no time limit of its own)",
+        seconds(*after)
+    )]
+    CallTimedOut {
         node: String,
-        what: String,
+        call: String,
         after: Duration,
     },
     #[error("`{call}` failed on `{node}`: {reason}")]
@@ -394,9 +402,8 @@ pub async fn connect(
 ) -> Result<Connection, DistError> {
     match tokio::time::timeout(options.connect_timeout, connect_within(node, cookie, route, options)).await {
         Ok(result) => result,
-        Err(_) => Err(DistError::TimedOut {
+        Err(_) => Err(DistError::ConnectTimedOut {
             node: node.to_string(),
-            what: "connecting (epmd lookup, TCP connection, handshake)".into(),
             after: options.connect_timeout,
         }),
     }

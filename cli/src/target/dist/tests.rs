@@ -291,7 +291,7 @@ async fn a_call_without_a_reply_times_out_and_the_connection_stays_usable() {
         .call("timer", "sleep", vec![Term::atom("infinity")], secs(0.2))
         .await
         .unwrap_err();
-    assert!(matches!(e, DistError::TimedOut { .. }), "{e}");
+    assert!(matches!(e, DistError::CallTimedOut { .. }), "{e}");
     assert!(e.to_string().contains("it may still be running"), "{e}");
     let (late_pid, late_tag, _) = node.call().await;
     let again = conn.call("erlang", "node", vec![], secs(5.0));
@@ -464,4 +464,44 @@ fn node_names_and_cookies_are_checked() {
     let e = Cookie::new("日本").unwrap_err().to_string();
     assert!(e.contains("beyond Latin-1") && !e.contains("日本"), "{e}");
     assert_eq!(Cookie::new("é").unwrap().bytes(), [0xe9]);
+}
+
+#[tokio::test]
+async fn a_listener_that_never_answers_is_given_up_on_within_the_connect_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // Accepts connections and keeps them open without a word: neither epmd nor a node.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let options = Options {
+        connect_timeout: secs(0.3),
+        ..Options::default()
+    };
+    let node: NodeName = "target@127.0.0.1".parse().unwrap();
+    let cookie = Cookie::new(COOKIE).unwrap();
+    for route in [
+        super::Route::local_port(port),
+        super::Route::Epmd {
+            host: "127.0.0.1".into(),
+            port,
+        },
+    ] {
+        let e = super::connect(&node, &cookie, &route, &options).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "connecting to `target@127.0.0.1` (epmd lookup, TCP connection, handshake) did not finish within 0.3 s",
+            "{route:?}"
+        );
+    }
+    holder.abort();
+}
+
+#[test]
+fn connections_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<Connection>();
 }
