@@ -157,14 +157,21 @@ impl fmt::Display for NodeName {
 
 /// The distribution cookie: a secret shared by the node and whoever may run code on it.
 /// Its `Debug` form hides it, and no error message includes it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Cookie(Vec<u8>);
 
 impl Cookie {
     /// A cookie as `-setcookie` or `RELEASE_COOKIE` gives it. Erlang hashes the cookie
     /// atom's characters as bytes, so it must be Latin-1 (mix's and relx's are ASCII).
     pub fn new(cookie: &str) -> Result<Cookie, DistError> {
-        let bad = |why| DistError::InvalidCookie { why };
+        Cookie::checked(cookie, None)
+    }
+
+    fn checked(cookie: &str, file: Option<&Path>) -> Result<Cookie, DistError> {
+        let bad = |why| DistError::InvalidCookie {
+            file: file.map(Path::to_owned),
+            why,
+        };
         if cookie.is_empty() {
             return Err(bad("it is empty"));
         }
@@ -187,7 +194,7 @@ impl Cookie {
             path: path.to_owned(),
             source,
         })?;
-        Cookie::new(text.trim_end())
+        Cookie::checked(text.trim_end(), Some(path))
     }
 
     fn bytes(&self) -> &[u8] {
@@ -281,8 +288,11 @@ impl Default for Options {
 pub enum DistError {
     #[error("`{name}` is not a node name: {why}")]
     InvalidNodeName { name: String, why: &'static str },
-    #[error("the cookie cannot be used: {why}")]
-    InvalidCookie { why: &'static str },
+    #[error(
+        "the cookie{} cannot be used: {why}",
+        file.as_ref().map(|f| format!(" in `{}`", f.display())).unwrap_or_default()
+    )]
+    InvalidCookie { file: Option<PathBuf>, why: &'static str },
     #[error("cannot read the cookie from `{}`", path.display())]
     CookieFile {
         path: PathBuf,

@@ -464,6 +464,22 @@ fn node_names_and_cookies_are_checked() {
     let e = Cookie::new("日本").unwrap_err().to_string();
     assert!(e.contains("beyond Latin-1") && !e.contains("日本"), "{e}");
     assert_eq!(Cookie::new("é").unwrap().bytes(), [0xe9]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("COOKIE");
+    std::fs::write(&file, "ABC=\n").unwrap();
+    assert_eq!(Cookie::from_file(&file).unwrap().bytes(), b"ABC=");
+    std::fs::write(&file, " \n").unwrap();
+    let e = Cookie::from_file(&file).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("the cookie in `{}` cannot be used: it is empty", file.display())
+    );
+    let e = Cookie::from_file(&dir.path().join("missing")).unwrap_err().to_string();
+    assert!(
+        e.starts_with("cannot read the cookie from `") && e.ends_with("missing`"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
