@@ -99,7 +99,20 @@ pub fn decode(bytes: &[u8]) -> Result<Term, EtfError> {
 /// Decodes the term (with its version byte) at the start of `bytes`, and says how many
 /// bytes it took. A distribution message is two terms back to back.
 pub fn decode_prefix(bytes: &[u8]) -> Result<(Term, usize), EtfError> {
-    let mut d = Decoder { b: bytes, pos: 0 };
+    decode_prefix_bounded(bytes, usize::MAX)
+}
+
+/// As [`decode_prefix`], refusing input that holds more than `max_terms` terms, every
+/// element of every string, list, tuple and map counted. Each [`Term`] takes the same
+/// memory however small its encoding (one byte for a character of a string), so this bounds
+/// what a peer's message can cost to decode, where the length of the input alone does not.
+pub fn decode_prefix_bounded(bytes: &[u8], max_terms: usize) -> Result<(Term, usize), EtfError> {
+    let mut d = Decoder {
+        b: bytes,
+        pos: 0,
+        budget: max_terms,
+        max_terms,
+    };
     match d.u8()? {
         VERSION => {}
         v => return Err(d.err(&format!("version byte {v}, expected {VERSION}"))),
@@ -111,6 +124,9 @@ pub fn decode_prefix(bytes: &[u8]) -> Result<(Term, usize), EtfError> {
 struct Decoder<'a> {
     b: &'a [u8],
     pos: usize,
+    /// How many more terms may be made.
+    budget: usize,
+    max_terms: usize,
 }
 
 impl Decoder<'_> {
@@ -205,10 +221,20 @@ impl Decoder<'_> {
         (0..n).map(|_| self.term(depth + 1)).collect()
     }
 
+    /// Takes `n` terms from the budget.
+    fn spend(&mut self, n: usize) -> Result<(), EtfError> {
+        self.budget = self
+            .budget
+            .checked_sub(n)
+            .ok_or_else(|| self.err(&format!("more than {} terms", self.max_terms)))?;
+        Ok(())
+    }
+
     fn term(&mut self, depth: usize) -> Result<Term, EtfError> {
         if depth > MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
+        self.spend(1)?;
         let tag = self.u8()?;
         Ok(match tag {
             97 => Term::Integer(i128::from(self.u8()?)),
@@ -231,6 +257,7 @@ impl Decoder<'_> {
             106 => Term::List(vec![]),
             107 => {
                 let n = self.u16()?;
+                self.spend(n)?;
                 Term::List(self.take(n)?.iter().map(|&b| Term::Integer(i128::from(b))).collect())
             }
             108 => {
@@ -785,6 +812,13 @@ mod tests {
         ] {
             assert!(decode(bad).is_err(), "{bad:?}");
         }
+        // A string of 3 characters and the list around it are 4 terms.
+        let string = [131, 107, 0, 3, b'a', b'b', b'c'];
+        assert!(decode_prefix_bounded(&string, 4).is_ok());
+        assert_eq!(
+            decode_prefix_bounded(&string, 3).unwrap_err().to_string(),
+            "invalid external term at byte 4: more than 3 terms"
+        );
         let mut deep = vec![131];
         deep.extend(std::iter::repeat_n([104, 1], 10_000).flatten());
         deep.push(106);
