@@ -446,3 +446,47 @@ async fn a_mix_release_answers_release_handler_and_elixir_calls() {
         ms(median(rpcs)),
     );
 }
+
+#[tokio::test]
+async fn replies_beyond_the_bounds_end_the_connection_with_the_reason() {
+    let epmd = Epmd::start();
+    let alive = unique_name("bounds");
+    let node = ErlNode::start(&epmd, "-name", &format!("{alive}@127.0.0.1"), COOKIE, &[]);
+    let options = Options {
+        max_packet: 1 << 20,
+        ..Options::default()
+    };
+    let open = || async {
+        connect(
+            &node.name.parse().unwrap(),
+            &Cookie::new(COOKIE).unwrap(),
+            &epmd_route(&epmd),
+            &options,
+        )
+        .await
+        .unwrap()
+    };
+    // 2 MB in one binary: a packet over the bound.
+    let conn = open().await;
+    let two_mb = vec![Term::Binary(b"x".to_vec()), Term::Integer(2_000_000)];
+    let e = conn
+        .call("binary", "copy", two_mb, 10 * SECOND)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.ends_with("more than the limit of 1048576"), "{e}");
+    // 20,000 small integers: 40 kB on the wire, 1.3 MB as terms.
+    let conn = open().await;
+    let seq = vec![Term::Integer(1), Term::Integer(20_000)];
+    let e = conn
+        .call("lists", "seq", seq, 10 * SECOND)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.ends_with("more than 16384 terms"), "{e}");
+    // Within the bounds, the same node answers.
+    let conn = open().await;
+    let seq = vec![Term::Integer(1), Term::Integer(10_000)];
+    let reply = conn.call("lists", "seq", seq, 10 * SECOND).await.unwrap();
+    assert_eq!(reply.as_list().unwrap().len(), 10_000);
+}

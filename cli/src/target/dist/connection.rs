@@ -236,21 +236,30 @@ fn packet(control: &Term, message: Option<&Term>) -> Result<Vec<u8>, EncodeError
     Ok(out)
 }
 
-/// Splits a packet into its control term and message.
-fn parse(body: &[u8]) -> Result<(Term, Option<Term>), String> {
+/// The most terms a packet of `max_packet` bytes may decode to: as many as take that much
+/// memory, so that a packet of one-byte elements cannot cost 64 times its size.
+fn max_terms(max_packet: usize) -> usize {
+    (max_packet / std::mem::size_of::<Term>()).max(1024)
+}
+
+/// Splits a packet into its control term and message, each of at most `max_terms` terms.
+fn parse(body: &[u8], max_terms: usize) -> Result<(Term, Option<Term>), String> {
     match body.first() {
         Some(&PASS_THROUGH) => {}
         Some(other) => return Err(format!("packet type {other}, expected {PASS_THROUGH} (no atom cache)")),
         None => return Err("an empty packet that is not a tick".into()),
     }
-    let (control, used) = etf::decode_prefix(&body[1..]).map_err(|e| format!("control message: {e}"))?;
+    let (control, used) =
+        etf::decode_prefix_bounded(&body[1..], max_terms).map_err(|e| format!("control message: {e}"))?;
     let rest = &body[1 + used..];
-    let message = if rest.is_empty() {
-        None
-    } else {
-        Some(etf::decode(rest).map_err(|e| format!("message: {e}"))?)
-    };
-    Ok((control, message))
+    if rest.is_empty() {
+        return Ok((control, None));
+    }
+    match etf::decode_prefix_bounded(rest, max_terms) {
+        Ok((message, used)) if used == rest.len() => Ok((control, Some(message))),
+        Ok((_, used)) => Err(format!("message: {} bytes after it", rest.len() - used)),
+        Err(e) => Err(format!("message: {e}")),
+    }
 }
 
 /// The answer to an io request (the io protocol of `io.erl`), and the text it carried.
@@ -355,7 +364,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if let Err(end) = read_full(&mut r, &mut body, silence).await {
             break ended(end);
         }
-        match parse(&body) {
+        match parse(&body, max_terms(max_packet)) {
             Ok((control, message)) => shared.dispatch(&control, message, &out),
             Err(e) => break format!("the node sent an invalid packet: {e}"),
         }
@@ -665,10 +674,23 @@ mod tests {
         let control = Term::Tuple(vec![Term::Integer(2), Term::atom(""), Term::atom("x")]);
         let p = packet(&control, Some(&Term::atom("m"))).unwrap();
         assert_eq!(u32::from_be_bytes(p[..4].try_into().unwrap()) as usize, p.len() - 4);
-        assert_eq!(parse(&p[4..]).unwrap(), (control.clone(), Some(Term::atom("m"))));
-        assert_eq!(parse(&packet(&control, None).unwrap()[4..]).unwrap(), (control, None));
-        assert!(parse(&[68, 131, 106]).unwrap_err().contains("packet type 68"));
-        assert!(parse(&[112, 131, 106, 131]).unwrap_err().contains("message"));
-        assert!(parse(&[112, 130]).unwrap_err().contains("control message"));
+        assert_eq!(parse(&p[4..], 1024).unwrap(), (control.clone(), Some(Term::atom("m"))));
+        assert_eq!(
+            parse(&packet(&control, None).unwrap()[4..], 1024).unwrap(),
+            (control, None)
+        );
+        assert!(parse(&[68, 131, 106], 1024).unwrap_err().contains("packet type 68"));
+        assert!(parse(&[112, 131, 106, 131], 1024).unwrap_err().contains("message"));
+        assert!(parse(&[112, 130], 1024).unwrap_err().contains("control message"));
+        assert!(
+            parse(&[112, 131, 106, 131, 106, 106], 1024)
+                .unwrap_err()
+                .contains("1 bytes after it")
+        );
+        // A string of 2000 characters is 2001 terms.
+        let mut long = vec![112, 131, 106, 131, 107, 0x07, 0xd0];
+        long.extend_from_slice(&[b'x'; 2000]);
+        assert!(parse(&long, 2001).is_ok());
+        assert!(parse(&long, 2000).unwrap_err().contains("more than 2000 terms"));
     }
 }

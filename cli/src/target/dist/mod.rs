@@ -267,7 +267,10 @@ pub struct Options {
     pub peer_silence: Duration,
     /// A packet longer than this is refused, before anything is allocated for it, and the
     /// connection is dropped. The node sends each message as one packet (rel does not
-    /// negotiate fragments), so this is the largest reply rel accepts.
+    /// negotiate fragments), so this is the largest reply rel accepts. A packet may also
+    /// decode to no more terms than take this much memory (a [`Term`] is 64 bytes, and a
+    /// character of a string one byte on the wire): decoding a reply takes at most about
+    /// three times this bound (the packet, its terms, the bytes they hold).
     pub max_packet: usize,
 }
 
