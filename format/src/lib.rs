@@ -9,7 +9,7 @@
 //! - [`timestamp`]: instants as rel writes them, `YYYY-MM-DDTHH:MM:SSZ`, real dates only.
 //! - [`digest`]: `sha256:<hex>` content addresses.
 //! - [`term`]: Erlang term files (`file:consult/1` syntax), read and written.
-//! - [`etf`]: the external term format, for BEAM chunks.
+//! - [`etf`]: the external term format, decoded and encoded: BEAM chunks, distribution messages.
 //!
 //! Releases and what is inside them:
 //! - [`release`]: a release's `.rel` and its `lib/` directory names.

@@ -1,5 +1,7 @@
 //! Live OTP nodes for tests: a target system built from a release tarball, booted in
-//! embedded mode on Debian's ERTS, driven through `rel_test_agent` over 127.0.0.1.
+//! embedded mode on Debian's ERTS, driven through `rel_test_agent` over 127.0.0.1; and, for
+//! the distribution client, a private epmd ([`Epmd`]), plain `erl` nodes ([`ErlNode`]) and
+//! the `shop` mix release run as a daemon ([`MixRelease`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -165,5 +167,256 @@ impl Node {
     /// Whether the OS process is still the same one (it was not restarted).
     pub fn process_id(&self) -> u32 {
         self.child.id()
+    }
+}
+
+/// Waits for `ready` to hold, polling every 50 ms; panics with `what` after `limit`.
+fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A name no other test run uses: `prefix-<process id>-<counter>`.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// epmd on a port of its own, listening on 127.0.0.1 only, so that tests and a developer's
+/// epmd (4369) never meet. Nodes find it through [`Epmd::env`]. Killed on drop, which is
+/// why it runs in the foreground rather than as `epmd -daemon`.
+#[derive(Debug)]
+pub struct Epmd {
+    pub port: u16,
+    child: Child,
+}
+
+impl Drop for Epmd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Epmd {
+    pub fn start() -> Epmd {
+        let port = crate::free_port();
+        let child = Command::new("epmd")
+            .args(["-port", &port.to_string(), "-address", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("epmd is installed with OTP (scripts/setup.sh)");
+        let epmd = Epmd { port, child };
+        wait_until(Duration::from_secs(10), "epmd listens", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        epmd
+    }
+
+    /// What a node (or `bin/<release>`) needs in its environment to use this epmd.
+    pub fn env(&self) -> [(&'static str, String); 2] {
+        [
+            ("ERL_EPMD_ADDRESS", "127.0.0.1".into()),
+            ("ERL_EPMD_PORT", self.port.to_string()),
+        ]
+    }
+
+    /// The names registered now (epmd's `NAMES_REQ`).
+    pub fn names(&self) -> Vec<String> {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return vec![];
+        };
+        let mut answer = Vec::new();
+        if s.write_all(&[0, 1, b'n']).is_err() || std::io::Read::read_to_end(&mut s, &mut answer).is_err() {
+            return vec![];
+        }
+        String::from_utf8_lossy(answer.get(4..).unwrap_or_default())
+            .lines()
+            .filter_map(|l| l.strip_prefix("name ")?.split(" at port ").next().map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits until `alive` is registered.
+    pub fn wait_for(&self, alive: &str) {
+        wait_until(
+            Duration::from_secs(30),
+            &format!("`{alive}` registers with epmd"),
+            || self.names().iter().any(|n| n == alive),
+        );
+    }
+}
+
+/// A plain `erl` node with distribution on 127.0.0.1 only and `sasl` started, for
+/// distribution tests. Killed on drop.
+#[derive(Debug)]
+pub struct ErlNode {
+    /// Its full name, as `node()` says it.
+    pub name: String,
+    child: Child,
+}
+
+impl Drop for ErlNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ErlNode {
+    /// `erl <name_flag> <name> -setcookie <cookie> <extra…>` (`name_flag` is `-name` or
+    /// `-sname`), registered with `epmd`. Returns once the node runs.
+    pub fn start(epmd: &Epmd, name_flag: &str, name: &str, cookie: &str, extra: &[&str]) -> ErlNode {
+        ErlNode::spawn(epmd.env(), name_flag, name, cookie, extra)
+    }
+
+    /// A `-name` node as relx starts one with `ERL_DIST_PORT`: distribution on `port`, and
+    /// no epmd (it looks for one on a port where none listens, and starts none).
+    pub fn start_on_port(name: &str, cookie: &str, port: u16) -> ErlNode {
+        let env = [
+            ("ERL_EPMD_ADDRESS", "127.0.0.1".to_owned()),
+            ("ERL_EPMD_PORT", crate::free_port().to_string()),
+        ];
+        ErlNode::spawn(env, "-name", name, cookie, &["-erl_epmd_port", &port.to_string()])
+    }
+
+    fn spawn(env: [(&str, String); 2], name_flag: &str, name: &str, cookie: &str, extra: &[&str]) -> ErlNode {
+        let mut child = Command::new("erl")
+            .envs(env)
+            .args([name_flag, name, "-setcookie", cookie, "-start_epmd", "false"])
+            .args(["-kernel", "inet_dist_use_interface", "{127,0,0,1}"])
+            .args(["-noshell", "-noinput"])
+            .args(extra)
+            .arg("-eval")
+            .arg("{ok, _} = application:ensure_all_started(sasl), io:format(\"~s~n\", [node()]).")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("erl runs");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = stdout.read_line(&mut line);
+            let _ = tx.send(line);
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        });
+        let mut node = ErlNode {
+            name: String::new(),
+            child,
+        };
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        assert!(!line.trim().is_empty(), "erl {name_flag} {name} did not start");
+        node.name = line.trim().to_owned();
+        node
+    }
+
+    /// Kills the node now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real `mix release`, the `shop` fixture's first version, copied to a folder of its own
+/// and started with `bin/shop daemon` against `epmd`, named `shop-<unique>@127.0.0.1`.
+/// Stopped with `bin/shop stop` on drop, and killed if it lingers.
+#[derive(Debug)]
+pub struct MixRelease {
+    pub root: PathBuf,
+    /// Its full node name.
+    pub node: String,
+    pub cookie: String,
+    env: Vec<(&'static str, String)>,
+    os_pid: String,
+}
+
+impl MixRelease {
+    pub fn start_shop(dir: &Path, epmd: &Epmd, cookie: &str) -> MixRelease {
+        let root = dir.join("shop");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(crate::fixtures::out_dir().join("shop/build/v1"))
+            .arg(&root)
+            .status()
+            .expect("cp runs");
+        assert!(status.success(), "run fixtures/build.sh first (no shop build)");
+        let alive = unique_name("shop");
+        let http = crate::free_port();
+        let mut env: Vec<(&'static str, String)> = epmd.env().into();
+        env.extend([
+            ("RELEASE_NODE", format!("{alive}@127.0.0.1")),
+            ("RELEASE_COOKIE", cookie.to_owned()),
+            ("SHOP_PORT", http.to_string()),
+            ("RELEASE_TMP", dir.join("tmp").to_string_lossy().into_owned()),
+        ]);
+        let mut release = MixRelease {
+            root,
+            node: format!("{alive}@127.0.0.1"),
+            cookie: cookie.to_owned(),
+            env,
+            os_pid: String::new(),
+        };
+        let out = release.command(&["daemon"]).output().expect("bin/shop runs");
+        assert!(
+            out.status.success(),
+            "bin/shop daemon: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        epmd.wait_for(&alive);
+        // The shop application, started last, listens on SHOP_PORT once it runs.
+        wait_until(Duration::from_secs(30), "the shop release serves HTTP", || {
+            TcpStream::connect(("127.0.0.1", http)).is_ok()
+        });
+        let out = release.command(&["pid"]).output().expect("bin/shop runs");
+        release.os_pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(release.os_pid.parse::<u32>().is_ok(), "bin/shop pid: {:?}", out);
+        release
+    }
+
+    /// `bin/shop <args>` with the release's environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.root.join("bin/shop"));
+        cmd.args(args).envs(self.env.iter().cloned()).stdin(Stdio::null());
+        cmd
+    }
+}
+
+impl Drop for MixRelease {
+    fn drop(&mut self) {
+        if let Ok(mut stop) = self
+            .command(&["stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            let started = Instant::now();
+            while matches!(stop.try_wait(), Ok(None)) && started.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = stop.kill();
+            let _ = stop.wait();
+        }
+        if self.os_pid.is_empty() {
+            return;
+        }
+        // Running, as opposed to gone or a zombie waiting for a parent to reap it.
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{}/stat", self.os_pid))
+                .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+        };
+        let started = Instant::now();
+        while running() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if running() {
+            let _ = Command::new("kill").args(["-9", &self.os_pid]).status();
+        }
     }
 }

@@ -4,11 +4,13 @@
 //! `releases/start_erl.data` and `erts-<vsn>/`, as `release_handler` expects them.
 //! [`config`] is the host's own settings (`rel-host.toml`), [`layout`] what each release tool
 //! lays down and how the host's config files are applied, [`state`] what rel recorded about
-//! the root, [`node`] how rel reaches the node, and [`release_handler`] the calls that move
-//! the node between releases.
+//! the root, [`node`] how rel reaches the node ([`dist`]: as a hidden distribution node),
+//! [`release_handler`] the calls that move the node between releases, and [`deploy`] restart
+//! deploys.
 
 pub mod config;
 pub mod deploy;
+pub mod dist;
 pub mod layout;
 pub mod node;
 pub mod platform;

@@ -1,8 +1,10 @@
 //! The `rel` binary's integration tests, one binary: hostile archives, the real binary
-//! against a real registry on 127.0.0.1, hosts and live OTP nodes, help and error output.
+//! against a real registry on 127.0.0.1, hosts and live OTP nodes, the distribution client
+//! against real nodes, help and error output.
 
 mod archives;
 mod cli;
+mod dist;
 mod host;
 mod hot_upgrade;
 mod install;

@@ -9,6 +9,13 @@
 //! [`Term`]'s `Display` writes the term back in a form OTP reads: atoms are quoted when
 //! needed, strings and binaries are escaped. A string and the list of its character codes are
 //! the same Erlang term; [`Term::erl_eq`] compares by that rule.
+//!
+//! Pids, ports and references have no text form that `file:consult/1` reads: they only come
+//! from the external term format ([`crate::etf`]), from a running node. They display as the
+//! shell prints them, `<0.106.0>`, `#Port<0.5>`, `#Ref<0.3381159969.3905421314.76990>`, with
+//! one difference: where the shell writes a number that indexes its own table of connected
+//! nodes (0 for itself), rel writes the node's name, which means something outside that VM:
+//! `<target@vm.106.0>`. Like [`Term::Opaque`], these forms are for people, not for reading back.
 
 mod parse;
 
@@ -30,8 +37,29 @@ pub enum Term {
     ImproperList(Vec<Term>, Box<Term>),
     Tuple(Vec<Term>),
     Map(Vec<(Term, Term)>),
-    /// A value read from a BEAM file with no text form here (pid, port, reference, fun,
-    /// integer beyond 128 bits), described. Never produced by the text parser.
+    /// A process identifier, `<ID.SERIAL>` on `node`. `creation` tells incarnations of a
+    /// node with the same name apart.
+    Pid {
+        node: String,
+        id: u32,
+        serial: u32,
+        creation: u32,
+    },
+    /// A port identifier on `node`.
+    Port {
+        node: String,
+        id: u64,
+        creation: u32,
+    },
+    /// A reference made on `node`: up to five 32-bit words, least significant first (the
+    /// order of the external format; the shell prints them the other way round).
+    Reference {
+        node: String,
+        creation: u32,
+        ids: Vec<u32>,
+    },
+    /// A value from the external term format with no model here (fun, bitstring, integer
+    /// beyond 128 bits), described. Never produced by the text parser, and never encoded.
     Opaque(String),
 }
 
@@ -83,6 +111,38 @@ impl Term {
                 s.chars().map(|c| Term::Integer(i128::from(u32::from(c)))).collect(),
             )),
             _ => None,
+        }
+    }
+
+    /// The same term with every non-empty proper list of printable character codes turned
+    /// into a [`Term::String`], as the shell's `~tp` shows it: `"shop"` rather than
+    /// `[115,104,111,112]`. The result is the same Erlang term ([`Term::erl_eq`]); terms
+    /// decoded from the external format need this to read well, because there a string is
+    /// only a list of integers.
+    #[must_use]
+    pub fn with_strings(self) -> Term {
+        fn printable(t: &Term) -> Option<char> {
+            let Term::Integer(i) = t else { return None };
+            let c = u32::try_from(*i).ok().and_then(char::from_u32)?;
+            (!c.is_control() || matches!(c, '\n' | '\r' | '\t' | '\u{b}' | '\u{8}' | '\u{c}' | '\u{1b}')).then_some(c)
+        }
+        match self {
+            Term::List(items) if !items.is_empty() => match items.iter().map(printable).collect::<Option<String>>() {
+                Some(s) => Term::String(s),
+                None => Term::List(items.into_iter().map(Term::with_strings).collect()),
+            },
+            Term::ImproperList(items, tail) => Term::ImproperList(
+                items.into_iter().map(Term::with_strings).collect(),
+                Box::new(tail.with_strings()),
+            ),
+            Term::Tuple(items) => Term::Tuple(items.into_iter().map(Term::with_strings).collect()),
+            Term::Map(pairs) => Term::Map(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.with_strings(), v.with_strings()))
+                    .collect(),
+            ),
+            other => other,
         }
     }
 
@@ -199,6 +259,15 @@ impl fmt::Display for Term {
                 f.write_char('}')
             }
             Term::Opaque(what) => write!(f, "'{}'", what.replace('\\', "\\\\").replace('\'', "\\'")),
+            Term::Pid { node, id, serial, .. } => write!(f, "<{node}.{id}.{serial}>"),
+            Term::Port { node, id, .. } => write!(f, "#Port<{node}.{id}>"),
+            Term::Reference { node, ids, .. } => {
+                write!(f, "#Ref<{node}")?;
+                for id in ids.iter().rev() {
+                    write!(f, ".{id}")?;
+                }
+                f.write_char('>')
+            }
             Term::Map(pairs) => {
                 f.write_str("#{")?;
                 for (i, (k, v)) in pairs.iter().enumerate() {

@@ -4,6 +4,7 @@
 
 mod beam;
 mod chunk;
+mod etf;
 mod fixtures;
 mod relup;
 mod spec;
