@@ -73,7 +73,10 @@ impl Running {
     pub fn host_config(&self) -> String {
         match self.tool {
             Tool::Mix => "[{shop, [{greeting, <<\"from the host\">>}]}].\n".to_owned(),
-            Tool::Relx => format!("[{{ledger, [{{port, {}}}, {{currency, \"HOST\"}}]}}].\n", self.http_port),
+            Tool::Relx => format!(
+                "[{{ledger, [{{port, {}}}, {{currency, \"HOST\"}}]}}].\n",
+                self.http_port
+            ),
         }
     }
 
@@ -85,11 +88,7 @@ impl Running {
         let cookie_file = home.join("cookie");
         std::fs::write(&cookie_file, &self.cookie).unwrap();
         let restart = home.join("restart.sh");
-        let exports: String = self
-            .env
-            .iter()
-            .map(|(k, v)| format!("export {k}='{v}'\n"))
-            .collect();
+        let exports: String = self.env.iter().map(|(k, v)| format!("export {k}='{v}'\n")).collect();
         std::fs::write(
             &restart,
             format!(

@@ -2,13 +2,26 @@
 //! hidden Erlang node over distribution (one connection for a whole upgrade; the default,
 //! with the name and cookie the release's tool gives it) or through a command the host
 //! configures (`[node] eval` in `rel-host.toml`), one process per call.
+//!
+//! The name and cookie, unless `rel-host.toml` sets them, are the release's own:
+//!
+//! | tool | node name | cookie |
+//! |---|---|---|
+//! | mix | `RELEASE_NODE` as `releases/<vsn>/env.sh` sets it, else `<name>` | `releases/COOKIE` |
+//! | relx | `-name`/`-sname` in `releases/<vsn>/vm.args` | `-setcookie` there |
+//! | systools | (set `[node] name`) | `~/.erlang.cookie` |
+//!
+//! where `<vsn>` is the version `start_erl.data` boots. epmd and the node are asked on
+//! 127.0.0.1, at `[node] epmd_port`, else `ERL_EPMD_PORT`, else 4369.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rel_format::term::{Term, parse_term};
+use tokio::sync::Mutex;
 
 use super::config::NodeSettings;
+use super::dist::{self, Connection, Cookie, DistError, NodeName, Options, Route};
 use super::layout::{Layout, Tool};
 
 /// Why the node could not be asked.
@@ -22,6 +35,10 @@ pub enum NodeError {
     NoAnswer { call: String, why: String },
     #[error("`{call}` failed on the node: {reason}")]
     Failed { call: String, reason: Term },
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    #[error("cannot tell how to reach the node: {0}")]
+    Settings(String),
 }
 
 /// How long one call may take: `install_release` of a large release can take a while.
@@ -37,6 +54,13 @@ pub struct Node {
 #[derive(Debug)]
 enum Access {
     Command(Vec<String>),
+    /// The connection, made again when a restart dropped it.
+    Dist {
+        name: NodeName,
+        cookie: Cookie,
+        route: Route,
+        connection: Mutex<Option<Connection>>,
+    },
 }
 
 /// Elixir code that evaluates the Erlang expression `expr` and prints the result.
@@ -62,16 +86,55 @@ impl Node {
                 access: Access::Command(settings.eval.clone()),
             });
         }
-        Err(NodeError::NotConfigured {
-            tool: layout.tool,
-            root: layout.root.display().to_string(),
+        let (name, cookie) = identity(layout, settings)?;
+        let route = match settings.epmd_port {
+            Some(port) => Route::Epmd {
+                host: "127.0.0.1".into(),
+                port,
+            },
+            None => Route::local_epmd()?,
+        };
+        let connection = dist::connect(&name, &cookie, &route, &Options::default()).await?;
+        Ok(Node {
+            root: layout.root.clone(),
+            access: Access::Dist {
+                name,
+                cookie,
+                route,
+                connection: Mutex::new(Some(connection)),
+            },
         })
+    }
+
+    /// The connection to a distributed node, made again if it was closed (the node
+    /// restarted). A call in flight when a connection drops is not repeated: it may have run.
+    async fn connection(&self) -> Result<Option<Connection>, NodeError> {
+        let Access::Dist {
+            name,
+            cookie,
+            route,
+            connection,
+        } = &self.access
+        else {
+            return Ok(None);
+        };
+        let mut slot = connection.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.is_connected()) {
+            return Ok(Some(c.clone()));
+        }
+        let c = dist::connect(name, cookie, route, &Options::default()).await?;
+        *slot = Some(c.clone());
+        Ok(Some(c))
     }
 
     /// Calls `m:f(args)` on the node and returns what it returned.
     pub async fn call(&self, m: &str, f: &str, args: Vec<Term>) -> Result<Term, NodeError> {
         match &self.access {
             Access::Command(argv) => run_command(&self.root, argv, &call_text(m, f, &args)).await,
+            Access::Dist { .. } => {
+                let connection = self.connection().await?.expect("a distributed node");
+                Ok(connection.call(m, f, args, CALL_TIMEOUT).await?)
+            }
         }
     }
 
@@ -79,6 +142,28 @@ impl Node {
     pub async fn eval(&self, expr: &str) -> Result<Term, NodeError> {
         match &self.access {
             Access::Command(argv) => run_command(&self.root, argv, expr).await,
+            Access::Dist { .. } => {
+                let unexpected = |what: &str, t: &Term| NodeError::NoAnswer {
+                    call: expr.to_owned(),
+                    why: format!("{what}: {t}"),
+                };
+                let text = Term::string(&format!("{expr}."));
+                let scanned = self.call("erl_scan", "string", vec![text]).await?;
+                let tokens = match scanned.as_tuple() {
+                    Some([ok, tokens, _]) if ok.as_atom() == Some("ok") => tokens.clone(),
+                    _ => return Err(unexpected("it does not scan", &scanned)),
+                };
+                let parsed = self.call("erl_parse", "parse_exprs", vec![tokens]).await?;
+                let exprs = match parsed.as_tuple() {
+                    Some([ok, exprs]) if ok.as_atom() == Some("ok") => exprs.clone(),
+                    _ => return Err(unexpected("it does not parse", &parsed)),
+                };
+                let value = self.call("erl_eval", "exprs", vec![exprs, Term::List(vec![])]).await?;
+                match value.as_tuple() {
+                    Some([tag, v, _]) if tag.as_atom() == Some("value") => Ok(v.clone()),
+                    _ => Err(unexpected("unexpected result", &value)),
+                }
+            }
         }
     }
 
@@ -112,6 +197,68 @@ impl Node {
             })
             .collect())
     }
+}
+
+/// The node's name and cookie: `settings`', else the release's own (see the module doc).
+fn identity(layout: &Layout, settings: &NodeSettings) -> Result<(NodeName, Cookie), NodeError> {
+    let root = &layout.root;
+    let booted = super::read_start_erl_data(root).ok().map(|(_, v)| v);
+    let vsn_dir = |file: &str| booted.as_ref().map(|v| root.join(format!("releases/{v}/{file}")));
+    let vm_args = vsn_dir("vm.args")
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let flag = |name: &str| -> Option<String> {
+        vm_args.lines().find_map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next() == Some(name))
+                .then(|| words.next().map(str::to_owned))
+                .flatten()
+        })
+    };
+    let name = match (&settings.name, layout.tool) {
+        (Some(n), _) => n.clone(),
+        (None, Tool::Mix) => vsn_dir("env.sh")
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|env| shell_default(&env, "RELEASE_NODE"))
+            .unwrap_or_else(|| layout.name.clone()),
+        (None, Tool::Relx) => flag("-name").or_else(|| flag("-sname")).ok_or_else(|| {
+            NodeError::Settings(format!(
+                "releases/{}/vm.args names no node; set `[node] name` in rel-host.toml",
+                booted.as_deref().unwrap_or("<vsn>")
+            ))
+        })?,
+        (None, Tool::Systools) => {
+            return Err(NodeError::NotConfigured {
+                tool: layout.tool,
+                root: root.display().to_string(),
+            });
+        }
+    };
+    let name: NodeName = name.parse()?;
+    let cookie = match (&settings.cookie_file, layout.tool) {
+        (Some(file), _) => Cookie::from_file(&root.join(file))?,
+        (None, Tool::Mix) => Cookie::from_file(&root.join("releases/COOKIE"))?,
+        (None, Tool::Relx) if flag("-setcookie").is_some() => Cookie::new(&flag("-setcookie").unwrap_or_default())?,
+        (None, _) => {
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            Cookie::from_file(&home.join(".erlang.cookie"))?
+        }
+    };
+    Ok((name, cookie))
+}
+
+/// The value a shell script gives `var`: `export VAR="${VAR:-default}"` gives `default`,
+/// `VAR=value` gives `value`; a value built from other variables is not known.
+fn shell_default(script: &str, var: &str) -> Option<String> {
+    script.lines().rev().find_map(|line| {
+        let line = line.trim().trim_start_matches("export ").trim();
+        let value = line.strip_prefix(var)?.strip_prefix('=')?.trim_matches(['"', '\'']);
+        let value = match value.strip_prefix(&format!("${{{var}:-")) {
+            Some(rest) => rest.strip_suffix('}')?,
+            None => value,
+        };
+        (!value.contains('$') && !value.is_empty()).then(|| value.to_owned())
+    })
 }
 
 /// Runs the configured command for one expression; the last line it prints is the result.
