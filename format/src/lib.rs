@@ -13,7 +13,7 @@
 //!
 //! Releases and what is inside them:
 //! - [`release`]: a release's `.rel` and its `lib/` directory names.
-//! - [`beam`]: BEAM files, module identity as `beam_lib:md5/1`, behaviours, literals.
+//! - [`beam`]: BEAM files, module identity as `beam_lib:md5/1`, behaviours, literals, code.
 //! - [`archive`]: the canonical tar form and the rules for hostile archives.
 //! - [`snapshot`]: what appups and relups are computed from: a release's `.rel`, `.app`s and
 //!   BEAM summaries.
