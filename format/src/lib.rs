@@ -17,6 +17,8 @@
 //! - [`archive`]: the canonical tar form and the rules for hostile archives.
 //! - [`snapshot`]: what appups and relups are computed from: a release's `.rel`, `.app`s and
 //!   BEAM summaries.
+//! - [`supervision`]: supervisors' children, child ids and registered names, read from BEAM
+//!   code by a bounded symbolic evaluator and resolved across a release's modules.
 //!
 //! Artifacts, storage and trust:
 //! - [`chunk`]: content-defined chunks, reassembly and chunk compression.
@@ -48,6 +50,7 @@ pub mod release;
 pub mod relup;
 pub mod signing;
 pub mod snapshot;
+pub mod supervision;
 pub mod term;
 pub mod timestamp;
 pub mod upgrade;
