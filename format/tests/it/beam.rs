@@ -168,6 +168,7 @@ fn reads_behaviours_exports_imports_and_child_specs() {
 
 #[test]
 fn truncated_and_corrupted_beams_never_panic() {
+    use rel_format::supervision::Supervision;
     let out = rel_testkit::fixtures::out_dir();
     let lib = |release: &str, app: &str| {
         std::fs::read_dir(out.join(release).join("lib"))
@@ -178,7 +179,8 @@ fn truncated_and_corrupted_beams_never_panic() {
             .join("ebin")
     };
     // A gen_server, Erlang and Elixir supervisors (one gzip-compressed), an application that
-    // starts a supervisor inline, and a child_spec/1 with guards.
+    // starts a supervisor inline, and a child_spec/1 with guards: every part of the reader,
+    // the code decoder and the supervision analysis.
     let files = [
         lib("build/v2", "demo").join("demo_server.beam"),
         lib("build/v3", "demo").join("demo_sup.beam"),
@@ -192,9 +194,9 @@ fn truncated_and_corrupted_beams_never_panic() {
         (
             beam.md5(),
             beam.literals(),
-            beam.literal_child_ids(),
             beam.behaviours(),
             code,
+            Supervision::of(&beam),
         )
     };
     for file in &files {
