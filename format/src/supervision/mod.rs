@@ -60,7 +60,7 @@ pub use resolve::{ResolvedChild, SupervisionIndex, SupervisorKind, SupervisorVie
 
 use crate::beam::{Beam, Code, Opcode, Operand};
 use crate::term::Term;
-use eval::{Machine, Outcome, RecordedStart};
+use eval::{MAX_STEPS, Machine, Outcome, RecordedStart};
 
 /// The behaviours whose callback modules have an `init/1` returning child specs.
 const SUPERVISOR_BEHAVIOURS: &[&str] = &["supervisor", "Elixir.Supervisor"];
@@ -171,8 +171,9 @@ impl Supervision {
             }
         };
         let mut out = Supervision::default();
+        // Each question has its own budget of steps, however many functions it follows.
         if wants_starts {
-            out.starts = starts(&code);
+            out.starts = starts(&code, MAX_STEPS);
             // A module that starts itself as a supervisor's callback is one, whatever it
             // declares (an application callback often doubles as its top supervisor's).
             wants_init |= beam.exports("init", 1)
@@ -190,9 +191,9 @@ impl Supervision {
             });
         }
         if wants_spec && let Some(f) = code.function("child_spec", 1) {
-            let mut machine = Machine::new(&code);
+            let mut machine = Machine::new(&code, MAX_STEPS);
             let mut cases: Vec<SpecCase> = Vec::new();
-            for Outcome { value, guards } in machine.run(f.entry, vec![Expr::Arg], 0) {
+            for Outcome { value, guards } in machine.run(f.entry, vec![Expr::Arg]) {
                 let case = SpecCase { guards, spec: value };
                 if !cases.contains(&case) {
                     cases.push(case);
@@ -227,13 +228,14 @@ fn init_children(code: &Code, syntax: Syntax) -> Vec<Declared> {
     let Some(init) = code.function("init", 1) else {
         return vec![];
     };
-    let mut machine = Machine::new(code);
+    let mut machine = Machine::new(code, MAX_STEPS);
     let arg = Expr::Unknown(match syntax {
         Syntax::Elixir => "<init/1's argument>".into(),
         Syntax::Erlang => "<the argument of init/1>".into(),
     });
     let mut paths = Vec::new();
-    for Outcome { value, .. } in machine.run(init.entry, vec![arg], 0) {
+    let outcomes = machine.run(init.entry, vec![arg]);
+    for Outcome { value, .. } in outcomes {
         match value.tuple_view().as_deref() {
             Some([ok, inner]) if ok.as_atom() == Some("ok") => match inner.tuple_view().as_deref() {
                 Some([_flags, specs]) => paths.push(models::children_of(specs, syntax)),
@@ -286,7 +288,7 @@ fn union(paths: Vec<Vec<Expr>>) -> Vec<Declared> {
 }
 
 /// Every supervisor start the module makes, one per call site, paths merged.
-fn starts(code: &Code) -> Vec<Start> {
+fn starts(code: &Code, mut budget: usize) -> Vec<Start> {
     let sites: BTreeSet<usize> = code
         .instructions()
         .iter()
@@ -310,11 +312,12 @@ fn starts(code: &Code) -> Vec<Start> {
         if !exported || !reaches(&callees, i, &site_functions) {
             continue;
         }
-        let mut machine = Machine::new(code);
+        let mut machine = Machine::new(code, budget);
         let args = (0..f.arity)
             .map(|n| Expr::Unknown(format!("<argument {} of {}/{}>", n + 1, f.name, f.arity)))
             .collect();
-        machine.run(f.entry, args, 0);
+        machine.run(f.entry, args);
+        budget = machine.steps_left;
         recorded.extend(machine.starts);
     }
     let mut by_site: BTreeMap<usize, Vec<RecordedStart>> = BTreeMap::new();

@@ -17,7 +17,7 @@ use crate::term::Term;
 
 impl Machine<'_> {
     /// The results of `mfa(args)` when it is modelled; an empty list when it raises.
-    pub(crate) fn model(&mut self, mfa: &Mfa, args: &[Expr], at: usize, depth: usize) -> Option<Vec<Outcome>> {
+    pub(crate) fn model(&mut self, mfa: &Mfa, args: &[Expr], at: usize) -> Option<Vec<Outcome>> {
         let one = |e: Expr| Some(vec![Outcome::of(e)]);
         match (&*mfa.module, &*mfa.function, args) {
             ("Elixir.Supervisor", "init", [children, _opts]) => one(Expr::tuple(vec![
@@ -83,7 +83,7 @@ impl Machine<'_> {
                 let Some(items) = enumerable(list) else {
                     return one(self.unknown_call(mfa, args));
                 };
-                Some(self.each(items, fun, depth, |results| {
+                Some(self.each(items, fun, |results| {
                     Expr::cons(results.into_iter().map(|(_, r)| r).collect(), Expr::nil())
                 }))
             }
@@ -93,7 +93,7 @@ impl Machine<'_> {
                 };
                 let keep_truthy = f == "filter";
                 let unknown = self.unknown_call(mfa, args);
-                Some(self.each(items, fun, depth, |results| {
+                Some(self.each(items, fun, |results| {
                     let mut kept = Vec::new();
                     for (item, r) in results {
                         match r.as_atom() {
@@ -115,7 +115,7 @@ impl Machine<'_> {
                 for item in items {
                     let mut next = Vec::new();
                     for acc in accs {
-                        for r in self.call_fun(fun, vec![item.clone(), acc.value.clone()], depth) {
+                        for r in self.call_fun(fun, vec![item.clone(), acc.value.clone()]) {
                             let mut guards = acc.guards.clone();
                             guards.extend(r.guards);
                             next.push(Outcome { value: r.value, guards });
@@ -166,18 +166,12 @@ impl Machine<'_> {
 
     /// Calls `fun` on each item; `combine` makes the result of one combination of the
     /// calls' outcomes (they fork when a call has several).
-    fn each(
-        &mut self,
-        items: Vec<Expr>,
-        fun: &Expr,
-        depth: usize,
-        combine: impl Fn(Vec<(Expr, Expr)>) -> Expr,
-    ) -> Vec<Outcome> {
+    fn each(&mut self, items: Vec<Expr>, fun: &Expr, combine: impl Fn(Vec<(Expr, Expr)>) -> Expr) -> Vec<Outcome> {
         // Each combination: (item, result) so far, and the guards under which it runs.
         type Combination = (Vec<(Expr, Expr)>, Vec<super::expr::Guard>);
         let mut combos: Vec<Combination> = vec![(vec![], vec![])];
         for item in items {
-            let results = self.call_fun(fun, vec![item.clone()], depth);
+            let results = self.call_fun(fun, vec![item.clone()]);
             let mut next = Vec::new();
             for (done, guards) in &combos {
                 for r in &results {
