@@ -10,7 +10,7 @@ use crate::archive::{ArchiveError, Limits, check_entry, decompress};
 use crate::beam::{Beam, BeamError};
 use crate::release::{ReleaseError, ReleaseSpec};
 use crate::relup::{RelupApp, RelupRelease};
-use crate::supervision::{Supervision, SupervisionIndex};
+use crate::supervision::{Deferred, SupervisionIndex};
 use crate::term::{Term, TermError, parse_term};
 
 /// What the appup generator needs to know about a module.
@@ -24,8 +24,8 @@ pub struct ModuleSummary {
     pub code_change: bool,
     /// Modules it calls.
     pub calls: BTreeSet<String>,
-    /// What its code says about supervisors, child specs and names.
-    pub supervision: Supervision,
+    /// What its code says about supervisors, child specs and names (read when asked).
+    pub supervision: Deferred,
 }
 
 pub(crate) const SUPERVISORS: &[&str] = &["supervisor", "Elixir.Supervisor", "supervisor_bridge"];
@@ -50,7 +50,7 @@ impl ModuleSummary {
                 || beam.exports("code_change", 4)
                 || beam.exports("system_code_change", 4),
             calls: beam.called_modules(),
-            supervision: Supervision::of(beam),
+            supervision: Deferred::of(beam),
             behaviours,
         })
     }

@@ -360,7 +360,7 @@ pub fn render(plan: &AppupPlan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervision::{Declared, Expr, Name, Start, Started, Supervision};
+    use crate::supervision::{Declared, Deferred, Expr, Name, Start, Started, Supervision};
 
     fn m(name: &str, version: u8) -> ModuleSummary {
         ModuleSummary {
@@ -369,7 +369,7 @@ mod tests {
             behaviours: vec![],
             code_change: false,
             calls: BTreeSet::new(),
-            supervision: Supervision::default(),
+            supervision: Deferred::known(Supervision::default()),
         }
     }
 
@@ -377,7 +377,7 @@ mod tests {
     fn sup(version: u8, children: Vec<Expr>) -> ModuleSummary {
         let mut s = m("sup", version);
         s.behaviours = vec!["supervisor".into()];
-        s.supervision = Supervision {
+        s.supervision = Deferred::known(Supervision {
             init: Some(
                 children
                     .into_iter()
@@ -393,12 +393,12 @@ mod tests {
                 name: Name::Registered(Term::atom("sup")),
             }],
             child_spec: None,
-        };
+        });
         s
     }
 
     fn spec(id: &str) -> Expr {
-        Expr::Term(
+        Expr::term(
             crate::term::parse_term("t", &format!("#{{id => {id}, start => {{{id}, start_link, []}}}}.")).unwrap(),
         )
     }
@@ -413,16 +413,12 @@ mod tests {
         }
     }
 
+    fn index(app: &AppSnapshot) -> SupervisionIndex<'_> {
+        SupervisionIndex::new(app.beams.values().map(|m| (m.name.as_str(), &m.supervision)))
+    }
+
     fn generate(old: &AppSnapshot, new: &AppSnapshot) -> Clause {
-        let index = |a: &AppSnapshot| -> Vec<(String, Supervision)> {
-            a.beams
-                .values()
-                .map(|m| (m.name.clone(), m.supervision.clone()))
-                .collect()
-        };
         let (o, n) = (index(old), index(new));
-        let o = SupervisionIndex::new(o.iter().map(|(m, s)| (m.as_str(), s)));
-        let n = SupervisionIndex::new(n.iter().map(|(m, s)| (m.as_str(), s)));
         clause(
             Side { app: old, index: &o },
             Side { app: new, index: &n },
@@ -473,7 +469,7 @@ mod tests {
 
     #[test]
     fn warns_when_a_child_id_is_unknown_unless_the_extra_addresses_the_supervisor() {
-        let runtime = Expr::Unknown("<the argument of init/1>".into());
+        let runtime = Expr::unknown("<the argument of init/1>");
         let old = app("1", vec![sup(1, vec![spec("a")])]);
         let new = app("2", vec![sup(2, vec![spec("a"), runtime])]);
         let Clause { up, warnings, .. } = generate(&old, &new);
@@ -500,15 +496,7 @@ mod tests {
             "{up_after, [{apply, {supervisor, restart_child, [sup, b]}}]}.",
         )
         .unwrap();
-        let index = |a: &AppSnapshot| -> Vec<(String, Supervision)> {
-            a.beams
-                .values()
-                .map(|m| (m.name.clone(), m.supervision.clone()))
-                .collect()
-        };
         let (o, n) = (index(&old), index(&new));
-        let o = SupervisionIndex::new(o.iter().map(|(m, s)| (m.as_str(), s)));
-        let n = SupervisionIndex::new(n.iter().map(|(m, s)| (m.as_str(), s)));
         let covered = clause(Side { app: &old, index: &o }, Side { app: &new, index: &n }, &extra);
         assert!(covered.warnings.is_empty(), "{:?}", covered.warnings);
     }

@@ -443,7 +443,7 @@ impl<'a> Children<'a> {
 /// spec of a `Supervisor.child_spec/2` call.
 fn written(index: &SupervisionIndex<'_>, c: &ResolvedChild, syntax: Syntax) -> Result<Term, String> {
     match &c.child {
-        crate::supervision::Expr::Term(t) => Ok(t.clone()),
+        crate::supervision::Expr::Term(t) => Ok(Term::clone(t)),
         child @ crate::supervision::Expr::ChildSpec { .. } => index.child_spec(child, syntax),
         child => Err(format!("it is only partly known: {}", syntax.expr(child))),
     }

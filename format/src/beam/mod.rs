@@ -151,6 +151,30 @@ impl Beam {
         self.etf_chunk(b"CInf")
     }
 
+    /// A copy holding only the chunks `keep` of the file's bytes, with the tables read at
+    /// parse time (atoms, exports, imports, attributes). What reads other chunks (the md5,
+    /// [`Beam::compile_info`]) is meaningless on it: it exists to keep what a later reading
+    /// needs without keeping the whole file.
+    pub(crate) fn trimmed(&self, keep: &[&[u8; 4]]) -> Beam {
+        let mut bytes = Vec::new();
+        let mut chunks = Vec::new();
+        for &(id, start, len) in &self.chunks {
+            if keep.contains(&&id) {
+                chunks.push((id, bytes.len(), len));
+                bytes.extend_from_slice(&self.bytes[start..start + len]);
+            }
+        }
+        Beam {
+            file: self.file.clone(),
+            bytes,
+            chunks,
+            atoms: self.atoms.clone(),
+            exports: self.exports.clone(),
+            imports: self.imports.clone(),
+            attributes: self.attributes.clone(),
+        }
+    }
+
     /// The raw data of a chunk.
     pub fn chunk(&self, id: &[u8; 4]) -> Option<&[u8]> {
         self.chunks

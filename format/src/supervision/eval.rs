@@ -24,6 +24,8 @@
 //! result; a fun is called with its arguments in x0.. and its captured values after them;
 //! `try`'s handler is the exception path, which is not followed.
 
+use std::sync::Arc;
+
 use super::expr::{Expr, Guard, Test};
 use super::render::Syntax;
 use super::{Name, Started};
@@ -31,9 +33,9 @@ use crate::beam::{Code, Instruction, Mfa, Opcode, Operand};
 use crate::term::Term;
 
 /// Paths one run of a function may take.
-pub(crate) const MAX_PATHS: usize = 64;
+pub(crate) const MAX_PATHS: usize = 32;
 /// Instructions the analysis of one module may execute, over all its paths and calls.
-pub(crate) const MAX_STEPS: usize = 50_000;
+pub(crate) const MAX_STEPS: usize = 10_000;
 /// Nested calls followed.
 pub(crate) const MAX_DEPTH: usize = 12;
 /// Registers (x and y) a path may use; the emulator allows 1024 x registers.
@@ -63,12 +65,13 @@ pub(crate) struct RecordedStart {
     pub(crate) name: Name,
 }
 
-/// The state of one path.
+/// The state of one path. Registers are shared between the paths a fork makes, which copy
+/// only the references.
 #[derive(Debug, Clone)]
 struct State {
     pc: usize,
-    x: Vec<Expr>,
-    y: Vec<Expr>,
+    x: Vec<Arc<Expr>>,
+    y: Vec<Arc<Expr>>,
     guards: Vec<Guard>,
 }
 
@@ -116,16 +119,14 @@ impl<'c> Machine<'c> {
     /// Every way the function whose entry label is `entry` returns when called with `args`.
     pub(crate) fn run(&mut self, entry: u32, args: Vec<Expr>) -> Vec<Outcome> {
         if self.running.len() > MAX_DEPTH {
-            return vec![Outcome::of(Expr::Unknown(
-                "<calls nested deeper than rel follows>".into(),
-            ))];
+            return vec![Outcome::of(Expr::unknown("<calls nested deeper than rel follows>"))];
         }
         // A recursive call on a value rel does not know is a loop over it: each turn would
         // fork again until a bound stops it, for an unknown result anyway. (Loops over known
         // lists, as Erlang compiles comprehensions, are followed.)
         if self.running.contains(&entry) && args.iter().any(|a| matches!(a, Expr::Unknown(_))) {
-            return vec![Outcome::of(Expr::Unknown(
-                "<a loop over values known at run time only>".into(),
+            return vec![Outcome::of(Expr::unknown(
+                "<a loop over values known at run time only>",
             ))];
         }
         self.running.push(entry);
@@ -137,11 +138,11 @@ impl<'c> Machine<'c> {
     fn run_paths(&mut self, entry: u32, args: Vec<Expr>) -> Vec<Outcome> {
         let code = self.code;
         let Some(start) = code.label(entry) else {
-            return vec![Outcome::of(Expr::Unknown(format!("<a call to missing label {entry}>")))];
+            return vec![Outcome::of(Expr::unknown(format!("<a call to missing label {entry}>")))];
         };
         let mut work = vec![State {
             pc: start + 1,
-            x: args,
+            x: args.into_iter().map(Arc::new).collect(),
             y: Vec::new(),
             guards: Vec::new(),
         }];
@@ -150,13 +151,13 @@ impl<'c> Machine<'c> {
         while let Some(mut s) = work.pop() {
             paths += 1;
             if paths > MAX_PATHS {
-                out.push(Outcome::of(Expr::Unknown("<more paths than rel follows>".into())));
+                out.push(Outcome::of(Expr::unknown("<more paths than rel follows>")));
                 break;
             }
             loop {
                 if self.steps_left == 0 {
                     out.push(Outcome {
-                        value: Expr::Unknown("<more code than rel follows>".into()),
+                        value: Expr::unknown("<more code than rel follows>"),
                         guards: s.guards,
                     });
                     break;
@@ -198,11 +199,11 @@ impl<'c> Machine<'c> {
                         let Some(first) = results.next() else { break };
                         for r in results {
                             let mut other = s.clone();
-                            other.x = vec![r.value];
+                            other.x = vec![Arc::new(r.value)];
                             other.guards.extend(r.guards);
                             work.push(other);
                         }
-                        s.x = vec![first.value];
+                        s.x = vec![Arc::new(first.value)];
                         s.guards.extend(first.guards);
                     }
                     Flow::Return(results) => {
@@ -216,7 +217,7 @@ impl<'c> Machine<'c> {
                     Flow::Dead => break,
                     Flow::GiveUp(why) => {
                         out.push(Outcome {
-                            value: Expr::Unknown(why),
+                            value: Expr::unknown(why),
                             guards: s.guards,
                         });
                         break;
@@ -230,35 +231,48 @@ impl<'c> Machine<'c> {
     /// Calls the fun `fun` with `args`.
     pub(crate) fn call_fun(&mut self, fun: &Expr, args: Vec<Expr>) -> Vec<Outcome> {
         let Expr::Fun { lambda, env } = fun else {
-            return vec![Outcome::of(Expr::Unknown(format!(
+            return vec![Outcome::of(Expr::unknown(format!(
                 "<a call of {}>",
                 self.syntax.expr(fun)
             )))];
         };
         let Some(lambda) = self.code.lambdas().get(*lambda as usize) else {
-            return vec![Outcome::of(Expr::Unknown("<a call of a missing fun>".into()))];
+            return vec![Outcome::of(Expr::unknown("<a call of a missing fun>"))];
         };
         let mut all = args;
         all.extend(env.iter().cloned());
         self.run(lambda.label, all)
     }
 
+    /// An operand's value, shared when it is in a register.
+    fn value(&self, s: &State, o: &Operand) -> Arc<Expr> {
+        match o {
+            Operand::X(n) => s.x.get(*n as usize).cloned().unwrap_or_else(|| Arc::new(unset())),
+            Operand::Y(n) => s.y.get(*n as usize).cloned().unwrap_or_else(|| Arc::new(unset())),
+            _ => Arc::new(self.get(s, o)),
+        }
+    }
+
     fn get(&self, s: &State, o: &Operand) -> Expr {
         match o {
-            Operand::X(n) => s.x.get(*n as usize).cloned().unwrap_or_else(unset),
-            Operand::Y(n) => s.y.get(*n as usize).cloned().unwrap_or_else(unset),
+            Operand::X(n) => s.x.get(*n as usize).map_or_else(unset, |v| Expr::clone(v)),
+            Operand::Y(n) => s.y.get(*n as usize).map_or_else(unset, |v| Expr::clone(v)),
             Operand::Atom(a) => Expr::atom(a),
             Operand::Nil => Expr::nil(),
-            Operand::Integer(i) => Expr::Term(Term::Integer(*i)),
-            Operand::Unsigned(n) => Expr::Term(Term::Integer(i128::from(*n))),
-            Operand::Char(c) => Expr::Term(Term::Integer(i128::from(*c))),
-            Operand::Float(f) => Expr::Term(Term::Float(*f)),
-            Operand::Literal(t) => Expr::Term((**t).clone()),
-            _ => Expr::Unknown("<a value rel does not model>".into()),
+            Operand::Integer(i) => Expr::term(Term::Integer(*i)),
+            Operand::Unsigned(n) => Expr::term(Term::Integer(i128::from(*n))),
+            Operand::Char(c) => Expr::term(Term::Integer(i128::from(*c))),
+            Operand::Float(f) => Expr::term(Term::Float(*f)),
+            Operand::Literal(t) => Expr::term((**t).clone()),
+            _ => Expr::unknown("<a value rel does not model>"),
         }
     }
 
     fn set(&self, s: &mut State, o: &Operand, v: Expr) -> Result<(), String> {
+        self.set_shared(s, o, Arc::new(v))
+    }
+
+    fn set_shared(&self, s: &mut State, o: &Operand, v: Arc<Expr>) -> Result<(), String> {
         let (regs, n) = match o {
             Operand::X(n) => (&mut s.x, *n as usize),
             Operand::Y(n) => (&mut s.y, *n as usize),
@@ -268,7 +282,7 @@ impl<'c> Machine<'c> {
             return Err(format!("<a write to register {o}>"));
         }
         if regs.len() <= n {
-            regs.resize_with(n + 1, unset);
+            regs.resize_with(n + 1, || Arc::new(unset()));
         }
         regs[n] = v;
         Ok(())
@@ -277,7 +291,7 @@ impl<'c> Machine<'c> {
     /// The x registers 0..n, a call's arguments.
     fn args(&self, s: &State, n: u64) -> Vec<Expr> {
         (0..n.min(MAX_REGISTERS as u64))
-            .map(|i| s.x.get(i as usize).cloned().unwrap_or_else(unset))
+            .map(|i| s.x.get(i as usize).map_or_else(unset, |v| Expr::clone(v)))
             .collect()
     }
 
@@ -351,7 +365,9 @@ impl<'c> Machine<'c> {
                 if *n as usize > MAX_REGISTERS {
                     return Flow::GiveUp(format!("<a stack frame of {n} slots>"));
                 }
-                s.y = vec![Expr::Unknown("<an unset stack slot>".into()); *n as usize];
+                // One shared value for every slot: registers are replaced, never changed in place.
+                let unset = Arc::new(Expr::unknown("<an unset stack slot>"));
+                s.y = std::iter::repeat_n(unset, *n as usize).collect();
                 Flow::Next
             }
             (Op::Deallocate, _) => {
@@ -371,24 +387,27 @@ impl<'c> Machine<'c> {
             }
             (Op::Init | Op::RecvMarkerReserve | Op::BuildStacktrace, _) => {
                 let dst = o.first().cloned().unwrap_or(Operand::X(0));
-                set!(&dst, Expr::Unknown("<a value rel does not model>".into()));
+                set!(&dst, Expr::unknown("<a value rel does not model>"));
                 Flow::Next
             }
             (Op::Try | Op::Catch, [tag, _]) => {
-                set!(tag, Expr::Unknown("<a try tag>".into()));
+                set!(tag, Expr::unknown("<a try tag>"));
                 Flow::Next
             }
 
             // Moving and building.
             (Op::Move, [src, dst]) => {
-                let v = self.get(s, src);
-                set!(dst, v);
+                let v = self.value(s, src);
+                if let Err(why) = self.set_shared(s, dst, v) {
+                    return Flow::GiveUp(why);
+                }
                 Flow::Next
             }
             (Op::Swap, [a, b]) => {
-                let (va, vb) = (self.get(s, a), self.get(s, b));
-                set!(a, vb);
-                set!(b, va);
+                let (va, vb) = (self.value(s, a), self.value(s, b));
+                if let Err(why) = self.set_shared(s, a, vb).and_then(|()| self.set_shared(s, b, va)) {
+                    return Flow::GiveUp(why);
+                }
                 Flow::Next
             }
             (Op::PutList, [head, tail, dst]) => {
@@ -408,7 +427,7 @@ impl<'c> Machine<'c> {
                     let (k, v) = (self.get(s, k), self.get(s, v));
                     map = match map.map_put(k, v) {
                         Some(m) => m,
-                        None => Expr::Unknown(format!("<a map built on {}>", self.syntax.expr(&map))),
+                        None => Expr::unknown(format!("<a map built on {}>", self.syntax.expr(&map))),
                     };
                 }
                 set!(dst, map);
@@ -422,7 +441,7 @@ impl<'c> Machine<'c> {
             (Op::MakeFun2, [Operand::Lambda(lambda)]) => {
                 let free = self.code.lambdas().get(*lambda as usize).map_or(0, |l| l.free);
                 let env = self.args(s, u64::from(free));
-                s.x = vec![Expr::Fun { lambda: *lambda, env }];
+                s.x = vec![Arc::new(Expr::Fun { lambda: *lambda, env })];
                 Flow::Next
             }
 
@@ -443,8 +462,8 @@ impl<'c> Machine<'c> {
                         (items[0].clone(), Expr::cons(items[1..].to_vec(), tail))
                     }
                     _ => (
-                        Expr::Unknown("<the head of a list>".into()),
-                        Expr::Unknown("<the tail of a list>".into()),
+                        Expr::unknown("<the head of a list>"),
+                        Expr::unknown("<the tail of a list>"),
                     ),
                 };
                 match (ins.opcode, o) {
@@ -473,7 +492,7 @@ impl<'c> Machine<'c> {
                         super::expr::Lookup::Absent => return Flow::Jump(*fail),
                         super::expr::Lookup::Unknown => {
                             undecided = true;
-                            set!(dst, Expr::Unknown("<a map value>".into()));
+                            set!(dst, Expr::unknown("<a map value>"));
                         }
                     }
                 }
@@ -503,7 +522,7 @@ impl<'c> Machine<'c> {
                 let equal = a.exactly_equals(&b);
                 let wants_equal = matches!(ins.opcode, Op::IsEqExact | Op::IsEq);
                 let (value, test) = match (&a, &b) {
-                    (Expr::Term(t), v) | (v, Expr::Term(t)) => (v.clone(), Some(Test::OneOf(vec![t.clone()]))),
+                    (Expr::Term(t), v) | (v, Expr::Term(t)) => (v.clone(), Some(Test::OneOf(vec![Term::clone(t)]))),
                     _ => (a.clone(), None),
                 };
                 match Self::branch(*fail, &value, test, equal.map(|e| e == wants_equal)) {
@@ -577,7 +596,7 @@ impl<'c> Machine<'c> {
 
             // BIFs.
             (Op::Bif0, [Operand::Import(mfa), dst]) => {
-                let v = Expr::Unknown(self.syntax.call(&mfa.module, &mfa.function, &[]));
+                let v = Expr::unknown(self.syntax.call(&mfa.module, &mfa.function, &[]));
                 set!(dst, v);
                 Flow::Next
             }
@@ -593,7 +612,7 @@ impl<'c> Machine<'c> {
                         Flow::Next
                     }
                     None => {
-                        let v = Expr::Unknown(self.syntax.call(&mfa.module, &mfa.function, &args));
+                        let v = Expr::unknown(self.syntax.call(&mfa.module, &mfa.function, &args));
                         set!(dst, v);
                         if *fail == 0 {
                             Flow::Next
@@ -625,8 +644,8 @@ impl<'c> Machine<'c> {
             }
             (Op::Apply | Op::ApplyLast, [Operand::Unsigned(arity), ..]) => {
                 let args = self.args(s, *arity);
-                let m = s.x.get(*arity as usize).cloned().unwrap_or_else(unset);
-                let f = s.x.get(*arity as usize + 1).cloned().unwrap_or_else(unset);
+                let m = self.get(s, &Operand::X(*arity as u32));
+                let f = self.get(s, &Operand::X(*arity as u32 + 1));
                 let results = match (m.as_atom(), f.as_atom()) {
                     (Some(m), Some(f)) => {
                         let mfa = Mfa {
@@ -636,7 +655,7 @@ impl<'c> Machine<'c> {
                         };
                         self.call_ext(&mfa, args, at)
                     }
-                    _ => vec![Outcome::of(Expr::Unknown("<an apply of a computed function>".into()))],
+                    _ => vec![Outcome::of(Expr::unknown("<an apply of a computed function>"))],
                 };
                 if ins.opcode == Op::Apply {
                     Flow::Results(results)
@@ -645,7 +664,7 @@ impl<'c> Machine<'c> {
                 }
             }
             (Op::CallFun, [Operand::Unsigned(arity)]) => {
-                let fun = s.x.get(*arity as usize).cloned().unwrap_or_else(unset);
+                let fun = self.get(s, &Operand::X(*arity as u32));
                 let args = self.args(s, *arity);
                 Flow::Results(self.call_fun(&fun, args))
             }
@@ -654,7 +673,7 @@ impl<'c> Machine<'c> {
                 let args = self.args(s, *arity);
                 Flow::Results(self.call_fun(&fun, args))
             }
-            (Op::Return, _) => Flow::Return(vec![Outcome::of(s.x.first().cloned().unwrap_or_else(unset))]),
+            (Op::Return, _) => Flow::Return(vec![Outcome::of(self.get(s, &Operand::X(0)))]),
 
             // Binaries are built (names such as `:"worker_#{id}"`) but never looked into.
             (Op::BsCreateBin, [.., dst, _])
@@ -662,7 +681,7 @@ impl<'c> Machine<'c> {
             | (Op::BsAppend, [.., dst])
             | (Op::BsAdd, [.., dst])
             | (Op::BsUtf8Size | Op::BsUtf16Size, [_, _, dst]) => {
-                set!(dst, Expr::Unknown("<a binary>".into()));
+                set!(dst, Expr::unknown("<a binary>"));
                 Flow::Next
             }
 
@@ -732,7 +751,7 @@ impl<'c> Machine<'c> {
         if let Some(results) = self.model(mfa, &args, at) {
             return results;
         }
-        vec![Outcome::of(Expr::Unknown(self.syntax.call(
+        vec![Outcome::of(Expr::unknown(self.syntax.call(
             &mfa.module,
             &mfa.function,
             &args,
@@ -741,7 +760,7 @@ impl<'c> Machine<'c> {
 }
 
 fn unset() -> Expr {
-    Expr::Unknown("<an unset register>".into())
+    Expr::unknown("<an unset register>")
 }
 
 /// The guard a type test makes, for the tests a guard can replay.
@@ -797,9 +816,9 @@ fn bif(mfa: &Mfa, args: &[Expr]) -> Option<Expr> {
             let n = usize::try_from(int(n)?).ok()?.checked_sub(1)?;
             t.tuple_view()?.get(n).cloned()
         }
-        ("tuple_size", [t]) => Some(Expr::Term(Term::Integer(t.tuple_view()?.len() as i128))),
+        ("tuple_size", [t]) => Some(Expr::term(Term::Integer(t.tuple_view()?.len() as i128))),
         ("length", [l]) => match l.list_view()? {
-            (items, super::expr::Tail::Nil) => Some(Expr::Term(Term::Integer(items.len() as i128))),
+            (items, super::expr::Tail::Nil) => Some(Expr::term(Term::Integer(items.len() as i128))),
             _ => None,
         },
         ("map_get", [k, m]) => match m.map_lookup(k.as_term()?) {
@@ -811,8 +830,8 @@ fn bif(mfa: &Mfa, args: &[Expr]) -> Option<Expr> {
             super::expr::Lookup::Absent => Some(boolean(false)),
             super::expr::Lookup::Unknown => None,
         },
-        ("+", [a, b]) => int(a)?.checked_add(int(b)?).map(|i| Expr::Term(Term::Integer(i))),
-        ("-", [a, b]) => int(a)?.checked_sub(int(b)?).map(|i| Expr::Term(Term::Integer(i))),
+        ("+", [a, b]) => int(a)?.checked_add(int(b)?).map(|i| Expr::term(Term::Integer(i))),
+        ("-", [a, b]) => int(a)?.checked_sub(int(b)?).map(|i| Expr::term(Term::Integer(i))),
         (f, [a]) => {
             let test = match f {
                 "is_atom" => Test::IsAtom,

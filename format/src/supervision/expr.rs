@@ -2,6 +2,7 @@
 //! resolver folds once another module's rule supplies the missing piece.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::term::Term;
 
@@ -13,8 +14,9 @@ use crate::term::Term;
 /// stand for the argument the rule will be applied to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    /// Fully known.
-    Term(Term),
+    /// Fully known. (Shared: the evaluator copies registers at every fork, and literals can
+    /// be whole children lists.)
+    Term(Arc<Term>),
     /// A tuple with some unknown element.
     Tuple(Vec<Expr>),
     /// Cons cells: the elements, then the tail (`[]` for a proper list).
@@ -38,7 +40,7 @@ pub enum Expr {
     ChildSpec { child: Box<Expr>, overrides: Box<Expr> },
     /// A value only known at run time, described in source terms (`Application.get_env(:shop,
     /// :port)`, `self()`, `<init/1's argument>`).
-    Unknown(String),
+    Unknown(Arc<str>),
 }
 
 /// The end of a list seen through [`Expr::list_view`].
@@ -59,14 +61,24 @@ pub(crate) enum Lookup {
 }
 
 impl Expr {
+    /// A known term.
+    pub fn term(t: Term) -> Expr {
+        Expr::Term(Arc::new(t))
+    }
+
+    /// A value only known at run time, described.
+    pub fn unknown(what: impl Into<Arc<str>>) -> Expr {
+        Expr::Unknown(what.into())
+    }
+
     /// `[]`.
     pub fn nil() -> Expr {
-        Expr::Term(Term::List(vec![]))
+        Expr::term(Term::List(vec![]))
     }
 
     /// An atom.
     pub fn atom(name: &str) -> Expr {
-        Expr::Term(Term::atom(name))
+        Expr::term(Term::atom(name))
     }
 
     /// The term, when fully known.
@@ -85,7 +97,7 @@ impl Expr {
     /// A tuple, folded to a term when every element is known.
     pub fn tuple(items: Vec<Expr>) -> Expr {
         if items.iter().all(|i| matches!(i, Expr::Term(_))) {
-            Expr::Term(Term::Tuple(items.into_iter().map(Expr::into_term).collect()))
+            Expr::term(Term::Tuple(items.into_iter().map(Expr::into_term).collect()))
         } else {
             Expr::Tuple(items)
         }
@@ -102,10 +114,10 @@ impl Expr {
         };
         let known = items.iter().all(|i| matches!(i, Expr::Term(_)));
         match tail {
-            Tail::Nil if known => Expr::Term(Term::List(items.into_iter().map(Expr::into_term).collect())),
-            Tail::Other(Expr::Term(t)) if known && !items.is_empty() => Expr::Term(Term::ImproperList(
+            Tail::Nil if known => Expr::term(Term::List(items.into_iter().map(Expr::into_term).collect())),
+            Tail::Other(Expr::Term(t)) if known && !items.is_empty() => Expr::term(Term::ImproperList(
                 items.into_iter().map(Expr::into_term).collect(),
-                Box::new(t),
+                Box::new(Arc::unwrap_or_clone(t)),
             )),
             Tail::Nil => Expr::List(items, Box::new(Expr::nil())),
             Tail::Other(t) if items.is_empty() => t,
@@ -119,7 +131,7 @@ impl Expr {
             .iter()
             .all(|(k, v)| matches!((k, v), (Expr::Term(_), Expr::Term(_))))
         {
-            Expr::Term(Term::Map(
+            Expr::term(Term::Map(
                 pairs.into_iter().map(|(k, v)| (k.into_term(), v.into_term())).collect(),
             ))
         } else {
@@ -129,7 +141,7 @@ impl Expr {
 
     fn into_term(self) -> Term {
         match self {
-            Expr::Term(t) => t,
+            Expr::Term(t) => Arc::unwrap_or_clone(t),
             _ => unreachable!("only called on known parts"),
         }
     }
@@ -154,7 +166,10 @@ impl Expr {
     /// The elements of a tuple.
     pub(crate) fn tuple_view(&self) -> Option<Vec<Expr>> {
         match self {
-            Expr::Term(Term::Tuple(items)) => Some(items.iter().cloned().map(Expr::Term).collect()),
+            Expr::Term(t) => match &**t {
+                Term::Tuple(items) => Some(items.iter().cloned().map(Expr::term).collect()),
+                _ => None,
+            },
             Expr::Tuple(items) => Some(items.clone()),
             _ => None,
         }
@@ -163,19 +178,22 @@ impl Expr {
     /// The known elements of a list, and how it ends.
     pub(crate) fn list_view(&self) -> Option<(Vec<Expr>, Tail)> {
         match self {
-            Expr::Term(t @ (Term::List(_) | Term::String(_))) => Some((
-                t.as_list()
-                    .unwrap_or_default()
-                    .iter()
-                    .cloned()
-                    .map(Expr::Term)
-                    .collect(),
-                Tail::Nil,
-            )),
-            Expr::Term(Term::ImproperList(items, tail)) => Some((
-                items.iter().cloned().map(Expr::Term).collect(),
-                Tail::Other(Expr::Term((**tail).clone())),
-            )),
+            Expr::Term(t) => match &**t {
+                Term::List(_) | Term::String(_) => Some((
+                    t.as_list()
+                        .unwrap_or_default()
+                        .iter()
+                        .cloned()
+                        .map(Expr::term)
+                        .collect(),
+                    Tail::Nil,
+                )),
+                Term::ImproperList(items, tail) => Some((
+                    items.iter().cloned().map(Expr::term).collect(),
+                    Tail::Other(Expr::term((**tail).clone())),
+                )),
+                _ => None,
+            },
             Expr::List(items, tail) => {
                 let (more, tail) = match tail.list_view() {
                     Some(v) => v,
@@ -190,12 +208,15 @@ impl Expr {
     /// The pairs of a map.
     pub(crate) fn map_view(&self) -> Option<Vec<(Expr, Expr)>> {
         match self {
-            Expr::Term(Term::Map(pairs)) => Some(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (Expr::Term(k.clone()), Expr::Term(v.clone())))
-                    .collect(),
-            ),
+            Expr::Term(t) => match &**t {
+                Term::Map(pairs) => Some(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| (Expr::term(k.clone()), Expr::term(v.clone())))
+                        .collect(),
+                ),
+                _ => None,
+            },
             Expr::Map(pairs) => Some(pairs.clone()),
             _ => None,
         }
@@ -257,14 +278,14 @@ impl Expr {
             Lookup::Found(v) => v,
             Lookup::Absent => match default {
                 Some(d) => d,
-                None => Expr::Unknown(format!("<no {} in the options>", key)),
+                None => Expr::unknown(format!("<no {} in the options>", key)),
             },
             Lookup::Unknown if self.depends_on_arg() => Expr::KeywordGet {
                 list: Box::new(self),
                 key,
                 default: default.map(Box::new),
             },
-            Lookup::Unknown => Expr::Unknown(format!("<the {key} option>")),
+            Lookup::Unknown => Expr::unknown(format!("<the {key} option>")),
         }
     }
 
@@ -274,12 +295,12 @@ impl Expr {
             Some(items) => items
                 .get(index)
                 .cloned()
-                .unwrap_or_else(|| Expr::Unknown("<a missing tuple element>".into())),
+                .unwrap_or_else(|| Expr::unknown("<a missing tuple element>")),
             None if self.depends_on_arg() => Expr::Element {
                 tuple: Box::new(self),
                 index,
             },
-            None => Expr::Unknown("<a tuple element>".into()),
+            None => Expr::unknown("<a tuple element>"),
         }
     }
 
@@ -420,7 +441,7 @@ impl Test {
         if let Test::OneOf(terms) = self {
             let mut undecided = false;
             for t in terms {
-                match value.exactly_equals(&Expr::Term(t.clone())) {
+                match value.exactly_equals(&Expr::term(t.clone())) {
                     Some(true) => return Some(true),
                     Some(false) => {}
                     None => undecided = true,
@@ -498,17 +519,17 @@ mod tests {
     fn constructors_fold_known_parts() {
         assert_eq!(
             Expr::tuple(vec![Expr::atom("a"), Expr::nil()]),
-            Expr::Term(Term::Tuple(vec![Term::atom("a"), Term::List(vec![])]))
+            Expr::term(Term::Tuple(vec![Term::atom("a"), Term::List(vec![])]))
         );
         let tail = Expr::cons(vec![Expr::atom("b")], Expr::nil());
         assert_eq!(
             Expr::cons(vec![Expr::atom("a")], tail),
-            Expr::Term(Term::List(vec![Term::atom("a"), Term::atom("b")]))
+            Expr::term(Term::List(vec![Term::atom("a"), Term::atom("b")]))
         );
-        let open = Expr::cons(vec![Expr::atom("a")], Expr::Unknown("rest".into()));
+        let open = Expr::cons(vec![Expr::atom("a")], Expr::unknown("rest"));
         assert_eq!(
             open.list_view(),
-            Some((vec![Expr::atom("a")], Tail::Other(Expr::Unknown("rest".into()))))
+            Some((vec![Expr::atom("a")], Tail::Other(Expr::unknown("rest"))))
         );
     }
 
@@ -523,10 +544,10 @@ mod tests {
         assert_eq!(get.substitute(&arg), Expr::atom("Elixir.Shop.Registry"));
         assert_eq!(get.substitute(&Expr::nil()), Expr::atom("Elixir.Registry"));
         // A runtime value under another key does not hide the one looked for...
-        let arg = kw(&[("port", Expr::Unknown("port".into())), ("name", Expr::atom("n"))]);
+        let arg = kw(&[("port", Expr::unknown("port")), ("name", Expr::atom("n"))]);
         assert_eq!(get.substitute(&arg), Expr::atom("n"));
         // ...but an unknown rest of the list does.
-        let arg = Expr::cons(vec![], Expr::Unknown("opts".into()));
+        let arg = Expr::cons(vec![], Expr::unknown("opts"));
         assert!(matches!(get.substitute(&arg), Expr::Unknown(_)));
     }
 
@@ -539,7 +560,7 @@ mod tests {
             holds: true,
         };
         assert_eq!(is_atom.check(&kw(&[("name", Expr::atom("x"))])), Some(true));
-        let global = Expr::tuple(vec![Expr::atom("global"), Expr::Unknown("n".into())]);
+        let global = Expr::tuple(vec![Expr::atom("global"), Expr::unknown("n")]);
         assert_eq!(is_atom.check(&kw(&[("name", global.clone())])), Some(false));
         let via = Guard {
             value: name.element(0),
@@ -547,6 +568,6 @@ mod tests {
             holds: true,
         };
         assert_eq!(via.check(&kw(&[("name", global)])), Some(false));
-        assert_eq!(via.check(&Expr::Unknown("opts".into())), None);
+        assert_eq!(via.check(&Expr::unknown("opts")), None);
     }
 }

@@ -22,7 +22,7 @@ impl Machine<'_> {
         match (&*mfa.module, &*mfa.function, args) {
             ("Elixir.Supervisor", "init", [children, _opts]) => one(Expr::tuple(vec![
                 Expr::atom("ok"),
-                Expr::tuple(vec![Expr::Unknown("<supervisor flags>".into()), children.clone()]),
+                Expr::tuple(vec![Expr::unknown("<supervisor flags>"), children.clone()]),
             ])),
             ("Elixir.Supervisor", "child_spec", [child, overrides]) => one(child_spec(child, overrides)),
             ("Elixir.Supervisor", "start_link", [first, opts]) => {
@@ -143,7 +143,7 @@ impl Machine<'_> {
     }
 
     fn unknown_call(&self, mfa: &Mfa, args: &[Expr]) -> Expr {
-        Expr::Unknown(self.syntax.call(&mfa.module, &mfa.function, args))
+        Expr::unknown(self.syntax.call(&mfa.module, &mfa.function, args))
     }
 
     /// `Keyword.get/3`, `Keyword.fetch!/2`, `Access.get/3` (on a keyword list or a map).
@@ -268,7 +268,10 @@ fn enumerable(e: &Expr) -> Option<Vec<Expr>> {
         return Some(items);
     }
     let int = |key: &str| match e.map_lookup(&Term::atom(key)) {
-        Lookup::Found(Expr::Term(Term::Integer(i))) => Some(i),
+        Lookup::Found(Expr::Term(t)) => match *t {
+            Term::Integer(i) => Some(i),
+            _ => None,
+        },
         _ => None,
     };
     if e.map_lookup(&Term::atom("__struct__")) != Lookup::Found(Expr::atom("Elixir.Range")) {
@@ -281,7 +284,7 @@ fn enumerable(e: &Expr) -> Option<Vec<Expr>> {
     let mut out = Vec::new();
     let mut i = first;
     while (step > 0 && i <= last) || (step < 0 && i >= last) {
-        out.push(Expr::Term(Term::Integer(i)));
+        out.push(Expr::term(Term::Integer(i)));
         i += step;
     }
     Some(out)
@@ -297,10 +300,10 @@ pub(crate) fn children_of(list: &Expr, syntax: Syntax) -> Vec<Expr> {
     match list.list_view() {
         Some((mut items, tail)) => {
             if let Tail::Other(rest) = tail {
-                items.push(Expr::Unknown(format!("<children from {}>", describe(&rest))));
+                items.push(Expr::unknown(format!("<children from {}>", describe(&rest))));
             }
             items
         }
-        None => vec![Expr::Unknown(format!("<children from {}>", describe(list)))],
+        None => vec![Expr::unknown(format!("<children from {}>", describe(list)))],
     }
 }

@@ -37,8 +37,10 @@ impl Syntax {
         let args: Vec<String> = args
             .iter()
             .map(|a| match a {
-                // A nested description would make the text hard to read.
+                // A nested description, or a whole literal children list, would make the text
+                // hard to read (and cost more to write than the rest of the analysis).
                 Expr::Unknown(_) => "_".to_owned(),
+                a if weight(a, 12) > 12 => "...".to_owned(),
                 a => self.expr(a),
             })
             .collect();
@@ -57,7 +59,7 @@ impl Syntax {
 
     /// A term.
     pub fn term(self, t: &Term) -> String {
-        self.expr(&Expr::Term(t.clone()))
+        self.expr(&Expr::term(t.clone()))
     }
 
     /// A value known in parts; unknown parts show their description.
@@ -101,7 +103,7 @@ impl Syntax {
                     (Syntax::Elixir, None) => "Keyword.fetch!(",
                     (Syntax::Erlang, _) => "proplists:get_value(",
                 });
-                let key = Expr::Term(key.clone());
+                let key = Expr::term(key.clone());
                 let mut args = vec![&**list, &key];
                 if self == Syntax::Erlang {
                     args.swap(0, 1);
@@ -212,17 +214,17 @@ impl Syntax {
             Term::Tuple(items) => self.seq(
                 out,
                 "{",
-                &items.iter().cloned().map(Expr::Term).collect::<Vec<_>>(),
+                &items.iter().cloned().map(Expr::term).collect::<Vec<_>>(),
                 "}",
             ),
             Term::List(_) | Term::ImproperList(..) => {
-                self.write(out, &Expr::List(vec![], Box::new(Expr::Term(t.clone()))))
+                self.write(out, &Expr::List(vec![], Box::new(Expr::term(t.clone()))))
             }
             Term::Map(pairs) => self.map(
                 out,
                 &pairs
                     .iter()
-                    .map(|(k, v)| (Expr::Term(k.clone()), Expr::Term(v.clone())))
+                    .map(|(k, v)| (Expr::term(k.clone()), Expr::term(v.clone())))
                     .collect::<Vec<_>>(),
             ),
             Term::Integer(_) | Term::Float(_) | Term::Opaque(_) => {
@@ -230,6 +232,46 @@ impl Syntax {
             }
         }
     }
+}
+
+/// How many parts `e` has, counting no further than `limit`.
+fn weight(e: &Expr, limit: usize) -> usize {
+    fn term(t: &Term, limit: usize) -> usize {
+        let mut n = 1;
+        let mut add = |t: &Term| {
+            if n <= limit {
+                n += term(t, limit - n.min(limit));
+            }
+        };
+        match t {
+            Term::Tuple(items) | Term::List(items) => items.iter().for_each(&mut add),
+            Term::ImproperList(items, tail) => {
+                items.iter().for_each(&mut add);
+                add(tail);
+            }
+            Term::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                add(k);
+                add(v);
+            }),
+            _ => {}
+        }
+        n
+    }
+    let parts: Vec<&Expr> = match e {
+        Expr::Term(t) => return term(t, limit),
+        Expr::Tuple(items) => items.iter().collect(),
+        Expr::List(items, tail) => items.iter().chain([&**tail]).collect(),
+        Expr::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => vec![],
+    };
+    let mut n = 1;
+    for p in parts {
+        if n > limit {
+            break;
+        }
+        n += weight(p, limit - n.min(limit));
+    }
+    n
 }
 
 /// An atom key that Elixir writes as `key:`.
@@ -267,7 +309,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Expr {
-        Expr::Term(crate::term::parse_term("t", text).unwrap())
+        Expr::term(crate::term::parse_term("t", text).unwrap())
     }
 
     #[test]
@@ -289,7 +331,7 @@ mod tests {
             Expr::cons(
                 vec![Expr::tuple(vec![
                     Expr::atom("name"),
-                    Expr::Unknown(e.call(
+                    Expr::unknown(e.call(
                         "Elixir.Application",
                         "get_env",
                         &[Expr::atom("shop"), Expr::atom("dep")],
@@ -304,9 +346,6 @@ mod tests {
             e.expr(&parse("[1, nil, 'a b', <<\"x\">>].")),
             "[1, nil, :\"a b\", \"x\"]"
         );
-        assert_eq!(
-            e.call("lists", "reverse", &[Expr::Unknown("x".into())]),
-            ":lists.reverse(_)"
-        );
+        assert_eq!(e.call("lists", "reverse", &[Expr::unknown("x")]), ":lists.reverse(_)");
     }
 }

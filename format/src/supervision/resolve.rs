@@ -8,22 +8,22 @@
 //! registered name is the one the starts found anywhere in the release give it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::expr::{Expr, Guard, Lookup, Tail, Test};
 use super::render::Syntax;
-use super::{Declared, Name, SpecCase, SpecRule, Start, Started, Supervision};
+use super::{Declared, Deferred, Name, SpecCase, SpecRule, Started, Supervision};
 use crate::term::Term;
 
 /// Child specs that lead to child specs (a `child_spec/1` returning `{Other, arg}`) are
 /// followed this deep.
 const MAX_NESTING: usize = 8;
 
-/// The supervision summaries of a release's modules, for resolving across them.
+/// The supervision summaries of a release's modules, for resolving across them. Modules are
+/// read when a question reaches them ([`Deferred`]).
 #[derive(Debug, Default)]
 pub struct SupervisionIndex<'a> {
-    modules: HashMap<&'a str, &'a Supervision>,
-    /// Starts of callback-module supervisors, by callback module.
-    starts: HashMap<&'a str, Vec<&'a Start>>,
+    modules: HashMap<&'a str, &'a Deferred>,
 }
 
 /// Which kind of supervisor, and where its children are declared.
@@ -63,22 +63,15 @@ pub struct ResolvedChild {
 
 impl<'a> SupervisionIndex<'a> {
     /// The index of `modules` (name and summary).
-    pub fn new(modules: impl IntoIterator<Item = (&'a str, &'a Supervision)>) -> Self {
-        let mut index = SupervisionIndex::default();
-        for (name, s) in modules {
-            index.modules.insert(name, s);
-            for start in &s.starts {
-                if let Started::Module(m) = &start.supervisor {
-                    index.starts.entry(m.as_str()).or_default().push(start);
-                }
-            }
+    pub fn new(modules: impl IntoIterator<Item = (&'a str, &'a Deferred)>) -> Self {
+        SupervisionIndex {
+            modules: modules.into_iter().collect(),
         }
-        index
     }
 
     /// A module's summary.
     pub fn supervision(&self, module: &str) -> Option<&'a Supervision> {
-        self.modules.get(module).copied()
+        self.modules.get(module).map(|d| d.get())
     }
 
     /// The supervisors whose children `module` declares: itself when it is a callback module,
@@ -123,13 +116,27 @@ impl<'a> SupervisionIndex<'a> {
     }
 
     /// The name a callback-module supervisor is registered under, from the starts of it the
-    /// release's code makes.
+    /// release's code makes: its own (`start_link` in the module, the usual place), else those
+    /// of every module that starts supervisors.
     pub fn registered_name(&self, module: &str) -> Name {
         let syntax = Syntax::of_module(module);
+        let of = |s: &'a Supervision| {
+            s.starts
+                .iter()
+                .filter(move |start| matches!(&start.supervisor, Started::Module(m) if m == module))
+                .map(|start| &start.name)
+        };
+        let mut found: Vec<&Name> = self.supervision(module).into_iter().flat_map(of).collect();
+        if found.is_empty() {
+            let mut others: Vec<(&&str, &&Deferred)> =
+                self.modules.iter().filter(|(_, d)| d.may_start_supervisors()).collect();
+            others.sort_by_key(|(name, _)| **name);
+            found = others.into_iter().flat_map(|(_, d)| of(d.get())).collect();
+        }
         let mut names: Vec<&Name> = Vec::new();
-        for start in self.starts.get(module).into_iter().flatten() {
-            if !names.contains(&&start.name) {
-                names.push(&start.name);
+        for name in found {
+            if !names.contains(&name) {
+                names.push(name);
             }
         }
         match names.as_slice() {
@@ -150,7 +157,7 @@ impl<'a> SupervisionIndex<'a> {
     /// `Supervisor.child_spec/2` call.
     pub fn child_spec(&self, child: &Expr, syntax: Syntax) -> Result<Term, String> {
         match self.specs(child, syntax, 0)?.as_slice() {
-            [Expr::Term(t)] => Ok(t.clone()),
+            [Expr::Term(t)] => Ok(Term::clone(t)),
             [spec] => Err(format!("its spec {} is only known at run time", syntax.expr(spec))),
             _ => Err("its spec depends on a condition rel cannot decide".into()),
         }
@@ -159,7 +166,7 @@ impl<'a> SupervisionIndex<'a> {
     fn id(&self, child: &Expr, syntax: Syntax, depth: usize) -> Result<Term, String> {
         if let Expr::ChildSpec { child, overrides } = child {
             return match overrides.keyword_lookup(&Term::atom("id")) {
-                Lookup::Found(Expr::Term(id)) => Ok(id),
+                Lookup::Found(Expr::Term(id)) => Ok(Arc::unwrap_or_clone(id)),
                 Lookup::Found(id) => Err(format!(
                     "the id given to Supervisor.child_spec/2, {}, is only known at run time",
                     syntax.expr(&id)
@@ -231,7 +238,7 @@ impl<'a> SupervisionIndex<'a> {
     /// `module.child_spec(arg)`'s possible specs.
     fn apply_rule(&self, module: &str, arg: &Expr, syntax: Syntax, depth: usize) -> Result<Vec<Expr>, String> {
         let library;
-        let rule = match (self.modules.get(module), library_rule(module)) {
+        let rule = match (self.supervision(module), library_rule(module)) {
             (
                 Some(Supervision {
                     child_spec: Some(rule), ..
@@ -283,7 +290,7 @@ fn id_of_spec(spec: &Expr, syntax: Syntax) -> Result<Term, String> {
         },
     };
     match id {
-        Expr::Term(t) => Ok(t),
+        Expr::Term(t) => Ok(Arc::unwrap_or_clone(t)),
         other => Err(format!("its id is only known at run time: {}", syntax.expr(&other))),
     }
 }

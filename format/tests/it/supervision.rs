@@ -479,7 +479,7 @@ fn built_in_library_child_specs_agree_with_elixirs_own() {
     let samples = Samples::read("v1");
     let own = samples.index();
     let none = SupervisionIndex::default();
-    let parse = |text: &str| Expr::Term(parse_term("arg", text).unwrap());
+    let parse = |text: &str| Expr::term(parse_term("arg", text).unwrap());
     let args = [
         "[].",
         "[{name, 'Elixir.Shop.Reg'}].",
