@@ -40,6 +40,10 @@ pub(crate) const MAX_STEPS: usize = 10_000;
 pub(crate) const MAX_DEPTH: usize = 12;
 /// Registers (x and y) a path may use; the emulator allows 1024 x registers.
 const MAX_REGISTERS: usize = 1024;
+/// Terms one machine may build. Each construction can nest the previous one once, so this
+/// bounds how deep built values get, and with it the recursion of cloning, comparing and
+/// dropping them (which a loop of `put_tuple2 x0 [x0]` would otherwise take past any stack).
+const MAX_CONSTRUCTIONS: usize = 500;
 
 /// One way a function returns: the value, and the conditions on the rule argument under
 /// which this path runs.
@@ -100,6 +104,8 @@ pub(crate) struct Machine<'c> {
     pub(crate) steps_left: usize,
     /// Entry labels of the functions being run, innermost last.
     running: Vec<u32>,
+    /// What is left of [`MAX_CONSTRUCTIONS`].
+    constructions_left: usize,
     /// Supervisor starts met on the way.
     pub(crate) starts: Vec<RecordedStart>,
 }
@@ -112,6 +118,7 @@ impl<'c> Machine<'c> {
             syntax: Syntax::of_module(code.module()),
             steps_left: steps,
             running: Vec::new(),
+            constructions_left: MAX_CONSTRUCTIONS,
             starts: Vec::new(),
         }
     }
@@ -324,6 +331,16 @@ impl<'c> Machine<'c> {
                     return Flow::GiveUp(why);
                 }
             };
+        }
+        let builds = matches!(
+            ins.opcode,
+            Op::PutList | Op::PutTuple2 | Op::PutMapAssoc | Op::PutMapExact | Op::MakeFun3 | Op::MakeFun2
+        ) || matches!(ins.opcode, Op::CallExt | Op::CallExtLast | Op::CallExtOnly);
+        if builds {
+            if self.constructions_left == 0 {
+                return Flow::GiveUp("<more terms built than rel follows>".into());
+            }
+            self.constructions_left -= 1;
         }
         match (ins.opcode, o) {
             (
@@ -846,5 +863,73 @@ fn bif(mfa: &Mfa, args: &[Expr]) -> Option<Expr> {
             test.check(a).map(boolean)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::beam::Beam;
+
+    /// A module `m` whose one function `f/0` (entry label 2) is `body`.
+    fn module_with(body: &[u8]) -> Beam {
+        fn chunk(out: &mut Vec<u8>, id: &[u8; 4], data: &[u8]) {
+            out.extend_from_slice(id);
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(4) * 4, 0);
+        }
+        let be = |n: u32| n.to_be_bytes();
+        let mut code = [be(16), be(0), be(u32::from(Opcode::MAX)), be(16), be(1)].concat();
+        // label 1, func_info m f 0, label 2, then the body.
+        code.extend_from_slice(&[1, 0x10, 2, 0x12, 0x22, 0x00, 1, 0x20]);
+        code.extend_from_slice(body);
+        code.push(Opcode::IntCodeEnd as u8);
+        let mut chunks = Vec::new();
+        chunk(&mut chunks, b"AtU8", &[&be(2)[..], &[1, b'm', 1, b'f']].concat());
+        chunk(&mut chunks, b"Code", &code);
+        chunk(&mut chunks, b"StrT", &[]);
+        chunk(&mut chunks, b"ImpT", &be(0));
+        chunk(&mut chunks, b"ExpT", &[be(1), be(2), be(0), be(2)].concat());
+        let mut file = b"FOR1".to_vec();
+        file.extend_from_slice(&be(chunks.len() as u32 + 4));
+        file.extend_from_slice(b"BEAM");
+        file.extend_from_slice(&chunks);
+        Beam::parse("m.beam", file).unwrap()
+    }
+
+    #[test]
+    fn a_loop_nesting_a_term_forever_stops_with_an_unknown_value() {
+        // label 3: put_tuple2 x0 {list,[x0]}; jump 3 -- a tuple nested once more every turn.
+        let beam = module_with(&[
+            1,
+            0x30,
+            Opcode::PutTuple2 as u8,
+            0x03,
+            0x17,
+            0x10,
+            0x03,
+            Opcode::Jump as u8,
+            0x35,
+        ]);
+        let code = beam.code().unwrap();
+        let mut machine = Machine::new(&code, MAX_STEPS);
+        let out = machine.run(2, vec![]);
+        assert_eq!(
+            out,
+            vec![Outcome::of(Expr::unknown("<more terms built than rel follows>"))]
+        );
+        assert!(machine.steps_left > 0, "the construction bound stopped it first");
+    }
+
+    #[test]
+    fn a_loop_without_end_stops_at_the_step_budget() {
+        // label 3: jump 3.
+        let beam = module_with(&[1, 0x30, Opcode::Jump as u8, 0x35]);
+        let code = beam.code().unwrap();
+        let mut machine = Machine::new(&code, 500);
+        let out = machine.run(2, vec![]);
+        assert_eq!(out, vec![Outcome::of(Expr::unknown("<more code than rel follows>"))]);
+        assert_eq!(machine.steps_left, 0);
     }
 }

@@ -278,16 +278,16 @@ fn enumerable(e: &Expr) -> Option<Vec<Expr>> {
         return None;
     }
     let (first, last, step) = (int("first")?, int("last")?, int("step").unwrap_or(1));
-    if step == 0 || (last - first) / step >= MAX_PATHS as i128 {
+    // Only short ranges (each element may fork the paths), and no overflow on hostile ones.
+    let count = last.checked_sub(first)?.checked_div(step)?;
+    if !(0..MAX_PATHS as i128).contains(&count) {
         return None;
     }
-    let mut out = Vec::new();
-    let mut i = first;
-    while (step > 0 && i <= last) || (step < 0 && i >= last) {
-        out.push(Expr::term(Term::Integer(i)));
-        i += step;
-    }
-    Some(out)
+    Some(
+        (0..=count)
+            .map(|k| Expr::term(Term::Integer(first + k * step)))
+            .collect(),
+    )
 }
 
 /// The children in a list the code gives a supervisor; what is not known stays as one

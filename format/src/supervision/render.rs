@@ -7,6 +7,9 @@ use std::fmt::Write as _;
 use super::expr::Expr;
 use crate::term::Term;
 
+/// Nesting written out; deeper parts show as `...`.
+const MAX_NESTING: usize = 64;
+
 /// The syntax to write values in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syntax {
@@ -70,28 +73,38 @@ impl Syntax {
     }
 
     fn write(self, out: &mut String, e: &Expr) {
+        self.write_nested(out, e, 0);
+    }
+
+    fn write_nested(self, out: &mut String, e: &Expr, depth: usize) {
+        // Values built by code can nest deeper than anyone reads; stop before the stack does.
+        if depth > MAX_NESTING {
+            out.push_str("...");
+            return;
+        }
+        let d = depth + 1;
         match e {
-            Expr::Term(t) => self.write_term(out, t),
+            Expr::Term(t) => self.write_term(out, t, d),
             Expr::Unknown(what) => out.push_str(what),
             Expr::Arg => out.push_str(if self == Syntax::Elixir { "arg" } else { "Arg" }),
-            Expr::Tuple(items) => self.seq(out, "{", items, "}"),
+            Expr::Tuple(items) => self.seq(out, "{", items, "}", d),
             Expr::List(..) => {
                 let (items, tail) = e.list_view().expect("a list");
-                if self == Syntax::Elixir && tail == super::expr::Tail::Nil && self.keywords(out, &items) {
+                if self == Syntax::Elixir && tail == super::expr::Tail::Nil && self.keywords(out, &items, d) {
                     return;
                 }
-                self.seq(out, "[", &items, "");
+                self.seq(out, "[", &items, "", d);
                 if let super::expr::Tail::Other(t) = tail {
                     out.push_str(match (items.is_empty(), self) {
                         (true, _) => "",
                         (false, Syntax::Elixir) => " | ",
                         (false, Syntax::Erlang) => "|",
                     });
-                    self.write(out, &t);
+                    self.write_nested(out, &t, d);
                 }
                 out.push(']');
             }
-            Expr::Map(pairs) => self.map(out, pairs),
+            Expr::Map(pairs) => self.map(out, pairs, d),
             Expr::Fun { .. } => out.push_str(if self == Syntax::Elixir {
                 "fn ... end"
             } else {
@@ -108,27 +121,27 @@ impl Syntax {
                 if self == Syntax::Erlang {
                     args.swap(0, 1);
                 }
-                if let Some(d) = default {
-                    args.push(d);
+                if let Some(default) = default {
+                    args.push(default);
                 }
                 for (i, a) in args.into_iter().enumerate() {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    self.write(out, a);
+                    self.write_nested(out, a, d);
                 }
                 out.push(')');
             }
             Expr::Element { tuple, index } => {
                 let _ = write!(out, "elem(");
-                self.write(out, tuple);
+                self.write_nested(out, tuple, d);
                 let _ = write!(out, ", {index})");
             }
             Expr::ChildSpec { child, overrides } => {
                 out.push_str("Supervisor.child_spec(");
-                self.write(out, child);
+                self.write_nested(out, child, d);
                 out.push_str(", ");
-                self.write(out, overrides);
+                self.write_nested(out, overrides, d);
                 out.push(')');
             }
         }
@@ -142,19 +155,19 @@ impl Syntax {
         }
     }
 
-    fn seq(self, out: &mut String, open: &str, items: &[Expr], close: &str) {
+    fn seq(self, out: &mut String, open: &str, items: &[Expr], close: &str, d: usize) {
         out.push_str(open);
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 out.push_str(self.comma());
             }
-            self.write(out, item);
+            self.write_nested(out, item, d);
         }
         out.push_str(close);
     }
 
     /// `[name: x, port: 1]` when every element is a pair with a plain atom key.
-    fn keywords(self, out: &mut String, items: &[Expr]) -> bool {
+    fn keywords(self, out: &mut String, items: &[Expr], d: usize) -> bool {
         let pairs: Option<Vec<(String, Expr)>> = items
             .iter()
             .map(|i| match i.tuple_view().as_deref() {
@@ -168,13 +181,13 @@ impl Syntax {
         out.push('[');
         for (i, (k, v)) in pairs.iter().enumerate() {
             let _ = write!(out, "{}{k}: ", if i > 0 { ", " } else { "" });
-            self.write(out, v);
+            self.write_nested(out, v, d);
         }
         out.push(']');
         true
     }
 
-    fn map(self, out: &mut String, pairs: &[(Expr, Expr)]) {
+    fn map(self, out: &mut String, pairs: &[(Expr, Expr)], d: usize) {
         out.push_str(if self == Syntax::Elixir { "%{" } else { "#{" });
         let short = self == Syntax::Elixir && pairs.iter().all(|(k, _)| k.as_atom().is_some_and(plain_key));
         for (i, (k, v)) in pairs.iter().enumerate() {
@@ -184,15 +197,15 @@ impl Syntax {
             if short {
                 let _ = write!(out, "{}: ", k.as_atom().unwrap_or_default());
             } else {
-                self.write(out, k);
+                self.write_nested(out, k, d);
                 out.push_str(" => ");
             }
-            self.write(out, v);
+            self.write_nested(out, v, d);
         }
         out.push('}');
     }
 
-    fn write_term(self, out: &mut String, t: &Term) {
+    fn write_term(self, out: &mut String, t: &Term, d: usize) {
         if self == Syntax::Erlang {
             let _ = write!(out, "{t}");
             return;
@@ -216,9 +229,10 @@ impl Syntax {
                 "{",
                 &items.iter().cloned().map(Expr::term).collect::<Vec<_>>(),
                 "}",
+                d,
             ),
             Term::List(_) | Term::ImproperList(..) => {
-                self.write(out, &Expr::List(vec![], Box::new(Expr::term(t.clone()))))
+                self.write_nested(out, &Expr::List(vec![], Box::new(Expr::term(t.clone()))), d)
             }
             Term::Map(pairs) => self.map(
                 out,
@@ -226,6 +240,7 @@ impl Syntax {
                     .iter()
                     .map(|(k, v)| (Expr::term(k.clone()), Expr::term(v.clone())))
                     .collect::<Vec<_>>(),
+                d,
             ),
             Term::Integer(_) | Term::Float(_) | Term::Opaque(_) => {
                 let _ = write!(out, "{t}");
