@@ -10,7 +10,7 @@
 //! | only in the new release | `{add_module, M, Deps}` | `{delete_module, M}` |
 //! | only in the old release | `{delete_module, M}` | `{add_module, M, []}` |
 //! | same md5 | nothing | nothing |
-//! | supervisor callback module (`supervisor`, `Elixir.Supervisor`, `supervisor_bridge`) | `{update, M, supervisor}`, with child instructions around it ([`supervisors`]) | the same, children the other way |
+//! | supervisor callback module (`supervisor`, `Elixir.Supervisor`, `supervisor_bridge`) | `{update, M, supervisor}`, with child instructions around it (see `supervisors.rs`) | the same, children the other way |
 //! | exports `code_change/3,4` or `system_code_change/4`, or a gen_server / gen_statem / gen_event / gen_fsm behaviour (Erlang or Elixir) | `{update, M, {advanced, []}, Deps}` | the same (OTP runs `code_change({down, Vsn}, ...)`) |
 //! | any other change | `{load_module, M, Deps}` | the same |
 //!

@@ -18,7 +18,7 @@
 //!
 //! Files are untrusted: every error names the file and the chunk, and nothing panics.
 
-mod code;
+pub mod code;
 mod opcode;
 
 use std::collections::BTreeSet;

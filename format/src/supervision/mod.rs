@@ -38,11 +38,12 @@
 //!
 //! What the evaluator follows: moves, construction and destructuring of tuples, lists and
 //! maps, local calls and funs, `try` (the normal path), tests (deciding them when the known
-//! parts allow, else both ways), a few BIFs, and the models of [`models`]: `Supervisor.init/2`,
-//! `Supervisor.child_spec/2`, `Supervisor.start_link/2,3`, `supervisor:start_link/2,3`,
-//! `Keyword.get/2,3`, `Keyword.fetch!/2`, `Access.get/2,3`, `Enum.map/2`, `Enum.filter/2`,
-//! `Enum.reject/2`, `Enum.reduce/3` over known lists and literal ranges, `lists:reverse/1`,
-//! `++`. Every other call's result is unknown, named after the call.
+//! parts allow, else both ways), a few BIFs, and the library functions `models.rs` models:
+//! `Supervisor.init/2`, `Supervisor.child_spec/2`, `Supervisor.start_link/2,3`,
+//! `supervisor:start_link/2,3`, `Keyword.get/2,3`, `Keyword.fetch!/2`, `Access.get/2,3`,
+//! `Enum.map/2`, `Enum.filter/2`, `Enum.reject/2`, `Enum.reduce/3` over known lists and
+//! literal ranges, `lists:reverse/1`, `++`. Every other call's result is unknown, named after
+//! the call.
 //!
 //! Erlang supervisors are read the same way; when the evaluator cannot follow an `init/1` at
 //! all, the child specs found among the module's literals (maps with `id` and `start`, and
