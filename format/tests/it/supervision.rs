@@ -5,8 +5,8 @@
 //! on nodes booted from each version (fixtures/NOTES.md, "Supervisor child ids"; demo's from
 //! its sources). The samples (`fixtures/sup`) hold one supervisor per idiom of declaring
 //! children; their expected ids are what a live node reported for the same code
-//! (beam-supervisors-oracle in the research notes), with the parts that depend on run-time
-//! values unknown.
+//! (fixtures/NOTES.md, "Supervisor samples"), with the parts that depend on run-time values
+//! unknown and the ones that depend on configuration conditional.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -516,4 +516,22 @@ fn built_in_library_child_specs_agree_with_elixirs_own() {
         }
     }
     assert!(compared.values().filter(|ok| **ok).count() >= 25, "{compared:?}");
+    // And what `child_spec/1` gave on a running node (fixtures/NOTES.md).
+    for (module, arg, id) in [
+        ("Elixir.DynamicSupervisor", "[{name, {global, g}}].", "g"),
+        (
+            "Elixir.DynamicSupervisor",
+            "[{name, {via, 'Elixir.Registry', {'Elixir.R', k}}}].",
+            "{'Elixir.R',k}",
+        ),
+        ("Elixir.Task.Supervisor", "[].", "'Elixir.Task.Supervisor'"),
+        ("Elixir.Agent", "[].", "'Elixir.Agent'"),
+        ("Elixir.Task", "[].", "'Elixir.Task'"),
+    ] {
+        let child = Expr::tuple(vec![Expr::atom(module), parse(arg)]);
+        for index in [&own, &none] {
+            let got = index.child_id(&child, Syntax::Elixir).map(|t| t.to_string());
+            assert_eq!(got.as_deref(), Ok(id), "{module} {arg}");
+        }
+    }
 }
