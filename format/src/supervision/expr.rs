@@ -398,7 +398,8 @@ impl Kind {
             Term::Tuple(items) => Kind::Tuple(items.len()),
             Term::Map(_) => Kind::Map,
             Term::Binary(_) => Kind::Binary,
-            Term::Opaque(_) => Kind::Other,
+            // Opaque values, and any kind of term a type test here does not ask about.
+            _ => Kind::Other,
         }
     }
 

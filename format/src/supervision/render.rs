@@ -242,7 +242,8 @@ impl Syntax {
                     .collect::<Vec<_>>(),
                 d,
             ),
-            Term::Integer(_) | Term::Float(_) | Term::Opaque(_) => {
+            // Numbers, and values Elixir has no literal for, as the term writer writes them.
+            _ => {
                 let _ = write!(out, "{t}");
             }
         }
