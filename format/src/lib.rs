@@ -13,10 +13,12 @@
 //!
 //! Releases and what is inside them:
 //! - [`release`]: a release's `.rel` and its `lib/` directory names.
-//! - [`beam`]: BEAM files, module identity as `beam_lib:md5/1`, behaviours, literals.
+//! - [`beam`]: BEAM files, module identity as `beam_lib:md5/1`, behaviours, literals, code.
 //! - [`archive`]: the canonical tar form and the rules for hostile archives.
 //! - [`snapshot`]: what appups and relups are computed from: a release's `.rel`, `.app`s and
 //!   BEAM summaries.
+//! - [`supervision`]: supervisors' children, child ids and registered names, read from BEAM
+//!   code by a bounded symbolic evaluator and resolved across a release's modules.
 //!
 //! Artifacts, storage and trust:
 //! - [`chunk`]: content-defined chunks, reassembly and chunk compression.
@@ -51,6 +53,7 @@ pub mod release;
 pub mod relup;
 pub mod signing;
 pub mod snapshot;
+pub mod supervision;
 pub mod sysconfig;
 pub mod term;
 pub mod timestamp;

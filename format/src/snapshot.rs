@@ -10,6 +10,7 @@ use crate::archive::{ArchiveError, Limits, check_entry, decompress};
 use crate::beam::{Beam, BeamError};
 use crate::release::{ReleaseError, ReleaseSpec};
 use crate::relup::{RelupApp, RelupRelease};
+use crate::supervision::{Deferred, SupervisionIndex};
 use crate::term::{Term, TermError, parse_term};
 
 /// What the appup generator needs to know about a module.
@@ -23,8 +24,8 @@ pub struct ModuleSummary {
     pub code_change: bool,
     /// Modules it calls.
     pub calls: BTreeSet<String>,
-    /// Child ids, for a supervisor whose specs are literals.
-    pub child_ids: Option<Vec<Term>>,
+    /// What its code says about supervisors, child specs and names (read when asked).
+    pub supervision: Deferred,
 }
 
 pub(crate) const SUPERVISORS: &[&str] = &["supervisor", "Elixir.Supervisor", "supervisor_bridge"];
@@ -42,7 +43,6 @@ pub(crate) const PROCESSES: &[&str] = &[
 impl ModuleSummary {
     pub fn of(beam: &Beam) -> Result<Self, BeamError> {
         let behaviours = beam.behaviours();
-        let is_sup = behaviours.iter().any(|b| SUPERVISORS.contains(&b.as_str()));
         Ok(ModuleSummary {
             name: beam.module().to_owned(),
             identity: beam.identity(),
@@ -50,7 +50,7 @@ impl ModuleSummary {
                 || beam.exports("code_change", 4)
                 || beam.exports("system_code_change", 4),
             calls: beam.called_modules(),
-            child_ids: if is_sup { beam.literal_child_ids()? } else { None },
+            supervision: Deferred::of(beam),
             behaviours,
         })
     }
@@ -252,6 +252,18 @@ impl ReleaseSnapshot {
 }
 
 impl ReleaseSnapshot {
+    /// Every module's supervision summary, for resolving child ids and supervisor names
+    /// across applications (a child's `child_spec/1` is often in another one, such as
+    /// `Task.Supervisor` in `elixir`).
+    pub fn supervision(&self) -> SupervisionIndex<'_> {
+        SupervisionIndex::new(
+            self.apps
+                .values()
+                .flat_map(|a| a.beams.values())
+                .map(|m| (m.name.as_str(), &m.supervision)),
+        )
+    }
+
     /// The release as the relup generator sees it.
     pub fn relup_release(&self) -> RelupRelease {
         RelupRelease {

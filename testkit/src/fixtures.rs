@@ -26,6 +26,23 @@ impl Fixture {
         }
     }
 
+    /// `shop` (Elixir), four versions built with `mix release` (ERTS included).
+    pub fn shop() -> Fixture {
+        Fixture {
+            name: "shop",
+            dir: out_dir().join("shop"),
+        }
+    }
+
+    /// `ledger` (Erlang), three versions built with `rebar3 as prod tar` (beams
+    /// gzip-compressed).
+    pub fn ledger() -> Fixture {
+        Fixture {
+            name: "ledger",
+            dir: out_dir().join("ledger"),
+        }
+    }
+
     /// The release versions, oldest first.
     pub fn versions(&self) -> Vec<String> {
         let file = self.dir.join("VERSIONS");

@@ -168,26 +168,126 @@ fn reads_behaviours_exports_imports_and_child_specs() {
 
 #[test]
 fn truncated_and_corrupted_beams_never_panic() {
-    let good = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures/out/build/v2/lib")
-            .read_dir()
+    use rel_format::supervision::Supervision;
+    let out = rel_testkit::fixtures::out_dir();
+    let lib = |release: &str, app: &str| {
+        std::fs::read_dir(out.join(release).join("lib"))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .find(|p| p.to_string_lossy().contains("demo-"))
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{app}-")))
             .unwrap()
-            .join("ebin/demo_server.beam"),
-    )
-    .unwrap();
-    for cut in (0..good.len()).step_by(7) {
-        let _ = Beam::parse("cut.beam", good[..cut].to_vec()).map(|b| (b.md5(), b.literals(), b.literal_child_ids()));
+            .join("ebin")
+    };
+    // A gen_server, Erlang and Elixir supervisors (one gzip-compressed), an application that
+    // starts a supervisor inline, and a child_spec/1 with guards: every part of the reader,
+    // the code decoder and the supervision analysis.
+    let files = [
+        lib("build/v2", "demo").join("demo_server.beam"),
+        lib("build/v3", "demo").join("demo_sup.beam"),
+        lib("ledger/build/v3", "ledger").join("ledger_sup.beam"),
+        lib("shop/build/v3", "shop").join("Elixir.Shop.WorkerSup.beam"),
+        lib("shop/build/v3", "shop").join("Elixir.Shop.Application.beam"),
+        lib("shop/build/v3", "elixir").join("Elixir.Task.Supervisor.beam"),
+    ];
+    let everything = |beam: Beam| {
+        let code = beam.code().map(|c| c.functions().len());
+        (
+            beam.md5(),
+            beam.literals(),
+            beam.behaviours(),
+            code,
+            Supervision::of(&beam),
+        )
+    };
+    for file in &files {
+        let good = std::fs::read(file).unwrap();
+        let whole = Beam::parse("good.beam", good.clone()).unwrap();
+        assert!(whole.code().is_ok(), "{}", file.display());
+        // Relx's compressed beams are truncated and flipped once decompressed too.
+        let good = if good.starts_with(&[0x1f, 0x8b]) {
+            let mut plain = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(good.as_slice()), &mut plain).unwrap();
+            plain
+        } else {
+            good
+        };
+        for cut in (0..good.len()).step_by(7) {
+            let _ = Beam::parse("cut.beam", good[..cut].to_vec()).map(everything);
+        }
+        let mut x: u32 = 1;
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            bad[i] ^= (x >> 16) as u8 | 1;
+            let _ = Beam::parse("flipped.beam", bad).map(everything);
+        }
     }
-    let mut x: u32 = 1;
-    for i in 0..good.len() {
-        let mut bad = good.clone();
-        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        bad[i] ^= (x >> 16) as u8 | 1;
-        let _ =
-            Beam::parse("flipped.beam", bad).map(|b| (b.md5(), b.literals(), b.literal_child_ids(), b.behaviours()));
+}
+
+/// The kernel, stdlib and sasl beams of the installed OTP, and every beam of the fixtures.
+fn otp_and_fixture_beams() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(otp_lib()).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if ["kernel-", "stdlib-", "sasl-"].iter().any(|a| name.starts_with(a)) {
+            beams_in(&p.join("ebin"), &mut files);
+        }
     }
+    let out = rel_testkit::fixtures::out_dir();
+    for dir in ["build", "shop/build", "ledger/build"] {
+        beams_in(&out.join(dir), &mut files);
+    }
+    files
+}
+
+#[test]
+fn every_code_chunk_decodes_with_the_functions_its_header_and_exports_declare() {
+    use rel_format::beam::{Opcode, Operand};
+    let files = otp_and_fixture_beams();
+    assert!(files.len() > 2000, "only {} beams found", files.len());
+    let (mut functions, mut instructions) = (0, 0);
+    for f in &files {
+        let beam = Beam::parse(&f.to_string_lossy(), std::fs::read(f).unwrap()).unwrap();
+        let code = beam.code().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            code.functions().len(),
+            code.header().function_count as usize,
+            "{}",
+            f.display()
+        );
+        assert_eq!(code.instructions().last().map(|i| i.opcode), Some(Opcode::IntCodeEnd));
+        // Every export's label (ExpT) is the entry label of the function of that name.
+        let expt = beam.chunk(b"ExpT").unwrap();
+        let be32 = |at: usize| u32::from_be_bytes(expt[at..at + 4].try_into().unwrap());
+        for (i, (name, arity)) in beam.exports.iter().enumerate() {
+            let function = code
+                .function(name, *arity)
+                .unwrap_or_else(|| panic!("{}: {name}/{arity}", f.display()));
+            assert_eq!(function.entry, be32(4 + 12 * i + 8), "{}: {name}/{arity}", f.display());
+        }
+        // Every label an instruction names exists, and so does every fun's.
+        for ins in code.instructions() {
+            let mut check = |o: &Operand| {
+                if let Operand::Label(l) = o {
+                    assert!(*l == 0 || code.label(*l).is_some(), "{}: {ins}", f.display());
+                }
+            };
+            for o in &ins.operands {
+                check(o);
+                if let Operand::List(items) = o {
+                    items.iter().for_each(&mut check);
+                }
+            }
+        }
+        for lambda in code.lambdas() {
+            assert!(code.label(lambda.label).is_some(), "{}: {lambda:?}", f.display());
+        }
+        functions += code.functions().len();
+        instructions += code.instructions().len();
+    }
+    assert!(
+        functions > 50_000 && instructions > 1_000_000,
+        "{functions} functions, {instructions} instructions"
+    );
 }

@@ -1,5 +1,6 @@
 //! The format crate's integration tests, one binary: the examples in SPEC.md, the BEAM reader
-//! and relups against OTP itself, and the fixture releases built with real OTP.
+//! and relups against OTP itself, the fixture releases built with real OTP, and supervisors
+//! read from code against what running nodes report.
 #![allow(clippy::print_stdout)] // the dedup report is printed on purpose
 
 mod beam;
@@ -8,3 +9,4 @@ mod etf;
 mod fixtures;
 mod relup;
 mod spec;
+mod supervision;

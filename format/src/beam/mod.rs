@@ -12,12 +12,22 @@
 //! gzip-compressed; OTP loads them as they are, and so does this reader: the identity of a
 //! compressed beam is that of the beam inside it.
 //!
+//! The code itself is decoded on demand ([`Beam::code`], in [`code`]'s format): only the
+//! modules whose supervision rel analyses need it, so a snapshot of thousands of modules does
+//! not pay for it.
+//!
 //! Files are untrusted: every error names the file and the chunk, and nothing panics.
+
+pub mod code;
+mod opcode;
 
 use std::collections::BTreeSet;
 use std::io::Read;
 
 use md5::{Digest as _, Md5};
+
+pub use code::{Code, CodeHeader, Function, Instruction, Lambda, Mfa, Operand};
+pub use opcode::Opcode;
 
 use crate::etf;
 use crate::term::Term;
@@ -139,6 +149,30 @@ impl Beam {
     /// damaged one does not make the module unreadable.
     pub fn compile_info(&self) -> Result<Option<Term>, BeamError> {
         self.etf_chunk(b"CInf")
+    }
+
+    /// A copy holding only the chunks `keep` of the file's bytes, with the tables read at
+    /// parse time (atoms, exports, imports, attributes). What reads other chunks (the md5,
+    /// [`Beam::compile_info`]) is meaningless on it: it exists to keep what a later reading
+    /// needs without keeping the whole file.
+    pub(crate) fn trimmed(&self, keep: &[&[u8; 4]]) -> Beam {
+        let mut bytes = Vec::new();
+        let mut chunks = Vec::new();
+        for &(id, start, len) in &self.chunks {
+            if keep.contains(&&id) {
+                chunks.push((id, bytes.len(), len));
+                bytes.extend_from_slice(&self.bytes[start..start + len]);
+            }
+        }
+        Beam {
+            file: self.file.clone(),
+            bytes,
+            chunks,
+            atoms: self.atoms.clone(),
+            exports: self.exports.clone(),
+            imports: self.imports.clone(),
+            attributes: self.attributes.clone(),
+        }
     }
 
     /// The raw data of a chunk.
@@ -357,6 +391,45 @@ impl Beam {
             pos += 4 + len;
         }
         Ok(out)
+    }
+
+    /// The `FunT` table: the funs the module's code makes.
+    pub fn lambdas(&self) -> Result<Vec<Lambda>, BeamError> {
+        let Some(data) = self.chunk(b"FunT") else {
+            return Ok(vec![]);
+        };
+        let bad = |what: &str| self.error(b"FunT", what);
+        let count = be32(data, 0).ok_or_else(|| bad("truncated count"))? as usize;
+        if count > (data.len() - 4) / 24 {
+            return Err(bad(&format!("count {count} exceeds the chunk")));
+        }
+        (0..count)
+            .map(|i| {
+                let field = |k: usize| be32(data, 4 + 24 * i + 4 * k).unwrap_or(0);
+                Ok(Lambda {
+                    function: self.atom(b"FunT", field(0))?.into(),
+                    arity: field(1),
+                    label: field(2),
+                    free: field(4),
+                })
+            })
+            .collect()
+    }
+
+    /// The decoded `Code` chunk (see [`Code`]): every function's instructions, with atoms,
+    /// literals, imports and funs resolved.
+    pub fn code(&self) -> Result<Code, BeamError> {
+        let data = self
+            .chunk(b"Code")
+            .ok_or_else(|| self.error(b"Code", "mandatory chunk missing"))?;
+        let tables = code::Tables {
+            module: self.module(),
+            atoms: &self.atoms,
+            imports: &self.imports,
+            literals: self.literals()?,
+            lambdas: self.lambdas()?,
+        };
+        code::decode(data, &tables).map_err(|e| self.error(b"Code", &e.to_string()))
     }
 
     /// Child ids of the supervisor specs found among the literals: maps with `id` and

@@ -8,22 +8,29 @@
 //! | situation | up | down |
 //! |---|---|---|
 //! | only in the new release | `{add_module, M, Deps}` | `{delete_module, M}` |
-//! | only in the old release | `{delete_module, M}` | `{add_module, M, Deps}` |
+//! | only in the old release | `{delete_module, M}` | `{add_module, M, []}` |
 //! | same md5 | nothing | nothing |
-//! | supervisor (`supervisor`, `Elixir.Supervisor`) | `{update, M, supervisor}`, then `restart_child` for children it gained; `terminate_child` + `delete_child` first for children it lost | the inverse, in reverse order |
+//! | supervisor callback module (`supervisor`, `Elixir.Supervisor`, `supervisor_bridge`) | `{update, M, supervisor}`, with child instructions around it (see `supervisors.rs`) | the same, children the other way |
 //! | exports `code_change/3,4` or `system_code_change/4`, or a gen_server / gen_statem / gen_event / gen_fsm behaviour (Erlang or Elixir) | `{update, M, {advanced, []}, Deps}` | the same (OTP runs `code_change({down, Vsn}, ...)`) |
 //! | any other change | `{load_module, M, Deps}` | the same |
 //!
 //! `Deps` are the modules the new beam calls (its import table) that also have an
 //! instruction in this appup, so `systools`/rel order them. Up instructions are: added
-//! modules, changed modules, supervisors with their child instructions, deleted modules;
-//! the down list is the up list inverted and reversed. A supervisor is assumed to be
-//! registered under its module name (`{local, ?MODULE}`), and its child ids are read from
-//! its literals; where they cannot be found, a warning says so.
+//! modules, changed modules, supervisors with their child instructions (callback modules,
+//! then supervisors started inline by changed modules), deleted modules.
+//!
+//! Each step is generated with its own inverse, and the down list is the steps' inverses in
+//! reverse order: a module added on the way up is deleted last on the way down, after the
+//! child that runs it was stopped; a child removed on the way up is started again on the way
+//! down after its module is back. (The down list cannot be computed from the up list alone:
+//! restarting a child an inline supervisor lost needs the child as the *old* code wrote it.)
+
+mod supervisors;
 
 use std::collections::BTreeSet;
 
 use crate::snapshot::{AppSnapshot, ModuleSummary, ReleaseSnapshot};
+use crate::supervision::SupervisionIndex;
 use crate::term::{Term, TermError, parse_terms};
 
 fn atom(s: &str) -> Term {
@@ -34,35 +41,51 @@ fn tuple(items: Vec<Term>) -> Term {
     Term::Tuple(items)
 }
 
-fn apply(f: &str, sup: &str, id: &Term) -> Term {
-    tuple(vec![
-        atom("apply"),
-        tuple(vec![
-            atom("supervisor"),
-            atom(f),
-            Term::List(vec![atom(sup), id.clone()]),
-        ]),
-    ])
+/// One step of an upgrade: its instructions on the way up, and those that undo it on the way
+/// down.
+#[derive(Debug, Clone, PartialEq)]
+struct Step {
+    up: Vec<Term>,
+    down: Vec<Term>,
 }
 
-/// The up instructions (and warnings) for one application from `old` to `new`.
-pub fn up_instructions(old: &AppSnapshot, new: &AppSnapshot) -> (Vec<Term>, Vec<String>) {
-    let mut warnings = Vec::new();
-    let added: Vec<&ModuleSummary> = new
-        .beams
-        .values()
-        .filter(|m| !old.beams.contains_key(&m.name))
-        .collect();
-    let deleted: Vec<&ModuleSummary> = old
-        .beams
-        .values()
-        .filter(|m| !new.beams.contains_key(&m.name))
-        .collect();
-    let changed: Vec<(&ModuleSummary, &ModuleSummary)> = new
+impl Step {
+    /// A step that is its own inverse (`load_module`, `update`).
+    fn both(instruction: Term) -> Step {
+        Step {
+            up: vec![instruction.clone()],
+            down: vec![instruction],
+        }
+    }
+}
+
+/// One application's generated appup clause for one from-version.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Clause {
+    pub up: Vec<Term>,
+    pub down: Vec<Term>,
+    pub warnings: Vec<String>,
+}
+
+/// One side of an upgrade: an application, and its release's supervision summaries (child
+/// specs and supervisor names may come from other applications).
+#[derive(Debug, Clone, Copy)]
+pub struct Side<'a> {
+    pub app: &'a AppSnapshot,
+    pub index: &'a SupervisionIndex<'a>,
+}
+
+/// The generated instructions (and warnings) for one application from `old` to `new`.
+/// `extra` is the user's `.extra` for it: a supervisor it addresses gets no warning.
+pub fn clause(old: Side<'_>, new: Side<'_>, extra: &Extra) -> Clause {
+    let (o, n) = (old.app, new.app);
+    let added: Vec<&ModuleSummary> = n.beams.values().filter(|m| !o.beams.contains_key(&m.name)).collect();
+    let deleted: Vec<&ModuleSummary> = o.beams.values().filter(|m| !n.beams.contains_key(&m.name)).collect();
+    let changed: Vec<(&ModuleSummary, &ModuleSummary)> = n
         .beams
         .values()
         .filter_map(|m| {
-            old.beams
+            o.beams
                 .get(&m.name)
                 .filter(|o| o.identity != m.identity)
                 .map(|o| (o, m))
@@ -82,106 +105,46 @@ pub fn up_instructions(old: &AppSnapshot, new: &AppSnapshot) -> (Vec<Term>, Vec<
                 .collect(),
         )
     };
-    let mut up = Vec::new();
+    let mut steps = Vec::new();
     for m in &added {
-        up.push(tuple(vec![atom("add_module"), atom(&m.name), deps(m)]));
+        steps.push(Step {
+            up: vec![tuple(vec![atom("add_module"), atom(&m.name), deps(m)])],
+            down: vec![tuple(vec![atom("delete_module"), atom(&m.name)])],
+        });
     }
-    let mut sups = Vec::new();
-    for (o, m) in &changed {
+    for (_, m) in &changed {
         if m.is_supervisor() {
-            sups.push((*o, *m));
+            continue;
         } else if m.is_process() {
-            up.push(tuple(vec![
+            steps.push(Step::both(tuple(vec![
                 atom("update"),
                 atom(&m.name),
                 tuple(vec![atom("advanced"), Term::List(vec![])]),
                 deps(m),
-            ]));
+            ])));
         } else {
-            up.push(tuple(vec![atom("load_module"), atom(&m.name), deps(m)]));
+            steps.push(Step::both(tuple(vec![atom("load_module"), atom(&m.name), deps(m)])));
         }
     }
-    for (o, m) in sups {
-        let (gained, lost) = match (&o.child_ids, &m.child_ids) {
-            (Some(old_ids), Some(new_ids)) => (
-                new_ids
-                    .iter()
-                    .filter(|i| !old_ids.contains(i))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-                old_ids
-                    .iter()
-                    .filter(|i| !new_ids.contains(i))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            ),
-            _ => {
-                warnings.push(format!(
-                    "{}: cannot find the child specs of supervisor {} among its literals; if its children changed, add restart_child/terminate_child instructions yourself",
-                    new.name, m.name
-                ));
-                (vec![], vec![])
-            }
-        };
-        for id in &lost {
-            up.push(apply("terminate_child", &m.name, id));
-            up.push(apply("delete_child", &m.name, id));
-        }
-        up.push(tuple(vec![atom("update"), atom(&m.name), atom("supervisor")]));
-        for id in &gained {
-            up.push(apply("restart_child", &m.name, id));
-        }
+    let mut children = supervisors::Children::new(&n.name, old.index, new.index, extra);
+    for (_, m) in changed.iter().filter(|(_, m)| m.is_supervisor()) {
+        steps.extend(children.callback_module(&m.name));
     }
+    for (_, m) in &changed {
+        steps.extend(children.inline(&m.name));
+    }
+    let warnings = children.warnings;
     for m in &deleted {
-        up.push(tuple(vec![atom("delete_module"), atom(&m.name)]));
+        steps.push(Step {
+            up: vec![tuple(vec![atom("delete_module"), atom(&m.name)])],
+            down: vec![tuple(vec![atom("add_module"), atom(&m.name), Term::List(vec![])])],
+        });
     }
-    (up, warnings)
-}
-
-/// The down instructions: the up list inverted and reversed.
-pub fn invert(up: &[Term]) -> Vec<Term> {
-    let mut down = Vec::new();
-    let mut i = 0;
-    while i < up.len() {
-        let instr = &up[i];
-        let t = instr.as_tuple().unwrap_or(&[]);
-        let name = t.first().and_then(Term::as_atom);
-        let apply_of = |x: &Term| -> Option<(String, String, Term)> {
-            let mfa = x.as_tuple()?.get(1)?.as_tuple()?;
-            let args = mfa.get(2)?.as_list()?;
-            Some((
-                mfa.get(1)?.as_atom()?.to_owned(),
-                args.first()?.as_atom()?.to_owned(),
-                args.get(1)?.clone(),
-            ))
-        };
-        match name {
-            Some("add_module") => down.push(vec![tuple(vec![atom("delete_module"), t[1].clone()])]),
-            Some("delete_module") => down.push(vec![tuple(vec![atom("add_module"), t[1].clone(), Term::List(vec![])])]),
-            Some("apply") => match apply_of(instr) {
-                Some((f, sup, id)) if f == "restart_child" => {
-                    down.push(vec![
-                        apply("terminate_child", &sup, &id),
-                        apply("delete_child", &sup, &id),
-                    ]);
-                }
-                Some((f, sup, id))
-                    if f == "terminate_child"
-                        && up
-                            .get(i + 1)
-                            .and_then(apply_of)
-                            .is_some_and(|(g, _, _)| g == "delete_child") =>
-                {
-                    down.push(vec![apply("restart_child", &sup, &id)]);
-                    i += 1;
-                }
-                _ => down.push(vec![instr.clone()]),
-            },
-            _ => down.push(vec![instr.clone()]),
-        }
-        i += 1;
+    Clause {
+        up: steps.iter().flat_map(|s| s.up.iter().cloned()).collect(),
+        down: steps.iter().rev().flat_map(|s| s.down.iter().cloned()).collect(),
+        warnings,
     }
-    down.into_iter().rev().flatten().collect()
 }
 
 /// User additions around the generated instructions of one application: the terms of an
@@ -285,6 +248,8 @@ pub fn plan_appups(
     let froms: Vec<&ReleaseSnapshot> = froms.iter().collect();
     let mut plans = Vec::new();
     let mut warnings = Vec::new();
+    let to_index = to.supervision();
+    let from_indexes: Vec<SupervisionIndex<'_>> = froms.iter().map(|f| f.supervision()).collect();
     // Code changed under an unchanged vsn: OTP will not upgrade it.
     for from in &froms {
         for (name, new) in &to.apps {
@@ -312,15 +277,16 @@ pub fn plan_appups(
         }
     }
     for (name, new) in &to.apps {
-        let olds: Vec<&AppSnapshot> = froms
+        let olds: Vec<(&AppSnapshot, &SupervisionIndex<'_>)> = froms
             .iter()
-            .filter_map(|f| f.apps.get(name))
-            .filter(|o| o.vsn != new.vsn)
+            .zip(&from_indexes)
+            .filter_map(|(f, index)| f.apps.get(name).map(|a| (a, index)))
+            .filter(|(o, _)| o.vsn != new.vsn)
             .collect();
         if olds.is_empty() {
             continue;
         }
-        let mut from_vsns: Vec<String> = olds.iter().map(|o| o.vsn.clone()).collect();
+        let mut from_vsns: Vec<String> = olds.iter().map(|(o, _)| o.vsn.clone()).collect();
         from_vsns.dedup();
         let covers = |appup: &Term| -> bool {
             appup.as_tuple().filter(|t| t.len() == 3).is_some_and(|t| {
@@ -352,16 +318,28 @@ pub fn plan_appups(
         let mut downs = Vec::new();
         let mut ws = Vec::new();
         for vsn in &from_vsns {
-            let old = olds.iter().find(|o| &o.vsn == vsn).expect("from a from-version");
-            let (up, w) = up_instructions(old, new);
-            ws.extend(w);
-            let down = invert(&up);
+            let &(old, old_index) = olds.iter().find(|(o, _)| &o.vsn == vsn).expect("from a from-version");
+            let Clause { up, down, warnings: w } = clause(
+                Side {
+                    app: old,
+                    index: old_index,
+                },
+                Side {
+                    app: new,
+                    index: &to_index,
+                },
+                &ex,
+            );
+            for w in w {
+                if !ws.contains(&w) {
+                    ws.push(w);
+                }
+            }
             let up = [ex.up_before.clone(), up, ex.up_after.clone()].concat();
             let down = [ex.down_before.clone(), down, ex.down_after.clone()].concat();
             ups.push(tuple(vec![Term::string(vsn), Term::List(up)]));
             downs.push(tuple(vec![Term::string(vsn), Term::List(down)]));
         }
-        ws.dedup();
         plans.push(plan(
             tuple(vec![Term::string(&new.vsn), Term::List(ups), Term::List(downs)]),
             AppupSource::Generated,
@@ -395,6 +373,7 @@ pub fn render(plan: &AppupPlan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervision::{Declared, Deferred, Expr, Name, Start, Started, Supervision};
 
     fn m(name: &str, version: u8) -> ModuleSummary {
         ModuleSummary {
@@ -403,8 +382,38 @@ mod tests {
             behaviours: vec![],
             code_change: false,
             calls: BTreeSet::new(),
-            child_ids: None,
+            supervision: Deferred::known(Supervision::default()),
         }
+    }
+
+    /// A supervisor module registered under its name, whose `init/1` gives these children.
+    fn sup(version: u8, children: Vec<Expr>) -> ModuleSummary {
+        let mut s = m("sup", version);
+        s.behaviours = vec!["supervisor".into()];
+        s.supervision = Deferred::known(Supervision {
+            init: Some(
+                children
+                    .into_iter()
+                    .map(|child| Declared {
+                        child,
+                        conditional: false,
+                    })
+                    .collect(),
+            ),
+            starts: vec![Start {
+                function: "start_link/0".into(),
+                supervisor: Started::Module("sup".into()),
+                name: Name::Registered(Term::atom("sup")),
+            }],
+            child_spec: None,
+        });
+        s
+    }
+
+    fn spec(id: &str) -> Expr {
+        Expr::term(
+            crate::term::parse_term("t", &format!("#{{id => {id}, start => {{{id}, start_link, []}}}}.")).unwrap(),
+        )
     }
 
     fn app(vsn: &str, mods: Vec<ModuleSummary>) -> AppSnapshot {
@@ -417,20 +426,29 @@ mod tests {
         }
     }
 
+    fn index(app: &AppSnapshot) -> SupervisionIndex<'_> {
+        SupervisionIndex::new(app.beams.values().map(|m| (m.name.as_str(), &m.supervision)))
+    }
+
+    fn generate(old: &AppSnapshot, new: &AppSnapshot) -> Clause {
+        let (o, n) = (index(old), index(new));
+        clause(
+            Side { app: old, index: &o },
+            Side { app: new, index: &n },
+            &Extra::default(),
+        )
+    }
+
     #[test]
     fn classifies_modules() {
         let mut server = m("srv", 2);
         server.behaviours = vec!["Elixir.GenServer".into()];
         server.calls = ["lib".to_owned(), "gen_server".to_owned()].into();
-        let mut sup_old = m("sup", 1);
-        sup_old.behaviours = vec!["supervisor".into()];
-        sup_old.child_ids = Some(vec![Term::atom("srv"), Term::atom("gone")]);
-        let mut sup_new = m("sup", 2);
-        sup_new.behaviours = vec!["supervisor".into()];
-        sup_new.child_ids = Some(vec![Term::atom("srv"), Term::atom("wrk")]);
+        let sup_old = sup(1, vec![spec("srv"), spec("gone")]);
+        let sup_new = sup(2, vec![spec("srv"), spec("wrk")]);
         let old = app("1", vec![m("srv", 1), m("lib", 1), m("same", 1), m("old", 1), sup_old]);
         let new = app("2", vec![server, m("lib", 2), m("same", 1), m("wrk", 1), sup_new]);
-        let (up, warnings) = up_instructions(&old, &new);
+        let Clause { up, down, warnings } = generate(&old, &new);
         let text: Vec<String> = up.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,
@@ -445,8 +463,8 @@ mod tests {
                 "{delete_module,old}",
             ]
         );
-        assert!(warnings.is_empty());
-        let down: Vec<String> = invert(&up).iter().map(ToString::to_string).collect();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let down: Vec<String> = down.iter().map(ToString::to_string).collect();
         assert_eq!(
             down,
             vec![
@@ -463,12 +481,11 @@ mod tests {
     }
 
     #[test]
-    fn warns_when_child_specs_are_unknown() {
-        let mut s1 = m("sup", 1);
-        s1.behaviours = vec!["supervisor".into()];
-        let mut s2 = m("sup", 2);
-        s2.behaviours = vec!["supervisor".into()];
-        let (up, warnings) = up_instructions(&app("1", vec![s1]), &app("2", vec![s2]));
+    fn warns_when_a_child_id_is_unknown_unless_the_extra_addresses_the_supervisor() {
+        let runtime = Expr::unknown("<the argument of init/1>");
+        let old = app("1", vec![sup(1, vec![spec("a")])]);
+        let new = app("2", vec![sup(2, vec![spec("a"), runtime])]);
+        let Clause { up, warnings, .. } = generate(&old, &new);
         assert_eq!(
             up,
             vec![Term::Tuple(vec![
@@ -477,9 +494,23 @@ mod tests {
                 Term::atom("supervisor")
             ])]
         );
-        assert!(
-            warnings[0].contains("cannot find the child specs of supervisor sup"),
-            "{warnings:?}"
+        assert_eq!(
+            warnings,
+            vec![
+                "x: supervisor sup: rel cannot know the id of child `<the argument of init/1>`: it is only known at \
+                 run time (<the argument of init/1>). If that child is new, add to x.extra (Id being its id):\n    \
+                 {up_after, [{apply,{supervisor,restart_child,[sup,Id]}}]}.\n    \
+                 {down_before, [{apply,{supervisor,terminate_child,[sup,Id]}}, \
+                 {apply,{supervisor,delete_child,[sup,Id]}}]}."
+            ]
         );
+        let extra = Extra::parse(
+            "x.extra",
+            "{up_after, [{apply, {supervisor, restart_child, [sup, b]}}]}.",
+        )
+        .unwrap();
+        let (o, n) = (index(&old), index(&new));
+        let covered = clause(Side { app: &old, index: &o }, Side { app: &new, index: &n }, &extra);
+        assert!(covered.warnings.is_empty(), "{:?}", covered.warnings);
     }
 }
