@@ -244,3 +244,48 @@ fn a_wrong_appup_fails_the_checks() {
     let err = upgrade_and_back(&vs[0], &vs[1], Some(dir.path())).unwrap_err();
     assert!(err.contains("demo_server's state was not converted"), "{err}");
 }
+
+/// The drain generated appups run before deleting modules (`rel_format::appup::DRAIN_*`): its
+/// abstract format is what OTP parses its source to, and on a real node it waits for a
+/// process in old code to finish, and gives up at its deadline on one that does not.
+#[test]
+fn the_drain_is_what_its_source_says_and_waits_for_old_code() {
+    use rel_format::appup::{DRAIN_EXPRS, DRAIN_SOURCE};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("source"), DRAIN_SOURCE).unwrap();
+    std::fs::write(dir.path().join("exprs"), format!("{DRAIN_EXPRS}.\n")).unwrap();
+    std::fs::write(
+        dir.path().join("drainee.erl"),
+        "-module(drainee).\n-export([pause/1]).\npause(Ms) -> receive after Ms -> done end.\n",
+    )
+    .unwrap();
+    let script = r#"
+        {ok, Src} = file:read_file("source"),
+        {ok, Toks, _} = erl_scan:string(binary_to_list(Src)),
+        {ok, Parsed} = erl_parse:parse_exprs(Toks),
+        {ok, [Exprs]} = file:consult("exprs"),
+        Same = Parsed =:= Exprs,
+        {ok, drainee, Bin} = compile:file("drainee", [binary]),
+        {module, drainee} = code:load_binary(drainee, "drainee.beam", Bin),
+        Short = spawn(drainee, pause, [300]),
+        Stuck = spawn(drainee, pause, [60000]),
+        timer:sleep(50),
+        {module, drainee} = code:load_binary(drainee, "drainee.beam", Bin),
+        Drain = fun(Ms) -> {value, V, _} = erl_eval:exprs(Exprs, [{'Modules', [drainee]}, {'Ms', Ms}]), V end,
+        %% Waits past the short pause (300 ms), gives up on the stuck one after 1 s.
+        Result = Drain(1000),
+        io:format("~p ~p ~p ~p~n", [Same, Result, is_process_alive(Short), is_process_alive(Stuck)]),
+        halt().
+    "#;
+    let out = std::process::Command::new("erl")
+        .args(["-noshell", "-eval", script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "true ok false true",
+        "parsed as DRAIN_EXPRS, drained, short gone, stuck outlived the deadline: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -7,23 +7,30 @@
 //!
 //! | situation | up | down |
 //! |---|---|---|
-//! | only in the new release | `{add_module, M, Deps}` | `{delete_module, M}` |
-//! | only in the old release | `{delete_module, M}` | `{add_module, M, []}` |
+//! | only in the new release | `{add_module, M, Deps}` | drain, `{delete_module, M}` |
+//! | only in the old release | drain, `{delete_module, M}` | `{add_module, M, []}` |
 //! | same md5 | nothing | nothing |
 //! | supervisor callback module (`supervisor`, `Elixir.Supervisor`, `supervisor_bridge`) | `{update, M, supervisor}`, with child instructions around it (see `supervisors.rs`) | the same, children the other way |
 //! | exports `code_change/3,4` or `system_code_change/4`, or a gen_server / gen_statem / gen_event / gen_fsm behaviour (Erlang or Elixir) | `{update, M, {advanced, []}, Deps}` | the same (OTP runs `code_change({down, Vsn}, ...)`) |
 //! | any other change | `{load_module, M, Deps}` | the same |
 //!
 //! `Deps` are the modules the new beam calls (its import table) that also have an
-//! instruction in this appup, so `systools`/rel order them. Up instructions are: added
-//! modules, changed modules, supervisors with their child instructions (callback modules,
-//! then supervisors started inline by changed modules), deleted modules.
+//! instruction in this appup, so `systools`/rel order them; on the way down only the changed
+//! ones (a module that goes is not a dependency, see below).
 //!
-//! Each step is generated with its own inverse, and the down list is the steps' inverses in
-//! reverse order: a module added on the way up is deleted last on the way down, after the
-//! child that runs it was stopped; a child removed on the way up is started again on the way
-//! down after its module is back. (The down list cannot be computed from the up list alone:
-//! restarting a child an inline supervisor lost needs the child as the *old* code wrote it.)
+//! Both directions run in the same order: code first (added modules, then changed ones),
+//! then processes (supervisors and their children: a child is stopped only once the code
+//! that calls it is gone, started only once its code is there), then the deleted modules.
+//! Each process step is generated with its own inverse, since undoing one needs the child as
+//! the *old* code wrote it, and the down list undoes them in reverse order.
+//!
+//! Deleting a module is the one step a request in flight can trip on: a process that entered
+//! the old code of a caller just before it was reloaded calls the deleted module when it
+//! returns from, say, a suspended server, and gets `undef`. So when reloaded code calls a
+//! module that goes, a drain precedes the deletions: `{apply, {erl_eval, exprs, ...}}` that
+//! waits (at most [`DRAIN_MS`]) until no process runs the old code of those callers. It is
+//! documented OTP (`erl_eval:exprs/2` on abstract format) and needs no module of rel's on the
+//! node.
 
 mod supervisors;
 
@@ -91,60 +98,139 @@ pub fn clause(old: Side<'_>, new: Side<'_>, extra: &Extra) -> Clause {
                 .map(|o| (o, m))
         })
         .collect();
-    let touched: BTreeSet<&str> = added
+    let names =
+        |ms: &mut dyn Iterator<Item = &ModuleSummary>| -> BTreeSet<String> { ms.map(|m| m.name.clone()).collect() };
+    let changed_names = names(&mut changed.iter().map(|(_, m)| *m));
+    let touched: BTreeSet<String> = changed_names
         .iter()
-        .map(|m| m.name.as_str())
-        .chain(changed.iter().map(|(_, m)| m.name.as_str()))
+        .cloned()
+        .chain(names(&mut added.iter().copied()))
         .collect();
-    let deps = |m: &ModuleSummary| -> Term {
+    // On the way up a module is loaded after the changed or added modules it calls; on the way
+    // down before the changed ones (OTP reverses the order), and never tied to a module that
+    // goes: that removal must wait for the old code to drain (`drain`), not run inside a group
+    // whose processes are suspended.
+    let deps = |m: &ModuleSummary, among: &BTreeSet<String>| -> Term {
         Term::List(
             m.calls
                 .iter()
-                .filter(|c| touched.contains(c.as_str()) && **c != m.name)
+                .filter(|c| among.contains(*c) && **c != m.name)
                 .map(|c| atom(c))
                 .collect(),
         )
     };
-    let mut steps = Vec::new();
-    for m in &added {
-        steps.push(Step {
-            up: vec![tuple(vec![atom("add_module"), atom(&m.name), deps(m)])],
-            down: vec![tuple(vec![atom("delete_module"), atom(&m.name)])],
+    let mut code = Vec::new();
+    for (_, m) in changed.iter().filter(|(_, m)| !m.is_supervisor()) {
+        let (up, down) = (deps(m, &touched), deps(m, &changed_names));
+        let instruction = |deps: Term| {
+            if m.is_process() {
+                tuple(vec![
+                    atom("update"),
+                    atom(&m.name),
+                    tuple(vec![atom("advanced"), Term::List(vec![])]),
+                    deps,
+                ])
+            } else {
+                tuple(vec![atom("load_module"), atom(&m.name), deps])
+            }
+        };
+        code.push(Step {
+            up: vec![instruction(up)],
+            down: vec![instruction(down)],
         });
-    }
-    for (_, m) in &changed {
-        if m.is_supervisor() {
-            continue;
-        } else if m.is_process() {
-            steps.push(Step::both(tuple(vec![
-                atom("update"),
-                atom(&m.name),
-                tuple(vec![atom("advanced"), Term::List(vec![])]),
-                deps(m),
-            ])));
-        } else {
-            steps.push(Step::both(tuple(vec![atom("load_module"), atom(&m.name), deps(m)])));
-        }
     }
     let mut children = supervisors::Children::new(&n.name, old.index, new.index, extra);
+    let mut processes = Vec::new();
     for (_, m) in changed.iter().filter(|(_, m)| m.is_supervisor()) {
-        steps.extend(children.callback_module(&m.name));
+        processes.extend(children.callback_module(&m.name));
     }
     for (_, m) in &changed {
-        steps.extend(children.inline(&m.name));
+        processes.extend(children.inline(&m.name));
     }
     let warnings = children.warnings;
-    for m in &deleted {
-        steps.push(Step {
-            up: vec![tuple(vec![atom("delete_module"), atom(&m.name)])],
-            down: vec![tuple(vec![atom("add_module"), atom(&m.name), Term::List(vec![])])],
-        });
+
+    let mut up: Vec<Term> = added
+        .iter()
+        .map(|m| tuple(vec![atom("add_module"), atom(&m.name), deps(m, &touched)]))
+        .collect();
+    up.extend(code.iter().chain(&processes).flat_map(|s| s.up.iter().cloned()));
+    up.extend(drain_before(&deleted, changed.iter().map(|(o, _)| *o)));
+    up.extend(
+        deleted
+            .iter()
+            .map(|m| tuple(vec![atom("delete_module"), atom(&m.name)])),
+    );
+
+    let mut down: Vec<Term> = deleted
+        .iter()
+        .map(|m| tuple(vec![atom("add_module"), atom(&m.name), Term::List(vec![])]))
+        .collect();
+    down.extend(code.iter().rev().flat_map(|s| s.down.iter().cloned()));
+    down.extend(processes.iter().rev().flat_map(|s| s.down.iter().cloned()));
+    down.extend(drain_before(&added, changed.iter().map(|(_, n)| *n)));
+    down.extend(
+        added
+            .iter()
+            .rev()
+            .map(|m| tuple(vec![atom("delete_module"), atom(&m.name)])),
+    );
+    Clause { up, down, warnings }
+}
+
+/// How long a drain waits, at most, for processes to leave the old code that may call a
+/// module about to be deleted. After it, OTP's `brutal_purge` applies as it always would.
+pub const DRAIN_MS: u64 = 5_000;
+
+/// What a drain runs, with `Modules` (the callers) and `Ms` ([`DRAIN_MS`]) bound: it
+/// returns `ok` once no process runs the old code of any of `Modules`, or at the deadline.
+pub const DRAIN_SOURCE: &str = "\
+Old = [M || M <- Modules, erlang:check_old_code(M)],
+Deadline = erlang:monotonic_time(millisecond) + Ms,
+Busy = fun() -> [P || P <- erlang:processes(), M <- Old, erlang:check_process_code(P, M)] end,
+Wait = fun W() ->
+           case Busy() =:= [] orelse erlang:monotonic_time(millisecond) >= Deadline of
+               true -> ok;
+               false -> receive after 10 -> W() end
+           end
+       end,
+Wait().
+";
+
+/// [`DRAIN_SOURCE`] in the abstract format `erl_eval:exprs/2` evaluates, as
+/// `erl_parse:parse_exprs/1` gives it (a test checks this against OTP).
+pub const DRAIN_EXPRS: &str = "[{match,1,{var,1,'Old'},{lc,1,{var,1,'M'},[{generate,1,{var,1,'M'},{var,1,'Modules'}},{call,1,{remote,1,{atom,1,erlang},{atom,1,check_old_code}},[{var,1,'M'}]}]}},{match,2,{var,2,'Deadline'},{op,2,'+',{call,2,{remote,2,{atom,2,erlang},{atom,2,monotonic_time}},[{atom,2,millisecond}]},{var,2,'Ms'}}},{match,3,{var,3,'Busy'},{'fun',3,{clauses,[{clause,3,[],[],[{lc,3,{var,3,'P'},[{generate,3,{var,3,'P'},{call,3,{remote,3,{atom,3,erlang},{atom,3,processes}},[]}},{generate,3,{var,3,'M'},{var,3,'Old'}},{call,3,{remote,3,{atom,3,erlang},{atom,3,check_process_code}},[{var,3,'P'},{var,3,'M'}]}]}]}]}}},{match,4,{var,4,'Wait'},{named_fun,4,'W',[{clause,4,[],[],[{'case',5,{op,5,'orelse',{op,5,'=:=',{call,5,{var,5,'Busy'},[]},{nil,5}},{op,5,'>=',{call,5,{remote,5,{atom,5,erlang},{atom,5,monotonic_time}},[{atom,5,millisecond}]},{var,5,'Deadline'}}},[{clause,6,[{atom,6,true}],[],[{atom,6,ok}]},{clause,7,[{atom,7,false}],[],[{'receive',7,[],{integer,7,10},[{call,7,{var,7,'W'},[]}]}]}]}]}]}},{call,10,{var,10,'Wait'},[]}]";
+
+/// Before `gone` are deleted: wait until no process runs the old code of a reloaded module
+/// that calls one of them. A request that entered the old code just before its module was
+/// reloaded would otherwise call a module that is no longer there (`undef`). Empty when
+/// nothing deleted is called from reloaded code.
+fn drain_before<'a>(gone: &[&ModuleSummary], running: impl Iterator<Item = &'a ModuleSummary>) -> Option<Term> {
+    drain(
+        running
+            .filter(|m| gone.iter().any(|g| m.calls.contains(&g.name)))
+            .map(|m| m.name.clone())
+            .collect(),
+    )
+}
+
+/// The instruction that waits (at most [`DRAIN_MS`]) until no process runs the old code of
+/// `callers`; `None` when there are none.
+pub(crate) fn drain(callers: Vec<String>) -> Option<Term> {
+    if callers.is_empty() {
+        return None;
     }
-    Clause {
-        up: steps.iter().flat_map(|s| s.up.iter().cloned()).collect(),
-        down: steps.iter().rev().flat_map(|s| s.down.iter().cloned()).collect(),
-        warnings,
-    }
+    let callers = callers.iter().map(|c| atom(c)).collect();
+    let exprs = parse_terms("drain", &format!("{DRAIN_EXPRS}."))
+        .expect("the drain parses")
+        .remove(0);
+    let bindings = Term::List(vec![
+        tuple(vec![atom("Modules"), Term::List(callers)]),
+        tuple(vec![atom("Ms"), Term::Integer(DRAIN_MS.into())]),
+    ]);
+    Some(tuple(vec![
+        atom("apply"),
+        tuple(vec![atom("erl_eval"), atom("exprs"), Term::List(vec![exprs, bindings])]),
+    ]))
 }
 
 /// User additions around the generated instructions of one application: the terms of an
@@ -469,15 +555,96 @@ mod tests {
             down,
             vec![
                 "{add_module,old,[]}",
+                "{update,srv,{advanced,[]},[lib]}",
+                "{load_module,lib,[]}",
                 "{apply,{supervisor,terminate_child,[sup,wrk]}}",
                 "{apply,{supervisor,delete_child,[sup,wrk]}}",
                 "{update,sup,supervisor}",
                 "{apply,{supervisor,restart_child,[sup,gone]}}",
-                "{update,srv,{advanced,[]},[lib]}",
-                "{load_module,lib,[]}",
                 "{delete_module,wrk}",
             ]
         );
+    }
+
+    /// The drain instruction's callers, or None.
+    fn drained(instrs: &[Term]) -> Option<Vec<String>> {
+        let i = instrs
+            .iter()
+            .position(|t| t.to_string().starts_with("{apply,{erl_eval,exprs,"))?;
+        assert!(
+            instrs[i + 1..]
+                .iter()
+                .all(|t| t.to_string().starts_with("{delete_module,")),
+            "the drain comes right before the deletions: {instrs:?}"
+        );
+        let args = instrs[i].as_tuple().unwrap()[1].as_tuple().unwrap()[2]
+            .as_list()
+            .unwrap();
+        assert_eq!(args[0], parse_terms("t", &format!("{DRAIN_EXPRS}.")).unwrap()[0]);
+        let bindings = args[1].to_string();
+        let rest = bindings.strip_prefix("[{'Modules',[").unwrap();
+        let (mods, tail) = rest.split_once("]}").unwrap();
+        assert_eq!(tail, format!(",{{'Ms',{DRAIN_MS}}}]"));
+        Some(mods.split(',').map(str::to_owned).collect())
+    }
+
+    #[test]
+    fn deletions_wait_for_the_old_callers_and_are_nobodys_dependency_on_the_way_down() {
+        // v1: handler calls legacy and store. v2: handler calls pricing and store; legacy goes.
+        let with_calls = |name: &str, v: u8, calls: &[&str]| {
+            let mut x = m(name, v);
+            x.calls = calls.iter().map(|c| (*c).to_owned()).collect();
+            x
+        };
+        let old = app(
+            "1",
+            vec![
+                with_calls("handler", 1, &["legacy", "store"]),
+                m("store", 1),
+                m("legacy", 1),
+                m("quiet", 1),
+            ],
+        );
+        let new = app(
+            "2",
+            vec![
+                with_calls("handler", 2, &["pricing", "store"]),
+                m("store", 2),
+                m("pricing", 1),
+                m("quiet", 2),
+            ],
+        );
+        let Clause { up, down, .. } = generate(&old, &new);
+        assert_eq!(up[0].to_string(), "{add_module,pricing,[]}");
+        assert_eq!(up[1].to_string(), "{load_module,handler,[pricing,store]}");
+        assert_eq!(drained(&up), Some(vec!["handler".to_owned()]), "{up:?}");
+        assert_eq!(up.last().unwrap().to_string(), "{delete_module,legacy}");
+        // Down, v2's handler still runs until it is reloaded, and it calls pricing.
+        assert_eq!(down[0].to_string(), "{add_module,legacy,[]}");
+        assert!(
+            down.contains(&parse_terms("t", "{load_module,handler,[store]}.").unwrap()[0]),
+            "{down:?}"
+        );
+        assert_eq!(drained(&down), Some(vec!["handler".to_owned()]), "{down:?}");
+        assert_eq!(down.last().unwrap().to_string(), "{delete_module,pricing}");
+
+        // Nothing reloaded calls what goes: no drain.
+        let new = app(
+            "2",
+            vec![with_calls("handler", 2, &["store"]), m("store", 2), m("quiet", 1)],
+        );
+        let old = app(
+            "1",
+            vec![
+                with_calls("handler", 1, &["store"]),
+                m("store", 1),
+                m("quiet", 1),
+                m("legacy", 1),
+            ],
+        );
+        let Clause { up, down, .. } = generate(&old, &new);
+        assert_eq!(drained(&up), None, "{up:?}");
+        assert_eq!(drained(&down), None, "{down:?}");
     }
 
     #[test]

@@ -142,7 +142,11 @@ fn supervisor_instructions(from: &ReleaseSnapshot, to: &ReleaseSnapshot, app: &s
             .unwrap()
             .iter()
             .map(ToString::to_string)
-            .filter(|i| i.starts_with("{apply,") || i.ends_with(",supervisor}"))
+            .filter(|i| {
+                i.starts_with("{apply,{supervisor,")
+                    || i.starts_with("{apply,{'Elixir.Supervisor',")
+                    || i.ends_with(",supervisor}")
+            })
             .collect()
     };
     (clause(&t[1]), clause(&t[2]))
@@ -405,7 +409,11 @@ fn unknown_children_warn_with_the_extra_to_write_unless_an_extra_addresses_the_s
     let children = |list: &[Term]| -> Vec<String> {
         list.iter()
             .map(ToString::to_string)
-            .filter(|i| i.starts_with("{apply,") || i.ends_with(",supervisor}"))
+            .filter(|i| {
+                i.starts_with("{apply,{supervisor,")
+                    || i.starts_with("{apply,{'Elixir.Supervisor',")
+                    || i.ends_with(",supervisor}")
+            })
             .collect()
     };
     let top = |f: &str, id: &str| format!("{{apply,{{supervisor,{f},['Elixir.Sample.Supervisor',{id}]}}}}");
