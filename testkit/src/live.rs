@@ -72,7 +72,7 @@ impl Running {
     /// host's value, and ledger its HTTP port.
     pub fn host_config(&self) -> String {
         match self.tool {
-            Tool::Mix => "[{shop, [{greeting, <<\"from the host\">>}]}].\n".to_owned(),
+            Tool::Mix => "[{shop, [{greeting, <<\"from-the-host\">>}]}].\n".to_owned(),
             Tool::Relx => format!(
                 "[{{ledger, [{{port, {}}}, {{currency, \"HOST\"}}]}}].\n",
                 self.http_port
@@ -143,7 +143,9 @@ impl Running {
         loop {
             match crate::load::get(self.http_port) {
                 Ok(_) => return,
-                Err(e) if started.elapsed() > timeout => panic!("{} does not serve: {e}", self.name),
+                Err(e) if started.elapsed() > timeout => {
+                    panic!("{} does not serve: {e}\n{}", self.name, self.log_tail())
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
             }
         }
@@ -163,9 +165,46 @@ impl Running {
             .unwrap_or_else(|_| panic!("bin/{} pid: {}", self.name, String::from_utf8_lossy(&out.stderr)))
     }
 
-    /// Stops the node (and waits for its OS process to end).
+    /// Stops the node and waits (up to a minute) for its OS process to end: the start
+    /// scripts' `stop` returns once the node was asked to, and a node still shutting down
+    /// holds its name and port.
     pub fn stop(&self) {
+        let pid = self.script(&["pid"]);
+        let pid = String::from_utf8_lossy(&pid.stdout).trim().parse::<u32>().ok();
         let _ = self.script(&["stop"]);
+        let started = Instant::now();
+        while let Some(pid) = pid
+            && std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last lines the node logged (the start scripts' `daemon` logs through `run_erl`).
+    fn log_tail(&self) -> String {
+        let dirs = [self.root.join("tmp/log"), self.root.join("log")];
+        let mut logs: Vec<PathBuf> = dirs
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("erlang.log"))
+            })
+            .collect();
+        logs.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        let Some(log) = logs.last() else {
+            return "(no erlang.log)".to_owned();
+        };
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "{}:\n{}",
+            log.display(),
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        )
     }
 
     /// Stops and starts the node the way its tool does.

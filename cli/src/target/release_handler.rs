@@ -95,13 +95,10 @@ impl Driver<'_> {
     pub async fn config_for(&self, vsn: &Version) -> Result<SysConfig> {
         let mut config = self.layout.sys_config(vsn.as_str(), self.host)?;
         if let Some(providers) = config_providers(&config) {
+            // The release keeps each provider's state as its `init/1` returned it at build
+            // time; a boot passes it to `load/2` (`Config.Provider.boot/0`), and so does rel.
             let mut term = config.to_term();
-            for (module, init) in providers {
-                let state = self
-                    .node
-                    .call(&module, "init", vec![init])
-                    .await
-                    .with_context(|| format!("the config provider {module} of {vsn} did not start"))?;
+            for (module, state) in providers {
                 term = self
                     .node
                     .call(&module, "load", vec![term, state])

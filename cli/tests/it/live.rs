@@ -123,20 +123,19 @@ async fn dist(running: &Running) -> Connection {
     .unwrap()
 }
 
-/// The md5 of every module the release's application and consolidated protocols hold.
+/// The md5 of every module the release's application holds, a protocol's being that of its
+/// consolidated version (what a boot loads).
 fn md5s(fixture: &Fixture, vsn: &str) -> BTreeMap<String, Vec<u8>> {
     let app = format!("lib/{}-{vsn}/ebin/", fixture.name);
     let consolidated = format!("releases/{vsn}/consolidated/");
-    fixture
-        .members(vsn, |p| {
-            (p.starts_with(&app) || p.starts_with(&consolidated)) && p.ends_with(".beam")
-        })
-        .into_iter()
-        .map(|(path, bytes)| {
+    let mut out = BTreeMap::new();
+    for prefix in [&app, &consolidated] {
+        for (path, bytes) in fixture.members(vsn, |p| p.starts_with(prefix.as_str()) && p.ends_with(".beam")) {
             let beam = Beam::parse(&path, bytes).unwrap();
-            (beam.module().to_owned(), beam.md5().to_vec())
-        })
-        .collect()
+            out.insert(beam.module().to_owned(), beam.md5().to_vec());
+        }
+    }
+    out
 }
 
 /// Every module of `vsn` is loaded at its md5; those only `gone_from` had are not loaded.
@@ -149,7 +148,10 @@ async fn modules_are(running: &Running, fixture: &Fixture, vsn: &str, gone_from:
             .await
             .map_err(|e| format!("{module}: {e}"))?;
         if got != Term::Binary(md5.clone()) {
-            return Err(format!("{module} is not at its md5 of {vsn}"));
+            return Err(format!(
+                "{module} is not at its md5 of {vsn} ({}), but at {got}",
+                hex::encode(md5)
+            ));
         }
     }
     for module in md5s(fixture, gone_from).keys().filter(|m| !want.contains_key(*m)) {
@@ -217,7 +219,7 @@ async fn live(name: &'static str, tool: Tool, pairs: &[(usize, usize)]) {
         match tool {
             Tool::Mix => {
                 assert_eq!(
-                    answer["greeting"], "from the host",
+                    answer["greeting"], "from-the-host",
                     "{v}: the host's config is not in force"
                 );
                 assert_eq!(answer["region"], "eu-test", "{v}: runtime.exs is not in force");
@@ -241,11 +243,18 @@ async fn live(name: &'static str, tool: Tool, pairs: &[(usize, usize)]) {
         let load = Load::start(running.http_port, 4);
         std::thread::sleep(Duration::from_millis(300));
 
+        let failed_during = |what: &str| {
+            let stats = load.stats();
+            assert_eq!(stats.failed, 0, "{}: requests failed: {:?}", step(what), stats.failures);
+        };
         rel(&home, &reg, &root, &["upgrade", name, "--to", to]);
+        failed_during("upgrade");
         hits = check.runs(to, from, hits, &step("upgrade")).await;
         rel(&home, &reg, &root, &["rollback", name, "--to", from]);
+        failed_during("rollback");
         hits = check.runs(from, to, hits, &step("rollback")).await;
         rel(&home, &reg, &root, &["upgrade", name, "--to", to]);
+        failed_during("upgrade again");
         check.runs(to, from, hits, &step("upgrade again")).await;
 
         std::thread::sleep(Duration::from_millis(300));
