@@ -29,6 +29,15 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
 }
 
 /// Bytes for people: `7.91 MiB`, `512 B`.
+/// `1 step`, `2 steps`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }

@@ -34,7 +34,7 @@ impl Back {
         if self.restarted {
             "by a restart: no installed relup has that downgrade".into()
         } else {
-            format!("live, {} step(s), no restart", self.steps.len())
+            format!("live, {}, no restart", crate::output::count(self.steps.len(), "step"))
         }
     }
 }

@@ -282,11 +282,11 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
     } else if !s.quiet {
         if args.dry_run {
             let mut out = format!(
-                "plan for {}: {} -> {}, {} step(s), {}\n",
+                "plan for {}: {} -> {}, {}, {}\n",
                 args.name,
                 report.from,
                 report.to,
-                total,
+                crate::output::count(total, "step"),
                 bytes(plan.total_bytes)
             );
             for (i, st) in report.steps.iter().enumerate() {
@@ -304,8 +304,11 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             crate::print_raw(&out);
         } else {
             crate::say(&format!(
-                "{} upgraded live from {} to {} in {} step(s), no restart",
-                args.name, report.from, report.to, total
+                "{} upgraded live from {} to {} in {}, no restart",
+                args.name,
+                report.from,
+                report.to,
+                crate::output::count(total, "step")
             ));
         }
     }

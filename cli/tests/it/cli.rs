@@ -498,16 +498,45 @@ fn the_readme_demo_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
-    let vs = versions();
+    let shop = rel_testkit::fixtures::Fixture::shop();
+    let vs = shop.versions();
+    let (v1, v2) = (&vs[0], &vs[1]);
     for expected in [
-        format!("pushed demo {} (release)", vs[0]),
-        format!("pushed demo {} (release)", vs[1]),
-        "380 already in the registry".to_owned(),
-        format!("demo {} -> {}:", vs[0], vs[1]),
-        format!("pulled demo {} (signed by demo-ci)", vs[1]),
+        format!("pushed shop {v1} (release)"),
+        format!("pushed shop {v2} (release)"),
+        format!("upgrade shop {v1} -> {v2}:"),
+        "hot upgrade, no restart".to_owned(),
+        format!("installed shop {v1} (mix release"),
+        format!("shop upgraded live from {v1} to {v2} in 1 step, no restart"),
+        format!("running {v2}"),
+        format!("shop rolled back from {v2} to {v1} (live, 1 step, no restart)"),
+        " served, 0 failed".to_owned(),
     ] {
         assert!(text.contains(&expected), "the demo did not print {expected:?}:\n{text}");
     }
+    // The node answered on v1, v2, then v1 again: same process and state, the host's config.
+    let answers: Vec<&str> = text.lines().filter(|l| l.starts_with("GET / -> ")).collect();
+    assert_eq!(answers.len(), 3, "{text}");
+    let field = |line: &str, key: &str| -> String {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in {line}"))
+            .to_owned()
+    };
+    for (line, vsn) in answers.iter().zip([v1, v2, v1]) {
+        assert_eq!(&field(line, "code_vsn"), vsn, "{line}");
+        assert_eq!(field(line, "greeting"), "hello-from-the-host", "{line}");
+        assert_eq!(field(line, "store_pid"), field(answers[0], "store_pid"), "{line}");
+        assert_eq!(
+            line.rsplit_once("(OS pid ").unwrap().1,
+            answers[0].rsplit_once("(OS pid ").unwrap().1
+        );
+    }
+    let hits: Vec<u64> = answers.iter().map(|l| field(l, "hits").parse().unwrap()).collect();
+    assert!(
+        hits[0] < hits[1] && hits[1] < hits[2],
+        "the store kept counting: {hits:?}"
+    );
 }
 
 #[test]

@@ -285,7 +285,7 @@ fn dry_run_changes_nothing_and_hooks_run_around_each_step() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout.contains("2 step(s)")
+        stdout.contains("2 steps")
             && stdout.contains("{code_change,up,[{demo_server,[]}]}")
             && stdout.contains("restart_child"),
         "{stdout}"
