@@ -343,6 +343,7 @@ pub struct AppupArgs {
 pub struct MakingArgs {
     /// Your own appups and additions: `<app>.appup` replaces the generated one; `<app>.extra`
     /// holds `{up_before, [...]}.` `{up_after, [...]}.` `{down_before, [...]}.` `{down_after, [...]}.`
+    /// and `{code_change, [{Module, FromVsn | '_', Extra}]}.` (SPEC.md §8.2)
     #[arg(long, value_name = "DIR")]
     pub appup_dir: Option<PathBuf>,
     #[command(flatten)]

@@ -203,40 +203,11 @@ pub fn add_swaps(relup: Term, to: &ReleaseSnapshot, froms: &[&ReleaseSnapshot]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::release::ReleaseSpec;
-    use crate::snapshot::AppSnapshot;
-    use crate::supervision::{Deferred, Supervision};
+    use crate::snapshot::test_support::{module, release as snapshot};
     use crate::term::parse_terms;
 
-    fn module(name: &str, version: u8, behaviours: &[&str], calls: &[&str]) -> ModuleSummary {
-        ModuleSummary {
-            name: name.into(),
-            identity: [version; 32],
-            behaviours: behaviours.iter().map(|b| (*b).to_owned()).collect(),
-            code_change: false,
-            calls: calls.iter().map(|c| (*c).to_owned()).collect(),
-            supervision: Deferred::known(Supervision::default()),
-        }
-    }
-
     fn release(vsn: &str, beams: Vec<ModuleSummary>, protocol: u8) -> ReleaseSnapshot {
-        let app = AppSnapshot {
-            name: "shop".into(),
-            vsn: vsn.into(),
-            app_modules: beams.iter().map(|m| m.name.clone()).collect(),
-            beams: beams.into_iter().map(|m| (m.name.clone(), m)).collect(),
-            appup: None,
-        };
-        ReleaseSnapshot {
-            spec: ReleaseSpec {
-                name: "shop".into(),
-                version: vsn.parse().unwrap(),
-                erts: "13.1.5".parse().unwrap(),
-                apps: vec![],
-            },
-            apps: [("shop".to_owned(), app)].into(),
-            consolidated: [("Elixir.Chars".to_owned(), module("Elixir.Chars", protocol, &[], &[]))].into(),
-        }
+        snapshot("shop", vsn, beams, vec![module("Elixir.Chars", protocol, &[], &[])])
     }
 
     fn script(text: &str) -> Vec<Term> {

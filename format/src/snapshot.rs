@@ -319,3 +319,48 @@ pub fn app_modules(file: &str, text: &str) -> Result<Vec<String>, SnapshotError>
     }
     Ok(vec![])
 }
+
+/// Hand-made snapshots for unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::supervision::{Deferred, Supervision};
+
+    /// A module whose identity is `version` repeated.
+    pub fn module(name: &str, version: u8, behaviours: &[&str], calls: &[&str]) -> ModuleSummary {
+        ModuleSummary {
+            name: name.into(),
+            identity: [version; 32],
+            behaviours: behaviours.iter().map(|b| (*b).to_owned()).collect(),
+            code_change: false,
+            calls: calls.iter().map(|c| (*c).to_owned()).collect(),
+            supervision: Deferred::known(Supervision::default()),
+        }
+    }
+
+    /// Release `name` `vsn` with one application of the same name and vsn.
+    pub fn release(
+        name: &str,
+        vsn: &str,
+        beams: Vec<ModuleSummary>,
+        consolidated: Vec<ModuleSummary>,
+    ) -> ReleaseSnapshot {
+        let app = AppSnapshot {
+            name: name.into(),
+            vsn: vsn.into(),
+            app_modules: beams.iter().map(|m| m.name.clone()).collect(),
+            beams: beams.into_iter().map(|m| (m.name.clone(), m)).collect(),
+            appup: None,
+        };
+        ReleaseSnapshot {
+            spec: ReleaseSpec {
+                name: name.into(),
+                version: vsn.parse().expect("a test version"),
+                erts: "13.1.5".parse().expect("a test version"),
+                apps: vec![],
+            },
+            apps: [(name.to_owned(), app)].into(),
+            consolidated: consolidated.into_iter().map(|m| (m.name.clone(), m)).collect(),
+        }
+    }
+}

@@ -127,7 +127,7 @@ pub fn clause(old: Side<'_>, new: Side<'_>, extra: &Extra) -> Clause {
                 tuple(vec![
                     atom("update"),
                     atom(&m.name),
-                    tuple(vec![atom("advanced"), Term::List(vec![])]),
+                    tuple(vec![atom("advanced"), extra.code_change_extra(&m.name, &o.vsn)]),
                     deps,
                 ])
             } else {
@@ -233,15 +233,27 @@ pub(crate) fn drain(callers: Vec<String>) -> Option<Term> {
     ]))
 }
 
-/// User additions around the generated instructions of one application: the terms of an
+/// User additions to the generated instructions of one application: the terms of an
 /// `<app>.extra` file (SPEC.md §8.2), each `{up_before | up_after | down_before | down_after,
-/// [Instruction]}`.
+/// [Instruction]}` or `{code_change, [{Module, FromVsn | '_', Extra}]}`.
 #[derive(Debug, Clone, Default)]
 pub struct Extra {
     pub up_before: Vec<Term>,
     pub up_after: Vec<Term>,
     pub down_before: Vec<Term>,
     pub down_after: Vec<Term>,
+    /// The `Extra` of `{update, M, {advanced, Extra}, _}` per module and from-version (`None`:
+    /// any), both ways: what `code_change/3` is given, for instance which older shape a
+    /// downgrade across skipped versions should produce.
+    pub code_change: Vec<CodeChangeExtra>,
+}
+
+/// One `{Module, FromVsn | '_', Extra}` of an `.extra`'s `code_change` list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodeChangeExtra {
+    pub module: String,
+    pub from: Option<String>,
+    pub extra: Term,
 }
 
 /// Why an `.extra` file was refused.
@@ -250,10 +262,14 @@ pub struct Extra {
 pub enum ExtraError {
     #[error(transparent)]
     Term(#[from] TermError),
-    #[error("{file}: expected {{up_before | up_after | down_before | down_after, [Instructions]}}, found `{found}`")]
+    #[error(
+        "{file}: expected {{up_before | up_after | down_before | down_after, [Instructions]}} or {{code_change, [{{Module, FromVsn, Extra}}]}}, found `{found}`"
+    )]
     Shape { file: String, found: String },
-    #[error("{file}: unknown key `{key}` (use up_before, up_after, down_before or down_after)")]
+    #[error("{file}: unknown key `{key}` (use up_before, up_after, down_before, down_after or code_change)")]
     UnknownKey { file: String, key: String },
+    #[error("{file}: code_change wants {{Module, FromVsn, Extra}} with FromVsn a string or '_', found `{found}`")]
+    CodeChange { file: String, found: String },
 }
 
 impl Extra {
@@ -276,6 +292,28 @@ impl Extra {
                 "up_after" => &mut extra.up_after,
                 "down_before" => &mut extra.down_before,
                 "down_after" => &mut extra.down_after,
+                "code_change" => {
+                    for entry in list.iter() {
+                        let bad = || ExtraError::CodeChange {
+                            file: file.to_owned(),
+                            found: entry.to_string(),
+                        };
+                        let Some([module, from, value]) = entry.as_tuple() else {
+                            return Err(bad());
+                        };
+                        let module = module.as_atom().ok_or_else(bad)?.to_owned();
+                        let from = match from.as_atom() {
+                            Some("_") => None,
+                            _ => Some(from.as_string().ok_or_else(bad)?),
+                        };
+                        extra.code_change.push(CodeChangeExtra {
+                            module,
+                            from,
+                            extra: value.clone(),
+                        });
+                    }
+                    continue;
+                }
                 other => {
                     return Err(ExtraError::UnknownKey {
                         file: file.to_owned(),
@@ -286,6 +324,16 @@ impl Extra {
             *slot = list.into_owned();
         }
         Ok(extra)
+    }
+
+    /// The `code_change` Extra for `module` upgraded from application vsn `from`: the entry
+    /// for that vsn, else the one for any (`'_'`), else `[]`.
+    pub fn code_change_extra(&self, module: &str, from: &str) -> Term {
+        let for_module = || self.code_change.iter().filter(|c| c.module == module);
+        for_module()
+            .find(|c| c.from.as_deref() == Some(from))
+            .or_else(|| for_module().find(|c| c.from.is_none()))
+            .map_or_else(|| Term::List(vec![]), |c| c.extra.clone())
     }
 }
 
@@ -403,6 +451,8 @@ pub fn plan_appups(
         let mut ups = Vec::new();
         let mut downs = Vec::new();
         let mut ws = Vec::new();
+        // (module, from, whether an update of it from there was generated)
+        let mut applied: Vec<(String, Option<String>, bool)> = Vec::new();
         for vsn in &from_vsns {
             let &(old, old_index) = olds.iter().find(|(o, _)| &o.vsn == vsn).expect("from a from-version");
             let Clause { up, down, warnings: w } = clause(
@@ -421,10 +471,31 @@ pub fn plan_appups(
                     ws.push(w);
                 }
             }
+            for c in &ex.code_change {
+                if c.from.as_ref().is_none_or(|f| f == vsn) {
+                    applied.push((c.module.clone(), c.from.clone(), is_updated(&up, &c.module)));
+                }
+            }
             let up = [ex.up_before.clone(), up, ex.up_after.clone()].concat();
             let down = [ex.down_before.clone(), down, ex.down_after.clone()].concat();
             ups.push(tuple(vec![Term::string(vsn), Term::List(up)]));
             downs.push(tuple(vec![Term::string(vsn), Term::List(down)]));
+        }
+        for c in &ex.code_change {
+            let matches: Vec<&(String, Option<String>, bool)> = applied
+                .iter()
+                .filter(|(m, f, _)| *m == c.module && *f == c.from)
+                .collect();
+            if !matches.iter().any(|(_, _, updated)| *updated) {
+                let from = c
+                    .from
+                    .as_deref()
+                    .map_or_else(|| "any version".to_owned(), |f| format!("\"{f}\""));
+                ws.push(format!(
+                    "{name}.extra: the code_change Extra for {} from {from} is not used: no update of it from {from} was generated (only changed process modules are updated, from the versions upgraded from)",
+                    Term::atom(&c.module),
+                ));
+            }
         }
         plans.push(plan(
             tuple(vec![Term::string(&new.vsn), Term::List(ups), Term::List(downs)]),
@@ -433,6 +504,20 @@ pub fn plan_appups(
         ));
     }
     (plans, warnings)
+}
+
+/// Whether `instructions` update `module` with `{advanced, _}`.
+fn is_updated(instructions: &[Term], module: &str) -> bool {
+    instructions.iter().any(|i| {
+        i.as_tuple().is_some_and(|t| {
+            t.len() == 4
+                && t[0].as_atom() == Some("update")
+                && t[1].as_atom() == Some(module)
+                && t[2]
+                    .as_tuple()
+                    .is_some_and(|a| a.first().and_then(Term::as_atom) == Some("advanced"))
+        })
+    })
 }
 
 /// An appup as a file OTP reads: a header comment and the term.
@@ -645,6 +730,50 @@ mod tests {
         let Clause { up, down, .. } = generate(&old, &new);
         assert_eq!(drained(&up), None, "{up:?}");
         assert_eq!(drained(&down), None, "{down:?}");
+    }
+
+    #[test]
+    fn code_change_extras_go_to_the_updates_they_name_and_unused_ones_are_reported() {
+        use crate::snapshot::test_support::{module, release};
+        let extra = Extra::parse(
+            "shop.extra",
+            "{code_change, [{store, \"1\", {shape, 1}}, {store, '_', {shape, any}}, {lib, '_', x}, {store, \"9\", y}]}.",
+        )
+        .unwrap();
+        let store = |v| module("store", v, &["gen_server"], &[]);
+        let (v1, v2) = (
+            release("shop", "1", vec![store(1), module("lib", 1, &[], &[])], vec![]),
+            release("shop", "2", vec![store(2), module("lib", 1, &[], &[])], vec![]),
+        );
+        let v3 = release("shop", "3", vec![store(3), module("lib", 2, &[], &[])], vec![]);
+        let (plans, _) = plan_appups(&[&v1, &v2], &v3, &|_| None, &|_| Some(extra.clone()));
+        let appup = plans[0].appup.to_string();
+        // From 1 the Extra for "1"; from 2 the one for any version; the same both ways.
+        for want in [
+            "{\"1\",[{load_module,lib,[]},{update,store,{advanced,{shape,1}},[]}]}",
+            "{\"1\",[{update,store,{advanced,{shape,1}},[]},{load_module,lib,[]}]}",
+            "{\"2\",[{load_module,lib,[]},{update,store,{advanced,{shape,any}},[]}]}",
+            "{\"2\",[{update,store,{advanced,{shape,any}},[]},{load_module,lib,[]}]}",
+        ] {
+            assert!(appup.contains(want), "{want} in {appup}");
+        }
+        assert_eq!(
+            plans[0].warnings,
+            [
+                "shop.extra: the code_change Extra for lib from any version is not used: no update of it from any version was generated (only changed process modules are updated, from the versions upgraded from)",
+                "shop.extra: the code_change Extra for store from \"9\" is not used: no update of it from \"9\" was generated (only changed process modules are updated, from the versions upgraded from)",
+            ]
+        );
+        for bad in [
+            "{code_change, [{store, 1, x}]}.",
+            "{code_change, [store]}.",
+            "{code_change, [{\"store\", '_', x}]}.",
+        ] {
+            assert!(
+                matches!(Extra::parse("shop.extra", bad), Err(ExtraError::CodeChange { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
