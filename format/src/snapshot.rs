@@ -327,7 +327,7 @@ pub(crate) mod test_support {
     use crate::supervision::{Deferred, Supervision};
 
     /// A module whose identity is `version` repeated.
-    pub fn module(name: &str, version: u8, behaviours: &[&str], calls: &[&str]) -> ModuleSummary {
+    pub(crate) fn module(name: &str, version: u8, behaviours: &[&str], calls: &[&str]) -> ModuleSummary {
         ModuleSummary {
             name: name.into(),
             identity: [version; 32],
@@ -339,7 +339,7 @@ pub(crate) mod test_support {
     }
 
     /// Release `name` `vsn` with one application of the same name and vsn.
-    pub fn release(
+    pub(crate) fn release(
         name: &str,
         vsn: &str,
         beams: Vec<ModuleSummary>,
