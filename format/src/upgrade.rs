@@ -256,3 +256,96 @@ fn relup_versions(relup: &Term) -> Option<(String, Vec<String>, Vec<String>)> {
     };
     Some((vsn.as_string()?, firsts(ups)?, firsts(downs)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(vsn: &str, apps: &[(&str, &str)]) -> ReleaseSpec {
+        let apps: Vec<String> = apps.iter().map(|(a, v)| format!("{{{a},\"{v}\"}}")).collect();
+        ReleaseSpec::parse(
+            "t.rel",
+            &format!(
+                "{{release,{{\"shop\",\"{vsn}\"}},{{erts,\"13.1.5\"}},[{}]}}.",
+                apps.join(",")
+            ),
+        )
+        .unwrap()
+    }
+
+    /// An uncompressed tar of `files` (path, contents); directories are implied.
+    fn tar(files: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, text) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, path, text.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn an_upgrade_release_handler_would_refuse_is_refused_with_every_reason() {
+        let (v1, v2) = (
+            spec("1", &[("kernel", "8.5"), ("shop", "1")]),
+            spec("2", &[("kernel", "8.5"), ("shop", "2")]),
+        );
+        let rel2 = "{release,{\"shop\",\"2\"},{erts,\"13.1.5\"},[{kernel,\"8.5\"},{shop,\"2\"}]}.";
+        let relup = "{\"2\",[{\"1\",[],[]}],[{\"1\",[],[]}]}.";
+        let good = [
+            ("releases/shop.rel", rel2),
+            ("releases/2/shop.rel", rel2),
+            ("releases/2/start.boot", "boot"),
+            ("releases/2/relup", relup),
+            ("lib/shop-2/ebin/shop.app", "app"),
+        ];
+        check_upgrade(&tar(&good)[..], &v2, &[&v1]).unwrap();
+
+        // mix writes no releases/<name>.rel; a relup for another version; shop-2 not shipped.
+        let bad = [
+            ("releases/2/shop.rel", rel2),
+            ("releases/2/start.boot", "boot"),
+            ("releases/2/relup", "{\"3\",[{\"0\",[],[]}],[]}."),
+        ];
+        let UpgradeError::Unusable { to, problems } = check_upgrade(&tar(&bad)[..], &v2, &[&v1]).unwrap_err() else {
+            panic!("not Unusable")
+        };
+        assert_eq!(to, "shop 2");
+        assert_eq!(
+            problems,
+            [
+                "no releases/shop.rel, which unpack_release reads first",
+                "lib/shop-2/ebin is neither shipped nor on a node running 1",
+                "releases/2/relup is the relup of 3",
+                "the relup has no upgrade from 1",
+                "the relup has no downgrade to 1",
+            ]
+        );
+
+        // The top .rel of another version, no boot script, a relup that is not one.
+        let rel1 = "{release,{\"shop\",\"1\"},{erts,\"13.1.5\"},[{kernel,\"8.5\"},{shop,\"1\"}]}.";
+        let bad = [
+            ("releases/shop.rel", rel1),
+            ("releases/2/relup", "[not, a, relup]."),
+            ("lib/shop-2/ebin/shop.app", "app"),
+        ];
+        let UpgradeError::Unusable { problems, .. } = check_upgrade(&tar(&bad)[..], &v2, &[&v1]).unwrap_err() else {
+            panic!("not Unusable")
+        };
+        assert_eq!(
+            problems,
+            [
+                "releases/shop.rel is release shop 1, not shop 2",
+                "no releases/2/start.boot",
+                "releases/2/relup is not a relup",
+            ]
+        );
+        let text = check_upgrade(&tar(&bad)[..], &v2, &[&v1]).unwrap_err().to_string();
+        assert!(
+            text.contains("shop 2") && text.contains("no releases/2/start.boot"),
+            "{text}"
+        );
+    }
+}

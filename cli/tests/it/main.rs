@@ -8,6 +8,7 @@ mod dist;
 mod host;
 mod hot_upgrade;
 mod install;
+mod layouts;
 mod live;
 mod snapshots;
 mod support;
