@@ -7,6 +7,8 @@
 #   appup     rel appup on ~4,700 modules vs an escript running beam_lib:cmp_dirs
 #   load      wrk on registry metadata endpoints vs nginx serving a static file
 #   path      upgrade-path query over 10,000 versions and 30,000 upgrades (criterion)
+#   step      one hot upgrade step and its rollback on a live mix release (fixtures' shop):
+#             rel reaching the node by distribution vs `bin/shop rpc` per call
 # Figures go to stdout and $REL_BENCH_DIR/results.txt (default /tmp/rel-bench). Needs about
 # 6 GB of disk.
 # Arguments name the parts to run (default: all), e.g. `scripts/bench.sh appup path`.
@@ -33,7 +35,11 @@ say() { echo "$*" | tee -a "$results"; }
 parts=("$@")
 part() { [[ ${#parts[@]} -eq 0 ]] || [[ " ${parts[*]} " == *" $1 "* ]]; }
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+stops=()
+cleanup() {
+  for c in "${stops[@]}"; do eval "$c" >/dev/null 2>&1 || true; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+}
 trap cleanup EXIT
 
 otp=$(erl -noshell -noinput -eval 'io:format("~s", [code:root_dir()]), halt().')
@@ -218,6 +224,39 @@ listing=$(wrk_rps "$REL_REGISTRY/v1/releases/bench")
 path=$(wrk_rps "$REL_REGISTRY/v1/releases/bench/upgrade-path?from=1.0.0&to=1.0.1")
 say "load:  GET versions $listing req/s, GET upgrade-path $path req/s vs nginx static $static req/s -> $(python3 -c "print(f'{$static/$listing:.2f}')")x and $(python3 -c "print(f'{$static/$path:.2f}')")x slower (target <= 2x)"
 
+fi
+
+# step: a hot upgrade step and its rollback on the mix fixture, rel reaching the node by the
+# distribution protocol (the default) vs through `bin/shop rpc` (a VM started per call, which
+# is what a mix host had before).
+if part step; then
+fixtures/build.sh >/dev/null
+mapfile -t sv < fixtures/out/shop/VERSIONS
+for v in "${sv[@]:0:2}"; do "$rel" push "fixtures/out/shop/shop-$v.tar.gz" --quiet; done
+"$rel" build-upgrade shop --from "${sv[0]}" --to "${sv[1]}" --push --quiet
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+shop_host() { # dir access(dist|rpc)
+  local dir=$1 hport eport envs
+  hport=$(free_port) eport=$(free_port)
+  "$rel" install shop --version "${sv[0]}" --root "$dir" --quiet
+  envs="ERL_EPMD_PORT=$eport ERL_EPMD_ADDRESS=127.0.0.1 RELEASE_NODE=shop-$hport@127.0.0.1 RELEASE_TMP=$dir/tmp SHOP_PORT=$hport HOME=$dir"
+  if [[ $2 == dist ]]; then
+    printf '[node]\nname = "shop-%s@127.0.0.1"\nepmd_port = %s\n' "$hport" "$eport" > "$dir/rel-host.toml"
+  else
+    local quoted
+    quoted=$(printf '"%s", ' env $envs bin/shop rpc)
+    printf '[node]\neval = [%s"{expr_elixir}"]\n' "$quoted" > "$dir/rel-host.toml"
+  fi
+  env $envs "$dir/bin/shop" daemon
+  stops+=("env $envs $dir/bin/shop stop")
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$hport/" >/dev/null && break; sleep 0.1; done
+}
+shop_host "$work/shop-dist" dist
+shop_host "$work/shop-rpc" rpc
+cycle() { echo "$rel upgrade shop --to ${sv[1]} --root $1 --quiet && $rel rollback shop --to ${sv[0]} --root $1 --quiet"; }
+hyperfine -r 5 -w 1 --export-json "$work/step.json" "$(cycle "$work/shop-dist")" "$(cycle "$work/shop-rpc")" > /dev/null
+read -r by_dist by_rpc < <(mean "$work/step.json")
+say "step:  mix release, one upgrade + its rollback: $by_dist s by distribution vs $by_rpc s through bin/shop rpc (means of 5) -> $(python3 -c "print(f'{$by_rpc/$by_dist:.1f}')")x faster; per step $(python3 -c "print(f'{$by_dist/2:.2f}')") s vs $(python3 -c "print(f'{$by_rpc/2:.2f}')") s"
 fi
 
 # path query (criterion; prints its own report)
