@@ -393,8 +393,8 @@ pub struct InstallArgs {
     /// The host's own vm.args, in place of the release's in every version.
     #[arg(long, alias = "link-vm-args", value_name = "FILE", value_parser = existing_file)]
     pub vm_args: Option<PathBuf>,
-    /// The distribution cookie of a mix release (`releases/COOKIE`). Default: a new random
-    /// one, as releases are pushed without theirs.
+    /// The distribution cookie of a mix release (`releases/COOKIE`). Default: the one pushed
+    /// with the release (`rel push --include-cookie`), else a new random one.
     #[arg(long, value_name = "FILE", value_parser = existing_file)]
     pub cookie_file: Option<PathBuf>,
     /// ERTS to use when the release ships none (default: the host's `erl`, same version).
@@ -459,10 +459,16 @@ pub struct HostUpgradeArgs {
     pub channel: Option<String>,
     #[command(flatten)]
     pub host: HostArgs,
-    /// Deploy by restarting the node on the new release, even where a hot upgrade exists
-    /// (what ERTS and NIF changes need). Without a hot chain, rel restarts anyway.
-    #[arg(long)]
+    /// Deploy by restarting the node on the new release, even where a hot upgrade exists.
+    /// rel restarts anyway for an ERTS or Elixir change, changed native code (NIFs), a new
+    /// major version, or no chain of stored upgrades; and deploys for the next start when the
+    /// node is not running.
+    #[arg(long, conflicts_with = "hot")]
     pub restart: bool,
+    /// Hot-upgrade across a new major version or changed native code, which rel otherwise
+    /// deploys by a restart (your appups must handle them).
+    #[arg(long)]
+    pub hot: bool,
     /// Print the plan (steps, sizes, instructions) and change nothing.
     #[arg(long)]
     pub dry_run: bool,

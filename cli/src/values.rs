@@ -123,9 +123,36 @@ impl<'de> serde::Deserialize<'de> for Lifetime {
     }
 }
 
-impl Lifetime {
-    pub fn duration(self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.seconds.max(0) as u64)
+/// A wait on the host: `200ms`, `10s`, `2m`, `1m30s` (to the millisecond).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait(pub std::time::Duration);
+
+impl Wait {
+    pub const fn secs(s: u64) -> Wait {
+        Wait(std::time::Duration::from_secs(s))
+    }
+}
+
+impl FromStr for Wait {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not a duration like 500ms, 10s, 2m or 1m30s");
+        let span: jiff::Span = text.parse().map_err(|_| bad())?;
+        let duration = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .map_err(|_| bad())?;
+        if duration.is_negative() {
+            return Err(format!("`{text}` is negative"));
+        }
+        Ok(Wait(std::time::Duration::try_from(duration).map_err(|_| bad())?))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Wait {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -152,6 +179,11 @@ mod tests {
         assert!("3weeks".parse::<Lifetime>().is_ok());
         assert!("3 fortnights".parse::<Lifetime>().is_err());
         assert!("0s".parse::<Lifetime>().is_err());
+        assert_eq!("200ms".parse::<Wait>(), Ok(Wait(std::time::Duration::from_millis(200))));
+        assert_eq!("1m30s".parse::<Wait>(), Ok(Wait::secs(90)));
+        assert_eq!("0s".parse::<Wait>(), Ok(Wait::secs(0)));
+        assert!("-1s".parse::<Wait>().is_err());
+        assert!("soon".parse::<Wait>().unwrap_err().contains("`soon` is not a duration"));
     }
 
     #[test]

@@ -107,6 +107,14 @@ impl Version {
         }
     }
 
+    /// The first number of a `MAJOR[.MINOR...]` version (`2` in `2.0.1+20260105-1-abc1234`).
+    pub fn major(&self) -> Option<u64> {
+        match &self.0.shape {
+            Shape::Shaped { release, .. } => release.first()?.parse().ok(),
+            Shape::Other => None,
+        }
+    }
+
     /// True for a version with a semver pre-release part (`1.0.0-rc.1`).
     pub fn is_prerelease(&self) -> bool {
         matches!(&self.0.shape, Shape::Shaped { pre, .. } if !pre.is_empty())

@@ -89,8 +89,18 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
         vm_args: args.vm_args.clone(),
     };
     layout.apply_host_config(vsn, &host)?;
-    if layout.tool == Tool::Mix {
-        write_cookie(root, args.cookie_file.as_deref())?;
+    match (layout.tool, &args.cookie_file) {
+        (Tool::Mix, Some(file)) => write_cookie(root, Some(file))?,
+        // One pushed deliberately (`rel push --include-cookie`) is kept.
+        (Tool::Mix, None) if !root.join("releases/COOKIE").exists() => write_cookie(root, None)?,
+        (Tool::Mix, None) => {}
+        (tool, Some(_)) => {
+            return Err(crate::UsageError::new(format!(
+                "--cookie-file is for mix releases; this is a {tool} release, whose cookie is `-setcookie` in vm.args: give the host's with --vm-args"
+            ))
+            .into());
+        }
+        (_, None) => {}
     }
     let mut state = State {
         name: args.name.clone(),
@@ -98,6 +108,7 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
         config: host,
         installed: Default::default(),
         last: None,
+        pending: None,
         channel: None,
     };
     state.installed.insert(

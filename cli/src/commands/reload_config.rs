@@ -59,6 +59,27 @@ fn pairs(term: &Term) -> Vec<(Term, Term)> {
         .collect()
 }
 
+/// The `-app key value` pairs of the node's command line for `app`, as
+/// `application_controller` reads them (each a term).
+async fn command_line_env(node: &crate::target::node::Node, app: &Term) -> Result<Vec<(Term, Term)>> {
+    let args = node.call("init", "get_argument", vec![app.clone()]).await?;
+    let Some([_, lists]) = args.as_tuple() else {
+        return Ok(vec![]);
+    };
+    let mut out = Vec::new();
+    for list in lists.as_list().unwrap_or_default().iter() {
+        let words: Vec<String> = list.as_list().unwrap_or_default().iter().filter_map(Term::as_string).collect();
+        for pair in words.chunks_exact(2) {
+            let term = |text: &str| {
+                rel_format::term::parse_term("the node's command line", &format!("{text}."))
+                    .with_context(|| format!("`-{app} {} {}` on the node's command line", pair[0], pair[1]))
+            };
+            out.push((term(&pair[0])?, term(&pair[1])?));
+        }
+    }
+    Ok(out)
+}
+
 pub async fn run(s: &Settings, args: &ReloadConfigArgs) -> Result<()> {
     let host = Host::open(&args.host.root, &args.name, args.host.host_config.as_deref())?;
     let node = host.node().await.context("reloading config needs the running node")?;
@@ -81,11 +102,14 @@ pub async fn run(s: &Settings, args: &ReloadConfigArgs) -> Result<()> {
             _ => continue,
         };
         let current = pairs(&node.call("application", "get_all_env", vec![name.clone()]).await?);
+        // As install_release: the .app's defaults, the config on top, the node's command line
+        // (`-app key value`) on top of that.
         let mut target = defaults;
-        for (k, v) in env {
-            match target.iter_mut().find(|(tk, _)| tk.erl_eq(k)) {
-                Some(slot) => slot.1 = v.clone(),
-                None => target.push((k.clone(), v.clone())),
+        let command_line = command_line_env(&node, name).await?;
+        for (k, v) in env.iter().cloned().chain(command_line) {
+            match target.iter_mut().find(|(tk, _)| tk.erl_eq(&k)) {
+                Some(slot) => slot.1 = v,
+                None => target.push((k, v)),
             }
         }
         // `included_applications` is the controller's own, not configuration.
@@ -173,14 +197,16 @@ pub async fn run(s: &Settings, args: &ReloadConfigArgs) -> Result<()> {
                     .await?;
             }
         }
+        // A restart runs the config the node now has, whatever the applications say.
+        driver.layout.write_sys_config(vsn.as_str(), &config)?;
         let told = node
             .call("application_controller", "config_change", vec![before])
             .await?;
         if told.as_atom() != Some("ok") {
-            bail!("the environment changed, but an application's config_change/3 failed: {told}");
+            bail!(
+                "the node runs the new config (and releases/{vsn}/sys.config has it), but an application's config_change/3 failed: {told}"
+            );
         }
-        // A restart runs the same config.
-        driver.layout.write_sys_config(vsn.as_str(), &config)?;
     }
     let report = Report {
         name: args.name.clone(),

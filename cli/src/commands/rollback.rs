@@ -51,7 +51,8 @@ pub async fn go_back(host: &mut Host, node: &Node, current: &Version, target: &V
         .filter_map(|(v, _)| v.parse().ok())
         .collect();
     let Some(steps) = downgrade_chain(&root, current, target, &installed) else {
-        let outcome = deploy::restart_to(host, true, current, target).await;
+        host.begin("rollback", Some(current.as_str()), target.as_str())?;
+        let outcome = deploy::restart_to(host, current, target).await;
         let (result, message) = match &outcome {
             Ok(deploy::Restarted::Running) => ("permanent", String::new()),
             Ok(deploy::Restarted::NextStart) => ("permanent at the next start", String::new()),
@@ -83,6 +84,7 @@ pub async fn go_back(host: &mut Host, node: &Node, current: &Version, target: &V
         host.config
             .run_hooks(&root, true, &env)
             .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
+        host.begin("rollback", Some(from.as_str()), to.as_str())?;
         let driver = host.driver(node, &host_files);
         if let Err(e) = driver.install(from, to, false).await {
             host.record(
@@ -95,9 +97,7 @@ pub async fn go_back(host: &mut Host, node: &Node, current: &Version, target: &V
             return Err(e);
         }
         host.record("rollback", Some(from.as_str()), to.as_str(), "permanent", "")?;
-        host.config
-            .run_hooks(&root, false, &env)
-            .with_context(|| format!("post-step hook after {from} -> {to} (the node runs {to})"))?;
+        super::upgrade::post_step(host, &env, to, (i + 1 < total).then_some(target))?;
     }
     Ok(Back {
         steps,

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use rel_format::upgrade_path::Strategy;
-use rel_format::{TrustedKeys, Version};
+use rel_format::{Manifest, TrustedKeys, Version};
 use serde::Serialize;
 
 use crate::args::HostUpgradeArgs;
@@ -13,8 +13,9 @@ use crate::fetch::{Fetcher, JOBS, Target, Verified};
 use crate::output::bytes;
 use crate::settings::Settings;
 use crate::target::release_handler::relup_instructions;
+use crate::target::platform::{HostPlatform, check_native};
 use crate::target::state::Installed;
-use crate::target::{Host, deploy, read_start_erl_data};
+use crate::target::{Host, deploy, read_start_erl_data, release_spec};
 
 #[derive(Debug, Serialize)]
 struct StepReport {
@@ -34,16 +35,14 @@ struct UpgradeReport {
     dry_run: bool,
 }
 
-/// A restart deploy of `target` (SPEC.md §9): staged beside the running release, switched
-/// to, and the node restarted on it.
-#[allow(clippy::too_many_arguments)]
+/// A restart deploy of `target` (SPEC.md §9.5): staged beside the running release, switched
+/// to, and the node restarted on it (or left to boot it at its next start).
 async fn restart_deploy(
     s: &Settings,
     args: &HostUpgradeArgs,
     host: &mut Host,
     fetcher: &Fetcher,
     trusted: &TrustedKeys,
-    node: Option<&crate::target::node::Node>,
     running: &Version,
     target: &Version,
     why: &str,
@@ -58,6 +57,7 @@ async fn restart_deploy(
         crate::print_raw(&plan);
         return Ok(());
     }
+    host.begin("deploy", Some(running.as_str()), target.as_str())?;
     let signer = deploy::stage(host, fetcher, trusted, target).await?;
     if let (Some(signer), Some(state)) = (signer, &mut host.state) {
         state.installed.insert(
@@ -69,20 +69,20 @@ async fn restart_deploy(
             },
         );
     }
-    let outcome = deploy::restart_to(host, node.is_some(), running, target).await;
+    let outcome = deploy::restart_to(host, running, target).await;
     match &outcome {
-        Ok(_) => host.record("upgrade", Some(running.as_str()), target.as_str(), "permanent", why)?,
-        Err(e) => host.record(
-            "upgrade",
+        Ok(deploy::Restarted::Running) => host.record("deploy", Some(running.as_str()), target.as_str(), "permanent", why)?,
+        Ok(deploy::Restarted::NextStart) => host.record(
+            "deploy",
             Some(running.as_str()),
             target.as_str(),
-            "failed",
-            &format!("{e:#}"),
+            "permanent at the next start",
+            why,
         )?,
+        Err(e) => host.record("deploy", Some(running.as_str()), target.as_str(), "failed", &format!("{e:#}"))?,
     }
-    let outcome = outcome?;
     if !s.quiet {
-        crate::say(&match outcome {
+        crate::say(&match outcome? {
             deploy::Restarted::Running => format!("{} restarted on {target} ({why})", args.name),
             deploy::Restarted::NextStart => format!(
                 "{} {target} is installed and permanent ({why}); the node boots it at its next start (configure [restart] in rel-host.toml for rel to restart it)",
@@ -93,8 +93,59 @@ async fn restart_deploy(
     Ok(())
 }
 
-/// Fetches and verifies one upgrade step; writes it where unpack_release looks. Returns its
-/// signer.
+/// Why `running` -> `target` needs a restart, if it does: what no hot upgrade does (ERTS,
+/// Elixir), what rel will not hot-upgrade unless asked (`--hot`: native code, a new major
+/// version). The chain of stored upgrades is asked for after.
+fn needs_restart(root: &Path, name: &str, running: &Version, target: &Manifest, hot: bool) -> Result<Option<String>> {
+    let spec = release_spec(root, name, running.as_str())?;
+    let to_erts = &target.platform.erts;
+    if spec.erts != *to_erts {
+        return Ok(Some(format!("ERTS {} -> {to_erts}", spec.erts)));
+    }
+    let vsn_of = |app: &str| target.apps.iter().find(|a| a.name == app).map(|a| a.version.clone());
+    if let Some(old) = spec.apps.iter().find(|a| a.name == "elixir")
+        && let Some(new) = vsn_of("elixir").filter(|v| *v != old.version)
+    {
+        return Ok(Some(format!("Elixir {} -> {new}", old.version)));
+    }
+    if hot {
+        return Ok(None);
+    }
+    for app in &spec.apps {
+        if let Some(new) = vsn_of(&app.name).filter(|v| *v != app.version)
+            && carries_native_code(&root.join(format!("lib/{}-{}/priv", app.name, app.version)))
+        {
+            return Ok(Some(format!(
+                "{} {} -> {new} carries native code (NIFs load only at a start; --hot if its code handles it)",
+                app.name, app.version
+            )));
+        }
+    }
+    if let (Some(a), Some(b)) = (running.major(), target.version.major())
+        && b > a
+    {
+        return Ok(Some(format!("a new major version, {a} -> {b} (--hot to upgrade live anyway)")));
+    }
+    Ok(None)
+}
+
+/// Whether a folder holds a shared library (a NIF or port driver), at any depth.
+fn carries_native_code(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        if path.is_dir() {
+            carries_native_code(&path)
+        } else {
+            path.extension().is_some_and(|x| x == "so" || x == "dylib")
+        }
+    })
+}
+
+/// Fetches and verifies one upgrade step, checks its native code against this host, writes
+/// it where unpack_release looks. Returns its signer.
 async fn fetch_step(
     fetcher: &Fetcher,
     trusted: &TrustedKeys,
@@ -104,6 +155,7 @@ async fn fetch_step(
     target: &Path,
 ) -> Result<String> {
     let Verified { manifest, signer } = fetcher.upgrade(trusted, name, to, from).await?;
+    check_native(&manifest, &HostPlatform::detect())?;
     fetcher.write(&manifest, Target::File(target), "fetch").await?;
     Ok(signer)
 }
@@ -123,18 +175,20 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         }
     }
     let running = match &node {
-        Ok(node) => node.running_version().await.map_err(anyhow::Error::from),
-        Err(e) => Err(anyhow::anyhow!("{e}")),
-    };
-    let running = match running {
-        Ok(v) => v,
-        Err(e) if args.dry_run => {
-            crate::warn(&format!("{e}; planning from releases/start_erl.data"));
+        Ok(node) => node.running_version().await?,
+        // Not reached: only a restart deploy (asked for) or a plan goes on, from what boots.
+        Err(e) if args.restart || args.dry_run => {
+            crate::warn(&format!("{e}; going by releases/start_erl.data"));
             read_start_erl_data(&root)?.1
         }
-        Err(e) => return Err(e).context("a hot upgrade needs the running node"),
+        Err(e) => {
+            return Err(anyhow::anyhow!("{e}")).context(
+                "a hot upgrade needs the running node; if it is not running, `rel upgrade --restart` installs the release for its next start",
+            );
+        }
     };
     let running: Version = running.parse()?;
+    let node = node.ok();
     let (target, channel_seq) = match (&args.to, &args.channel) {
         (Some(v), _) => (v.clone(), None),
         (_, Some(c)) => {
@@ -151,7 +205,9 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
     }
     if target < running && !args.dry_run {
         // Going down is a rollback, to an installed release.
-        let node = node.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let node = node
+            .as_ref()
+            .context("going back to an older release needs the running node")?;
         // Not installed any more: staged again first, then switched to by a restart.
         deploy::stage(&host, &fetcher, &trusted, &target).await?;
         let steps = super::rollback::go_back(&mut host, node, &running, &target).await?;
@@ -164,29 +220,31 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let plan = client
-        .path(&args.name, &running, &target)
-        .await
-        .context("no upgrade path")?;
-    if args.restart || plan.strategy != Strategy::HotUpgrade {
-        let why = if args.restart {
-            "asked for".to_owned()
-        } else {
-            format!("no chain of stored upgrades leads from {running} to {target}")
-        };
-        return restart_deploy(
-            s,
-            args,
-            &mut host,
-            &fetcher,
-            &trusted,
-            node.ok().as_ref(),
-            &running,
-            &target,
-            &why,
-        )
-        .await;
-    }
+    let manifest = fetcher.release(&trusted, &args.name, &target).await?.manifest;
+    let mut why = if args.restart {
+        Some("asked for".to_owned())
+    } else if node.is_none() {
+        Some("the node is not running".to_owned())
+    } else {
+        needs_restart(&root, &args.name, &running, &manifest, args.hot)?
+    };
+    let plan = match why {
+        Some(_) => None,
+        None => {
+            let plan = client
+                .path(&args.name, &running, &target)
+                .await
+                .context("no upgrade path")?;
+            if plan.strategy != Strategy::HotUpgrade {
+                why = Some(format!("no chain of stored upgrades leads from {running} to {target}"));
+            }
+            Some(plan)
+        }
+    };
+    let (Some(plan), None) = (plan, &why) else {
+        let why = why.expect("a reason to restart");
+        return restart_deploy(s, args, &mut host, &fetcher, &trusted, &running, &target, &why).await;
+    };
 
     let mut report = UpgradeReport {
         name: args.name.clone(),
@@ -223,10 +281,11 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             ("REL_STEP", (i + 1).to_string()),
             ("REL_STEPS", total.to_string()),
         ];
-        let node = node.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let node = node.as_ref().expect("a hot upgrade has a running node");
         host.config
             .run_hooks(&root, true, &env)
             .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
+        host.begin("upgrade", Some(from.as_str()), to.as_str())?;
         let signer = fetch_step(&fetcher, &trusted, &args.name, &from, &to, &tarball).await?;
         crate::fault::point("fetched");
         let host_files = host.host_files();
@@ -251,9 +310,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             );
         }
         host.record("upgrade", Some(from.as_str()), to.as_str(), "permanent", "")?;
-        host.config
-            .run_hooks(&root, false, &env)
-            .with_context(|| format!("post-step hook after {from} -> {to} (the node runs {to})"))?;
+        post_step(&host, &env, &to, plan.steps.get(i + 1).map(|_| &target))?;
         report.steps.push(StepReport {
             from: from.to_string(),
             to: to.to_string(),
@@ -313,4 +370,22 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs the post-step hooks of a step that reached `to` (permanent). A failure does not undo
+/// the step: it is a warning when `to` was the last step, and stops before the next one
+/// otherwise, saying where the node is.
+pub fn post_step(host: &Host, env: &[(&str, String)], to: &Version, next_towards: Option<&Version>) -> Result<()> {
+    let Err(e) = host.config.run_hooks(host.root(), false, env) else {
+        return Ok(());
+    };
+    match next_towards {
+        None => {
+            crate::warn(&format!("{}'s post_step hook failed: {e:#} (the node runs {to}, permanent)", host.layout.name));
+            Ok(())
+        }
+        Some(target) => Err(e.context(format!(
+            "post_step hook after reaching {to}: the node runs {to}, permanent; the steps on to {target} were not taken (run rel upgrade again to go on)"
+        ))),
+    }
 }

@@ -14,7 +14,8 @@
 //! # eval = ["bin/shop", "rpc", "{expr_elixir}"]
 //!
 //! [config]                              # the host's files, applied to every version
-//! sys_config = "/etc/shop/sys.config"   # (`rel install --sys-config` records them too)
+//! sys_config = "/etc/shop/sys.config"   # (`rel install --sys-config` records them too);
+//!                                       # relative paths here are relative to ROOT
 //! vm_args = "/etc/shop/vm.args"
 //!
 //! [health]                            # checked after install_release, before make_permanent
@@ -30,7 +31,8 @@
 //!
 //! [hooks]
 //! # Run in ROOT before and after each upgrade step, with REL_NAME, REL_FROM, REL_TO,
-//! # REL_ROOT, REL_STEP and REL_STEPS set. A failing pre hook stops before the step.
+//! # REL_ROOT, REL_STEP and REL_STEPS set. A failing pre hook stops before the step; a
+//! # failing post hook is a warning after the last step, and stops before the next one.
 //! pre_step = [["logger", "upgrading"]]
 //! post_step = [["bin/shop", "rpc", "Phoenix.Config.clear_cache(ShopWeb.Endpoint)"]]
 //! ```
@@ -42,7 +44,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use super::layout::HostFiles;
-use crate::values::Lifetime;
+use crate::values::Wait;
 
 /// The host's config.
 #[derive(Debug, Default, Deserialize)]
@@ -66,18 +68,18 @@ pub struct Health {
     pub command: Option<Vec<String>>,
     pub expr: Option<String>,
     #[serde(default = "Health::default_window")]
-    pub window: Lifetime,
+    pub window: Wait,
     #[serde(default = "Health::default_interval")]
-    pub interval: Lifetime,
+    pub interval: Wait,
 }
 
 impl Health {
-    fn default_window() -> Lifetime {
-        Lifetime { seconds: 10 }
+    fn default_window() -> Wait {
+        Wait::secs(10)
     }
 
-    fn default_interval() -> Lifetime {
-        Lifetime { seconds: 1 }
+    fn default_interval() -> Wait {
+        Wait::secs(1)
     }
 }
 
@@ -87,12 +89,12 @@ impl Health {
 pub struct Restart {
     pub command: Vec<String>,
     #[serde(default = "Restart::default_timeout")]
-    pub timeout: Lifetime,
+    pub timeout: Wait,
 }
 
 impl Restart {
-    fn default_timeout() -> Lifetime {
-        Lifetime { seconds: 60 }
+    fn default_timeout() -> Wait {
+        Wait::secs(60)
     }
 }
 
@@ -128,6 +130,13 @@ impl HostConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => HostConfig::default(),
             Err(e) => return Err(e).with_context(|| format!("cannot read host config `{}`", path.display())),
         };
+        // Relative paths in it are relative to ROOT, like every command it names.
+        let mut config = config;
+        for file in [&mut config.config.sys_config, &mut config.config.vm_args] {
+            if let Some(f) = file.as_mut().filter(|f| f.is_relative()) {
+                *f = root.join(&*f);
+            }
+        }
         if let Some(h) = &config.health {
             let kinds = [h.http.is_some(), h.command.is_some(), h.expr.is_some()];
             if kinds.iter().filter(|k| **k).count() != 1 {

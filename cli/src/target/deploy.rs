@@ -108,22 +108,23 @@ pub fn switch(host: &Host, to: &Version) -> Result<()> {
 pub enum Restarted {
     /// The node answered on the new version, healthy.
     Running,
-    /// No node was running (or no restart command is configured): the next start boots it.
+    /// No restart command is configured: the next start boots it.
     NextStart,
 }
 
-/// Switches to `to` and restarts the node on it (when one runs and the host says how),
-/// then checks its health; if it does not come back healthy, switches back to `from` and
-/// restarts again.
-pub async fn restart_to(host: &Host, node_running: bool, from: &Version, to: &Version) -> Result<Restarted> {
+/// Switches to `to` and restarts the node on it through the host's restart command (which
+/// starts it if it was not running), then checks its health; if it does not come back
+/// healthy, switches back to `from` and restarts again. Without a restart command the next
+/// start boots `to`.
+pub async fn restart_to(host: &Host, from: &Version, to: &Version) -> Result<Restarted> {
     switch(host, to)?;
     crate::fault::point("switched");
-    let Some(restart) = host.config.restart.as_ref().filter(|_| node_running) else {
+    let Some(restart) = host.config.restart.as_ref() else {
         return Ok(Restarted::NextStart);
     };
     restart_node(host.root(), restart).await?;
     let node = host.node().await?;
-    let up = wait_for_version(&node, to, restart.timeout.duration()).await;
+    let up = wait_for_version(&node, to, restart.timeout.0).await;
     let healthy = match (&up, &host.config.health) {
         (Err(e), _) => Err(e.to_string()),
         (Ok(_), Some(health)) => {
@@ -136,7 +137,7 @@ pub async fn restart_to(host: &Host, node_running: bool, from: &Version, to: &Ve
         switch(host, from)?;
         restart_node(host.root(), restart).await?;
         let node = host.node().await?;
-        let back = wait_for_version(&node, from, restart.timeout.duration())
+        let back = wait_for_version(&node, from, restart.timeout.0)
             .await
             .with_context(|| format!("{to} did not come up healthy ({why}), and going back to {from} failed too"))?;
         bail!("{to} did not come up healthy ({why}); the node was restarted on {back} again");

@@ -116,21 +116,40 @@ impl Host {
                 done.push(format!("removed {v}, left unpacked by an interrupted run"));
             }
         }
+        let pending = self.state.as_ref().and_then(|s| s.pending.clone());
         if let (Some(current), Some(permanent)) = (with("current"), with("permanent")) {
+            // Installed but not permanent: rel's own interrupted step (the state says which
+            // operation), or, in a root rel does not manage, the same thing by assumption.
+            // One an operator installed by hand in a root rel manages is theirs to finish.
+            let op = match (&pending, &self.state) {
+                (Some(p), _) if p.to == current => p.op.clone(),
+                (None, None) => "upgrade".to_owned(),
+                _ => bail!(
+                    "the node runs {current}, installed but not permanent ({permanent} is), and not by a rel operation: make it permanent (release_handler:make_permanent/1) or go back to {permanent} first"
+                ),
+            };
             let (from, to): (rel_format::Version, rel_format::Version) = (permanent.parse()?, current.parse()?);
-            let confirmed = self.driver(node, &files).confirm(&from, &to, true).await;
+            let confirmed = self.driver(node, &files).confirm(&from, &to, op == "upgrade").await;
             let result = if confirmed.is_ok() { "permanent" } else { "failed" };
-            self.record(
-                "upgrade",
-                Some(from.as_str()),
-                to.as_str(),
-                result,
-                "completed after an interruption",
-            )?;
+            self.record(&op, Some(from.as_str()), to.as_str(), result, "completed after an interruption")?;
             confirmed?;
-            done.push(format!(
-                "completed the interrupted upgrade from {from} to {to}: now permanent"
-            ));
+            done.push(format!("completed the interrupted {op} from {from} to {to}: now permanent"));
+        } else if let Some(p) = pending {
+            // A restart deploy interrupted between its switch and the restart: the root says
+            // the new release boots, the node runs the old one. Undone: the root follows the
+            // node again (the new release stays installed beside it).
+            let running = node.running_version().await?;
+            if p.op != "upgrade" && read_start_erl_data(&root)?.1 != running {
+                deploy::switch(self, &running.parse()?)?;
+                done.push(format!(
+                    "the interrupted {} to {} had switched the root but not restarted the node: it boots {running} again",
+                    p.op, p.to
+                ));
+            }
+            // Interrupted before an install, or after its end: nothing half-done on the node.
+            let result = if with("permanent").as_deref() == Some(p.to.as_str()) { "permanent" } else { "interrupted" };
+            self.record(&p.op, p.from.as_deref(), &p.to, result, "interrupted; the node was left on one version")?;
+            done.push(format!("the interrupted {} to {} left the node on one version ({result})", p.op, p.to));
         }
         if let Some(permanent) = node
             .releases()
@@ -145,6 +164,15 @@ impl Host {
             done.push(format!("bin/{} starts {permanent} again", self.layout.name));
         }
         Ok(done)
+    }
+
+    /// Records that an operation begins, when rel manages the root.
+    pub fn begin(&mut self, op: &str, from: Option<&str>, to: &str) -> Result<()> {
+        if let Some(state) = &mut self.state {
+            state.begin(op, from, to);
+            state.save(&self.layout.root)?;
+        }
+        Ok(())
     }
 
     /// Records how an operation ended, when rel manages the root.
@@ -221,6 +249,11 @@ pub fn system_erts_dir(erts: &str) -> Result<PathBuf> {
 
 /// The downgrade targets in `releases/<vsn>/relup`.
 pub fn relup_downgrades(root: &Path, vsn: &str) -> Result<Vec<String>> {
+    Ok(relup_entries(root, vsn)?.1)
+}
+
+/// The versions `releases/<vsn>/relup` upgrades from and downgrades to.
+pub fn relup_entries(root: &Path, vsn: &str) -> Result<(Vec<String>, Vec<String>)> {
     let path = root.join(format!("releases/{vsn}/relup"));
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("release {vsn} was installed without a relup (`{}`)", path.display()))?;
@@ -230,10 +263,12 @@ pub fn relup_downgrades(root: &Path, vsn: &str) -> Result<Vec<String>> {
         .and_then(Term::as_tuple)
         .filter(|t| t.len() == 3)
         .with_context(|| format!("`{}` is not a relup", path.display()))?;
-    Ok(relup[2]
-        .as_list()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|d| d.as_tuple().and_then(|t| t.first()).and_then(Term::as_string))
-        .collect())
+    let firsts = |list: &Term| -> Vec<String> {
+        list.as_list()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|d| d.as_tuple().and_then(|t| t.first()).and_then(Term::as_string))
+            .collect()
+    };
+    Ok((firsts(&relup[1]), firsts(&relup[2])))
 }

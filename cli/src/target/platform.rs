@@ -72,7 +72,16 @@ pub fn check(
     host: &HostPlatform,
     erts_dir: Option<&Path>,
 ) -> Result<Option<PathBuf>, PlatformError> {
-    let release = format!("{} {}", manifest.name, manifest.version);
+    check_native(manifest, host)?;
+    if manifest.platform.erts_included {
+        return Ok(None);
+    }
+    check_erts(manifest, erts_dir)
+}
+
+/// The native-code part of [`check`] (also what an upgrade step is checked against: its
+/// ERTS is the running node's).
+pub fn check_native(manifest: &Manifest, host: &HostPlatform) -> Result<(), PlatformError> {
     let p = &manifest.platform;
     if let (Some(os), Some(arch)) = (&p.os, &p.arch) {
         let libc_differs = matches!((&p.libc, &host.libc), (Some(a), Some(b)) if a != b);
@@ -82,15 +91,20 @@ pub fn check(
                 p.libc.as_ref().map(|l| format!("-{l}")).unwrap_or_default()
             );
             return Err(PlatformError::Native {
-                release,
+                release: format!("{} {}", manifest.name, manifest.version),
                 artifact,
                 host: host.to_string(),
             });
         }
     }
-    if p.erts_included {
-        return Ok(None);
-    }
+    Ok(())
+}
+
+/// The ERTS part of [`check`]: the ERTS the release ships, or the one in `erts_dir`, or the
+/// host's.
+fn check_erts(manifest: &Manifest, erts_dir: Option<&Path>) -> Result<Option<PathBuf>, PlatformError> {
+    let release = format!("{} {}", manifest.name, manifest.version);
+    let p = &manifest.platform;
     let erts = p.erts.to_string();
     let missing = |why: String| PlatformError::MissingErts {
         release: release.clone(),

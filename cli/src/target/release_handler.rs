@@ -207,13 +207,13 @@ impl Driver<'_> {
 
     /// Checks health every `interval` for `window`; the first failure says why.
     pub async fn check_health(&self, health: &Health) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + health.window.duration();
+        let deadline = tokio::time::Instant::now() + health.window.0;
         loop {
             self.health_once(health).await?;
             if tokio::time::Instant::now() >= deadline {
                 return Ok(());
             }
-            tokio::time::sleep(health.interval.duration()).await;
+            tokio::time::sleep(health.interval.0).await;
         }
     }
 
@@ -258,8 +258,12 @@ impl Driver<'_> {
     /// the relup's downgrade when it has one, else by a restart, which boots the permanent
     /// release. Says where the node ended.
     async fn go_back(&self, from: &Version, to: &Version, remove: bool) -> Result<String> {
-        let downgrades = super::relup_downgrades(&self.layout.root, to.as_str()).unwrap_or_default();
-        if downgrades.iter().any(|d| d == from.as_str()) {
+        // Live when a relup has the way: `to`'s downgrade to `from` (after an upgrade), or
+        // `from`'s upgrade from `to` (after a rollback step).
+        let root = &self.layout.root;
+        let live = super::relup_entries(root, to.as_str()).is_ok_and(|(_, downs)| downs.iter().any(|d| d == from.as_str()))
+            || super::relup_entries(root, from.as_str()).is_ok_and(|(ups, _)| ups.iter().any(|u| u == to.as_str()));
+        if live {
             let back = self
                 .node
                 .call("release_handler", "install_release", vec![Self::vsn(from)])
@@ -268,7 +272,11 @@ impl Driver<'_> {
             if remove {
                 self.remove(to).await;
             }
-            return Ok(format!("the node went back to {from} live, and {to} was removed"));
+            return Ok(if remove {
+                format!("the node went back to {from} live, and {to} was removed")
+            } else {
+                format!("the node went back to {from} live")
+            });
         }
         let Some(restart) = self.restart else {
             bail!(
@@ -276,7 +284,7 @@ impl Driver<'_> {
             );
         };
         restart_node(&self.layout.root, restart).await?;
-        let running = wait_for_version(self.node, from, restart.timeout.duration()).await?;
+        let running = wait_for_version(self.node, from, restart.timeout.0).await?;
         Ok(format!("the node was restarted and runs {running}"))
     }
 

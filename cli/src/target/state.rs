@@ -25,6 +25,10 @@ pub struct State {
     pub installed: BTreeMap<String, Installed>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<Operation>,
+    /// An operation begun and not finished: what a `kill -9` interrupted, for the next run
+    /// to complete or undo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Operation>,
     /// The channel `rel upgrade --channel` last followed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
@@ -76,8 +80,21 @@ impl State {
         write_atomic(&path, &serde_json::to_vec_pretty(self)?)
     }
 
+    /// Records that an operation begins.
+    pub fn begin(&mut self, op: &str, from: Option<&str>, to: &str) {
+        self.pending = Some(Operation {
+            op: op.to_owned(),
+            from: from.map(str::to_owned),
+            to: to.to_owned(),
+            result: "in progress".to_owned(),
+            at: crate::now(),
+            message: String::new(),
+        });
+    }
+
     /// Records how an operation ended.
     pub fn finish(&mut self, op: &str, from: Option<&str>, to: &str, result: &str, message: &str) {
+        self.pending = None;
         self.last = Some(Operation {
             op: op.to_owned(),
             from: from.map(str::to_owned),
