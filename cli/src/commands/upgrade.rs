@@ -37,6 +37,7 @@ struct UpgradeReport {
 
 /// A restart deploy of `target` (SPEC.md §9.5): staged beside the running release, switched
 /// to, and the node restarted on it (or left to boot it at its next start).
+#[allow(clippy::too_many_arguments)]
 async fn restart_deploy(
     s: &Settings,
     args: &HostUpgradeArgs,
