@@ -92,10 +92,14 @@ impl Running {
         std::fs::write(
             &restart,
             format!(
-                "#!/bin/sh\n{exports}cd '{}'\nbin/{} stop >/dev/null 2>&1\nexec bin/{} daemon\n",
-                self.root.display(),
-                self.name,
-                self.name
+                "#!/bin/sh\n{exports}cd '{root}'\n\
+                 # stop returns before the node is gone, and a node still going holds its name\n\
+                 pid=$(bin/{name} pid 2>/dev/null)\n\
+                 bin/{name} stop >/dev/null 2>&1\n\
+                 while [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; do sleep 0.1; done\n\
+                 exec bin/{name} daemon\n",
+                root = self.root.display(),
+                name = self.name,
             ),
         )
         .unwrap();

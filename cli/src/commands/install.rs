@@ -1,5 +1,6 @@
 //! `rel install`: a verified release laid out as an OTP target system, cold (the first
-//! deploy of a host), ready to start the way its tool starts it.
+//! deploy of a host), ready to start the way its tool starts it; or, into a root that has
+//! one, laid beside it for a later switch.
 
 use std::io::Write;
 
@@ -13,7 +14,7 @@ use crate::target::layout::{HostFiles, Layout, Tool};
 use crate::target::platform::{HostPlatform, check};
 use crate::target::releases_file::ReleasesFile;
 use crate::target::state::{Installed, State};
-use crate::target::{release_spec, write_atomic};
+use crate::target::{Host, deploy, read_start_erl_data, release_spec, write_atomic};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -26,16 +27,60 @@ struct Report {
     start: String,
 }
 
+/// Into a root that holds a release already: the version is laid beside the installed ones
+/// (as a restart deploy stages it), and the node is left as it is.
+async fn beside(s: &Settings, args: &InstallArgs, fetcher: &Fetcher, trusted: &rel_format::TrustedKeys) -> Result<()> {
+    let mut host = Host::open(&args.root, &args.name, None)?;
+    let version = &args.version;
+    let (_, boots) = read_start_erl_data(host.root())?;
+    let signer = deploy::stage(&host, fetcher, trusted, version).await?;
+    let Some(signer) = signer else {
+        if !s.quiet {
+            crate::say(&format!(
+                "{} {version} is already installed in {}",
+                args.name,
+                args.root.display()
+            ));
+        }
+        return Ok(());
+    };
+    if let Some(state) = &mut host.state {
+        state.installed.insert(
+            version.to_string(),
+            Installed {
+                by: "release".into(),
+                signer: signer.clone(),
+                at: crate::now(),
+            },
+        );
+        state.finish("install", None, version.as_str(), "installed beside", "");
+        state.save(&args.root)?;
+    }
+    if !s.quiet {
+        crate::say(&format!(
+            "installed {} {version} (signed by {signer}) in {} beside {boots}, which the node still boots; `rel upgrade {} --to {version} --root {}` switches to it",
+            args.name,
+            args.root.display(),
+            args.name,
+            args.root.display()
+        ));
+    }
+    Ok(())
+}
+
 pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
     let final_root = &args.root;
+    let trusted = s.trusted(&args.trust.trusted_keys)?;
+    let fetcher = Fetcher::new(s, JOBS);
+    if final_root.join("releases/start_erl.data").exists() {
+        return beside(s, args, &fetcher, &trusted).await;
+    }
     if final_root.exists() && std::fs::read_dir(final_root)?.next().is_some() {
         bail!(
-            "`{}` is not empty: a cold install needs a new root (use `rel upgrade` on an installed one)",
+            "`{}` is not empty and holds no installed release: a cold install needs a new root",
             final_root.display()
         );
     }
-    let trusted = s.trusted(&args.trust.trusted_keys)?;
-    let fetcher = Fetcher::new(s, JOBS);
     let version = &args.version;
     let Verified { manifest, signer } = fetcher.release(&trusted, &args.name, version).await?;
     // Whether it can run here, before a byte is written.

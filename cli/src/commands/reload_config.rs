@@ -68,7 +68,12 @@ async fn command_line_env(node: &crate::target::node::Node, app: &Term) -> Resul
     };
     let mut out = Vec::new();
     for list in lists.as_list().unwrap_or_default().iter() {
-        let words: Vec<String> = list.as_list().unwrap_or_default().iter().filter_map(Term::as_string).collect();
+        let words: Vec<String> = list
+            .as_list()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Term::as_string)
+            .collect();
         for pair in words.chunks_exact(2) {
             let term = |text: &str| {
                 rel_format::term::parse_term("the node's command line", &format!("{text}."))

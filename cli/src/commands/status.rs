@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::args::StatusArgs;
 use crate::settings::Settings;
+use crate::target::layout::Tool;
 use crate::target::releases_file::ReleasesFile;
 use crate::target::state::Operation;
 use crate::target::{Host, read_start_erl_data};
@@ -18,7 +19,8 @@ struct Status {
     schema_version: u32,
     name: String,
     root: String,
-    tool: String,
+    /// `mix`, `relx` or `systools`.
+    tool: Tool,
     /// Whether the node answered.
     node_up: bool,
     /// What it runs (`current`, else `permanent`), when it answered.
@@ -27,6 +29,9 @@ struct Status {
     boots: Option<String>,
     releases: Vec<Release>,
     last: Option<Operation>,
+    /// An operation begun and not finished (rel was stopped): the next `rel upgrade` or
+    /// `rel rollback` completes or undoes it.
+    pending: Option<Operation>,
     channel: Option<String>,
 }
 
@@ -65,7 +70,7 @@ pub async fn run(s: &Settings, args: &StatusArgs) -> Result<()> {
         schema_version: 1,
         name: args.name.clone(),
         root: root.display().to_string(),
-        tool: host.layout.tool.to_string(),
+        tool: host.layout.tool,
         node_up,
         running,
         boots: read_start_erl_data(&root).ok().map(|(_, v)| v),
@@ -78,6 +83,7 @@ pub async fn run(s: &Settings, args: &StatusArgs) -> Result<()> {
             })
             .collect(),
         last: state.and_then(|s| s.last.clone()),
+        pending: state.and_then(|s| s.pending.clone()),
         channel: state.and_then(|s| s.channel.clone()),
     };
     if args.json {
@@ -112,6 +118,14 @@ pub async fn run(s: &Settings, args: &StatusArgs) -> Result<()> {
         if !op.message.is_empty() {
             let _ = writeln!(out, "            {}", op.message);
         }
+    }
+    if let Some(op) = &status.pending {
+        let from = op.from.as_deref().map(|f| format!("{f} -> ")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  pending   {} {from}{}, begun at {} and not finished: the next rel upgrade or rollback completes or undoes it",
+            op.op, op.to, op.at
+        );
     }
     if let Some(c) = &status.channel {
         let _ = writeln!(out, "  follows   channel {c}");

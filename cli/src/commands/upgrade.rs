@@ -12,8 +12,8 @@ use crate::channels::{ChannelState, resolve};
 use crate::fetch::{Fetcher, JOBS, Target, Verified};
 use crate::output::bytes;
 use crate::settings::Settings;
-use crate::target::release_handler::relup_instructions;
 use crate::target::platform::{HostPlatform, check_native};
+use crate::target::release_handler::relup_instructions;
 use crate::target::state::Installed;
 use crate::target::{Host, deploy, read_start_erl_data, release_spec};
 
@@ -72,7 +72,9 @@ async fn restart_deploy(
     }
     let outcome = deploy::restart_to(host, running, target).await;
     match &outcome {
-        Ok(deploy::Restarted::Running) => host.record("deploy", Some(running.as_str()), target.as_str(), "permanent", why)?,
+        Ok(deploy::Restarted::Running) => {
+            host.record("deploy", Some(running.as_str()), target.as_str(), "permanent", why)?
+        }
         Ok(deploy::Restarted::NextStart) => host.record(
             "deploy",
             Some(running.as_str()),
@@ -80,7 +82,13 @@ async fn restart_deploy(
             "permanent at the next start",
             why,
         )?,
-        Err(e) => host.record("deploy", Some(running.as_str()), target.as_str(), "failed", &format!("{e:#}"))?,
+        Err(e) => host.record(
+            "deploy",
+            Some(running.as_str()),
+            target.as_str(),
+            "failed",
+            &format!("{e:#}"),
+        )?,
     }
     if !s.quiet {
         crate::say(&match outcome? {
@@ -125,7 +133,9 @@ fn needs_restart(root: &Path, name: &str, running: &Version, target: &Manifest, 
     if let (Some(a), Some(b)) = (running.major(), target.version.major())
         && b > a
     {
-        return Ok(Some(format!("a new major version, {a} -> {b} (--hot to upgrade live anyway)")));
+        return Ok(Some(format!(
+            "a new major version, {a} -> {b} (--hot to upgrade live anyway)"
+        )));
     }
     Ok(None)
 }

@@ -123,23 +123,32 @@ pub async fn restart_to(host: &Host, from: &Version, to: &Version) -> Result<Res
         return Ok(Restarted::NextStart);
     };
     restart_node(host.root(), restart).await?;
-    let node = host.node().await?;
-    let up = wait_for_version(&node, to, restart.timeout.0).await;
-    let healthy = match (&up, &host.config.health) {
-        (Err(e), _) => Err(e.to_string()),
-        (Ok(_), Some(health)) => {
-            let files = host.host_files();
-            host.driver(&node, &files).check_health(health).await
+    let healthy = async {
+        let node = host
+            .node_within(restart.timeout.0)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        wait_for_version(&node, to, restart.timeout.0)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        match &host.config.health {
+            Some(health) => {
+                let files = host.host_files();
+                host.driver(&node, &files).check_health(health).await
+            }
+            None => Ok(()),
         }
-        (Ok(_), None) => Ok(()),
-    };
+    }
+    .await;
     if let Err(why) = healthy {
         switch(host, from)?;
         restart_node(host.root(), restart).await?;
-        let node = host.node().await?;
-        let back = wait_for_version(&node, from, restart.timeout.0)
-            .await
-            .with_context(|| format!("{to} did not come up healthy ({why}), and going back to {from} failed too"))?;
+        let back = async {
+            let node = host.node_within(restart.timeout.0).await?;
+            wait_for_version(&node, from, restart.timeout.0).await
+        }
+        .await
+        .with_context(|| format!("{to} did not come up healthy ({why}), and going back to {from} failed too"))?;
         bail!("{to} did not come up healthy ({why}); the node was restarted on {back} again");
     }
     Ok(Restarted::Running)

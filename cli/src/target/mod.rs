@@ -90,6 +90,21 @@ impl Host {
         Node::connect(&self.layout, &self.config.node).await
     }
 
+    /// Reaches the node, trying until `timeout`: after a restart it takes a while to answer.
+    pub async fn node_within(&self, timeout: std::time::Duration) -> Result<Node> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.node().await {
+                Ok(node) => return Ok(node),
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(anyhow::Error::from(e)
+                        .context(format!("the node did not answer within {} s", timeout.as_secs())));
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        }
+    }
+
     /// Completes or undoes what an interrupted run left (a `kill -9` at any point): the
     /// upgrade tarball and staging folders are removed, a release left unpacked is removed, a
     /// release installed but not made permanent is health-checked and made permanent (or the
@@ -131,9 +146,17 @@ impl Host {
             let (from, to): (rel_format::Version, rel_format::Version) = (permanent.parse()?, current.parse()?);
             let confirmed = self.driver(node, &files).confirm(&from, &to, op == "upgrade").await;
             let result = if confirmed.is_ok() { "permanent" } else { "failed" };
-            self.record(&op, Some(from.as_str()), to.as_str(), result, "completed after an interruption")?;
+            self.record(
+                &op,
+                Some(from.as_str()),
+                to.as_str(),
+                result,
+                "completed after an interruption",
+            )?;
             confirmed?;
-            done.push(format!("completed the interrupted {op} from {from} to {to}: now permanent"));
+            done.push(format!(
+                "completed the interrupted {op} from {from} to {to}: now permanent"
+            ));
         } else if let Some(p) = pending {
             // A restart deploy interrupted between its switch and the restart: the root says
             // the new release boots, the node runs the old one. Undone: the root follows the
@@ -147,9 +170,22 @@ impl Host {
                 ));
             }
             // Interrupted before an install, or after its end: nothing half-done on the node.
-            let result = if with("permanent").as_deref() == Some(p.to.as_str()) { "permanent" } else { "interrupted" };
-            self.record(&p.op, p.from.as_deref(), &p.to, result, "interrupted; the node was left on one version")?;
-            done.push(format!("the interrupted {} to {} left the node on one version ({result})", p.op, p.to));
+            let result = if with("permanent").as_deref() == Some(p.to.as_str()) {
+                "permanent"
+            } else {
+                "interrupted"
+            };
+            self.record(
+                &p.op,
+                p.from.as_deref(),
+                &p.to,
+                result,
+                "interrupted; the node was left on one version",
+            )?;
+            done.push(format!(
+                "the interrupted {} to {} left the node on one version ({result})",
+                p.op, p.to
+            ));
         }
         if let Some(permanent) = node
             .releases()

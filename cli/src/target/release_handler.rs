@@ -261,7 +261,8 @@ impl Driver<'_> {
         // Live when a relup has the way: `to`'s downgrade to `from` (after an upgrade), or
         // `from`'s upgrade from `to` (after a rollback step).
         let root = &self.layout.root;
-        let live = super::relup_entries(root, to.as_str()).is_ok_and(|(_, downs)| downs.iter().any(|d| d == from.as_str()))
+        let live = super::relup_entries(root, to.as_str())
+            .is_ok_and(|(_, downs)| downs.iter().any(|d| d == from.as_str()))
             || super::relup_entries(root, from.as_str()).is_ok_and(|(ups, _)| ups.iter().any(|u| u == to.as_str()));
         if live {
             let back = self

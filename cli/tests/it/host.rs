@@ -507,3 +507,139 @@ fn an_upgrade_killed_at_any_point_is_completed_by_the_next_run() {
         fs::remove_dir_all(&root).unwrap();
     }
 }
+
+#[test]
+fn hooks_run_in_root_from_any_directory_around_rollbacks_too_and_a_failing_post_hook_is_a_warning() {
+    let (home, reg) = world(true);
+    let vs = versions();
+    // Relative commands, as documented (`bin/...`): they only work when run in ROOT.
+    let hooks = "[hooks]\npre_step = [[\"sh\", \"-c\", \"echo pre $REL_FROM $REL_TO $PWD >> hooks.log\"]]\npost_step = [[\"sh\", \"-c\", \"echo post $REL_TO >> hooks.log; test ! -e fail-post\"]]\n";
+    let (root, mut node) = install_and_boot(&home, &reg, &vs[0], hooks);
+    let elsewhere = home.path("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let rel_in = |args: &[&str]| {
+        home.rel(Some(&reg))
+            .current_dir(&elsewhere)
+            .args(args)
+            .arg("--root")
+            .arg(&root)
+            .output()
+            .unwrap()
+    };
+    let out = rel_in(&["upgrade", "demo", "--to", &vs[2]]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !elsewhere.join("hooks.log").exists(),
+        "hooks ran in the caller's directory"
+    );
+
+    // Two versions down in one call, through both downgrades, with the hooks around each.
+    let out = rel_in(&["rollback", "demo", "--to", &vs[0]]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "rolled back from {} to {} (live, 2 steps, no restart)",
+            vs[2], vs[0]
+        )),
+        "{said}"
+    );
+    assert_eq!(running(&mut node), vs[0]);
+    assert_eq!(boots(&root), vs[0]);
+    let root_pwd = fs::canonicalize(&root).unwrap();
+    let lines: Vec<String> = fs::read_to_string(root.join("hooks.log"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let pre = |f: &str, t: &str| format!("pre {f} {t} {}", root_pwd.display());
+    assert_eq!(
+        lines,
+        [
+            pre(&vs[0], &vs[1]),
+            format!("post {}", vs[1]),
+            pre(&vs[1], &vs[2]),
+            format!("post {}", vs[2]),
+            pre(&vs[2], &vs[1]),
+            format!("post {}", vs[1]),
+            pre(&vs[1], &vs[0]),
+            format!("post {}", vs[0]),
+        ]
+    );
+    // The next upgrade has nothing to clean up after those rollbacks.
+    fs::write(root.join("fail-post"), "").unwrap();
+    let out = rel_in(&["upgrade", "demo", "--to", &vs[1]]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("left unpacked"), "{said}");
+    // A post hook failing after the last step: the upgrade happened, and says so.
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("post_step hook failed") && said.contains(&format!("the node runs {}, permanent", vs[1])),
+        "{said}"
+    );
+    assert_eq!(running(&mut node), vs[1]);
+    // Before a next step, it stops there, saying where the node is.
+    let out = rel_in(&["upgrade", "demo", "--to", &vs[2]]);
+    assert!(
+        out.status.success(),
+        "one step left, so the failure is after the last: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rel_in(&["rollback", "demo", "--to", &vs[0]]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "the node runs {}, permanent; the steps on to {} were not taken",
+            vs[1], vs[0]
+        )),
+        "{said}"
+    );
+    assert_eq!(running(&mut node), vs[1]);
+    assert_eq!(boots(&root), vs[1]);
+}
+
+#[test]
+fn a_rollback_step_that_fails_its_health_check_goes_back_up_live() {
+    let (home, reg) = world(true);
+    let vs = versions();
+    let (root, mut node) = install_and_boot(&home, &reg, &vs[0], "");
+    let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[2]]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pid = node.os_pid();
+    // Healthy only while demo_extra (which v3 adds) runs.
+    let config = fs::read_to_string(root.join("rel-host.toml")).unwrap();
+    fs::write(
+        root.join("rel-host.toml"),
+        format!("{config}\n[health]\nexpr = \"lists:keymember(demo_extra, 1, application:which_applications())\"\nwindow = \"300ms\"\ninterval = \"100ms\"\n"),
+    )
+    .unwrap();
+    let out = rel_rollback(&home, &reg, &root);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("{} failed its health check", vs[1]))
+            && said.contains(&format!("went back to {} live", vs[2])),
+        "{said}"
+    );
+    assert_eq!(running(&mut node), vs[2]);
+    assert_eq!(node.os_pid(), pid, "the node was restarted");
+    assert_eq!(boots(&root), vs[2]);
+    assert_eq!(
+        releases_file(&root),
+        vec![
+            (vs[2].clone(), "permanent".to_owned()),
+            (vs[1].clone(), "old".to_owned()),
+            (vs[0].clone(), "old".to_owned())
+        ]
+    );
+    let status = home
+        .rel(Some(&reg))
+        .args(["status", "demo", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["last"]["op"], "rollback", "{status}");
+    assert_eq!(status["last"]["result"], "failed", "{status}");
+}

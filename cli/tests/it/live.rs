@@ -30,7 +30,7 @@ fn fixture(name: &'static str) -> Fixture {
 
 /// A registry with every release of the fixture and the upgrades of `pairs`, built by
 /// `rel build-upgrade` from the registry.
-fn world(fixture: &Fixture, pairs: &[(usize, usize)]) -> (Home, Registry) {
+pub(crate) fn world(fixture: &Fixture, pairs: &[(usize, usize)]) -> (Home, Registry) {
     let home = Home::new();
     let reg = Registry::start(&home.path("store"), &[]);
     let vs = fixture.versions();
@@ -68,7 +68,7 @@ fn world(fixture: &Fixture, pairs: &[(usize, usize)]) -> (Home, Registry) {
 
 /// `rel install`s `vsn` in a new root with the host's config, writes `rel-host.toml`, starts
 /// the node with its tool's start script.
-fn install(home: &Home, reg: &Registry, fixture: &Fixture, tool: Tool, vsn: &str, dir: &str) -> Running {
+pub(crate) fn install(home: &Home, reg: &Registry, fixture: &Fixture, tool: Tool, vsn: &str, dir: &str) -> Running {
     let root = home.path(dir);
     let running = Running::new(&root, fixture.name, tool);
     let host_config = home.path(&format!("{dir}.sys.config"));

@@ -4,6 +4,7 @@
 
 mod archives;
 mod cli;
+mod deploys;
 mod dist;
 mod host;
 mod hot_upgrade;
