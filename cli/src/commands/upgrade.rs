@@ -400,3 +400,81 @@ pub fn post_step(host: &Host, env: &[(&str, String)], to: &Version, next_towards
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rel_format::manifest::AppRef;
+
+    /// A root running shop `1.2.0` on ERTS 13.1.5 with Elixir 1.14.0 and `nifs` 1.0.
+    fn root() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let rel = dir.path().join("releases/1.2.0");
+        std::fs::create_dir_all(&rel).unwrap();
+        std::fs::write(
+            rel.join("shop.rel"),
+            "{release,{\"shop\",\"1.2.0\"},{erts,\"13.1.5\"},[{kernel,\"8.5.3\"},{elixir,\"1.14.0\"},{nifs,\"1.0\"},{shop,\"1.2.0\"}]}.",
+        )
+        .unwrap();
+        let priv_dir = dir.path().join("lib/nifs-1.0/priv/native");
+        std::fs::create_dir_all(&priv_dir).unwrap();
+        std::fs::write(priv_dir.join("nifs.so"), b"\x7fELF").unwrap();
+        dir
+    }
+
+    fn target(vsn: &str, erts: &str, apps: &[(&str, &str)]) -> Manifest {
+        let (stream, _) = rel_format::chunk::Chunker::new(|_: &rel_format::chunk::ChunkRef, _: &[u8]| Ok(()))
+            .finish()
+            .unwrap();
+        let mut m = rel_testkit::artifacts::manifest("shop", vsn, rel_format::Kind::Release, &[], stream);
+        m.platform.erts = erts.parse().unwrap();
+        m.apps = apps
+            .iter()
+            .map(|(n, v)| AppRef {
+                name: (*n).into(),
+                version: v.parse().unwrap(),
+            })
+            .collect();
+        m
+    }
+
+    #[test]
+    fn what_needs_a_restart_and_what_hot_overrides() {
+        let dir = root();
+        let running: Version = "1.2.0".parse().unwrap();
+        let why = |m: &Manifest, hot: bool| needs_restart(dir.path(), "shop", &running, m, hot).unwrap();
+        let same = [
+            ("kernel", "8.5.3"),
+            ("elixir", "1.14.0"),
+            ("nifs", "1.0"),
+            ("shop", "1.3.0"),
+        ];
+        assert_eq!(why(&target("1.3.0", "13.1.5", &same), false), None);
+        assert_eq!(
+            why(&target("1.3.0", "13.2", &same), true).as_deref(),
+            Some("ERTS 13.1.5 -> 13.2")
+        );
+        let elixir = [
+            ("kernel", "8.5.3"),
+            ("elixir", "1.15.0"),
+            ("nifs", "1.0"),
+            ("shop", "1.3.0"),
+        ];
+        assert_eq!(
+            why(&target("1.3.0", "13.1.5", &elixir), true).as_deref(),
+            Some("Elixir 1.14.0 -> 1.15.0")
+        );
+        let nifs = [
+            ("kernel", "8.5.3"),
+            ("elixir", "1.14.0"),
+            ("nifs", "1.1"),
+            ("shop", "1.3.0"),
+        ];
+        let said = why(&target("1.3.0", "13.1.5", &nifs), false).unwrap();
+        assert!(said.starts_with("nifs 1.0 -> 1.1 carries native code"), "{said}");
+        assert_eq!(why(&target("1.3.0", "13.1.5", &nifs), true), None);
+        let said = why(&target("2.0.0", "13.1.5", &same), false).unwrap();
+        assert!(said.starts_with("a new major version, 1 -> 2"), "{said}");
+        assert_eq!(why(&target("2.0.0", "13.1.5", &same), true), None);
+    }
+}
