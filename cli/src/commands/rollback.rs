@@ -81,10 +81,18 @@ pub async fn go_back(host: &mut Host, node: &Node, current: &Version, target: &V
             ("REL_STEP", (i + 1).to_string()),
             ("REL_STEPS", total.to_string()),
         ];
-        host.config
-            .run_hooks(&root, true, &env)
-            .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
         host.begin("rollback", Some(from.as_str()), to.as_str())?;
+        if let Err(e) = host.config.run_hooks(&root, true, &env) {
+            let e = e.context(format!("pre-step hook before {from} -> {to}; the node stays on {from}"));
+            host.record(
+                "rollback",
+                Some(from.as_str()),
+                to.as_str(),
+                "failed",
+                &format!("{e:#}"),
+            )?;
+            return Err(e);
+        }
         let driver = host.driver(node, &host_files);
         if let Err(e) = driver.install(from, to, false).await {
             host.record(
@@ -163,7 +171,7 @@ pub async fn run(s: &Settings, args: &RollbackArgs) -> Result<()> {
 
 /// The shortest chain of downgrades from `current` to `target` through installed releases:
 /// a release's relup (`releases/<vsn>/relup`) says which releases it can go back to.
-fn downgrade_chain(
+pub(crate) fn downgrade_chain(
     root: &std::path::Path,
     current: &Version,
     target: &Version,

@@ -214,7 +214,29 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         }
         return Ok(());
     }
-    if target < running && !args.dry_run {
+    if target < running && args.dry_run {
+        let installed: Vec<Version> = match &node {
+            Some(n) => n.releases().await?,
+            None => crate::target::releases_file::ReleasesFile::read(&root)?.releases(),
+        }
+        .into_iter()
+        .filter_map(|(v, _)| v.parse().ok())
+        .collect();
+        let how = match super::rollback::downgrade_chain(&root, &running, &target, &installed) {
+            Some(steps) => format!(
+                "a rollback, live: {}",
+                steps
+                    .iter()
+                    .map(|(f, t)| format!("{f} -> {t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "a rollback by a restart (no installed relup has that downgrade)".to_owned(),
+        };
+        crate::print_raw(&format!("plan for {}: {running} -> {target}, {how}\n", args.name));
+        return Ok(());
+    }
+    if target < running {
         // Going down is a rollback, to an installed release.
         let node = node
             .as_ref()
@@ -293,11 +315,23 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             ("REL_STEPS", total.to_string()),
         ];
         let node = node.as_ref().expect("a hot upgrade has a running node");
-        host.config
-            .run_hooks(&root, true, &env)
-            .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
         host.begin("upgrade", Some(from.as_str()), to.as_str())?;
-        let signer = fetch_step(&fetcher, &trusted, &args.name, &from, &to, &tarball).await?;
+        let fetched = async {
+            host.config
+                .run_hooks(&root, true, &env)
+                .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
+            fetch_step(&fetcher, &trusted, &args.name, &from, &to, &tarball)
+                .await
+                .with_context(|| format!("the node stays on {from}"))
+        }
+        .await;
+        let signer = match fetched {
+            Ok(signer) => signer,
+            Err(e) => {
+                host.record("upgrade", Some(from.as_str()), to.as_str(), "failed", &format!("{e:#}"))?;
+                return Err(e);
+            }
+        };
         crate::fault::point("fetched");
         let host_files = host.host_files();
         let driver = host.driver(node, &host_files);

@@ -301,3 +301,87 @@ async fn run_command(root: &Path, argv: &[String], expr: &str) -> Result<Term, N
     }
     parse_term("node reply", &format!("{line}.")).map_err(|e| no_answer(format!("unreadable reply `{line}`: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mix_env_sh_gives_the_node_name_only_when_it_is_a_plain_value() {
+        let fixture = "#!/bin/sh\nexport RELEASE_DISTRIBUTION=\"${RELEASE_DISTRIBUTION:-name}\"\nexport RELEASE_NODE=\"${RELEASE_NODE:-shop@127.0.0.1}\"\n";
+        assert_eq!(
+            shell_default(fixture, "RELEASE_NODE").as_deref(),
+            Some("shop@127.0.0.1")
+        );
+        // mix's own template only has the examples, commented out.
+        let default = "#!/bin/sh\n# export RELEASE_DISTRIBUTION=name\n# export RELEASE_NODE=<%= @release.name %>\n";
+        assert_eq!(shell_default(default, "RELEASE_NODE"), None);
+        assert_eq!(
+            shell_default("RELEASE_NODE=a@h\nRELEASE_NODE='b@h'\n", "RELEASE_NODE").as_deref(),
+            Some("b@h")
+        );
+        assert_eq!(
+            shell_default("export RELEASE_NODE=\"$APP@$(hostname)\"\n", "RELEASE_NODE"),
+            None
+        );
+        assert_eq!(shell_default("export RELEASE_NODES=x@h\n", "RELEASE_NODE"), None);
+    }
+
+    fn root(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_node_is_reached_as_each_tool_names_it_unless_the_host_says_otherwise() {
+        let mix = root(&[
+            ("releases/start_erl.data", "13.1.5 1.0\n"),
+            (
+                "releases/1.0/env.sh",
+                "export RELEASE_NODE=\"${RELEASE_NODE:-shop@127.0.0.1}\"\n",
+            ),
+            ("releases/COOKIE", "SECRET"),
+        ]);
+        let layout = Layout::detect(mix.path(), "shop");
+        assert_eq!(layout.tool, Tool::Mix);
+        let (name, _) = identity(&layout, &NodeSettings::default()).unwrap();
+        assert_eq!(name.to_string(), "shop@127.0.0.1");
+        // Without env.sh's default, the release name (a short name, as mix's default is).
+        std::fs::write(mix.path().join("releases/1.0/env.sh"), "#!/bin/sh\n").unwrap();
+        let (name, _) = identity(&layout, &NodeSettings::default()).unwrap();
+        assert_eq!(name.to_string().split('@').next(), Some("shop"));
+        let settings = NodeSettings {
+            name: Some("other@10.0.0.1".into()),
+            cookie_file: Some("missing".into()),
+            ..NodeSettings::default()
+        };
+        let err = identity(&layout, &settings).unwrap_err().to_string();
+        assert!(err.contains("missing"), "the host's cookie file is named: {err}");
+
+        let relx = root(&[
+            ("releases/start_erl.data", "13.1.5 2.0\n"),
+            ("releases/2.0/vm.args.src", "-name ${NODE}\n"),
+            (
+                "releases/2.0/vm.args",
+                "## rendered\n-name ledger@127.0.0.1\n-setcookie lc\n",
+            ),
+        ]);
+        let layout = Layout::detect(relx.path(), "ledger");
+        assert_eq!(layout.tool, Tool::Relx);
+        let (name, _) = identity(&layout, &NodeSettings::default()).unwrap();
+        assert_eq!(name.to_string(), "ledger@127.0.0.1");
+        std::fs::write(relx.path().join("releases/2.0/vm.args"), "-setcookie lc\n").unwrap();
+        let err = identity(&layout, &NodeSettings::default()).unwrap_err().to_string();
+        assert!(err.contains("vm.args names no node"), "{err}");
+
+        let systools = root(&[("releases/start_erl.data", "13.1.5 3.0\n")]);
+        let layout = Layout::detect(systools.path(), "demo");
+        let err = identity(&layout, &NodeSettings::default()).unwrap_err().to_string();
+        assert!(err.contains("set `[node] name`"), "{err}");
+    }
+}

@@ -533,6 +533,17 @@ fn hooks_run_in_root_from_any_directory_around_rollbacks_too_and_a_failing_post_
         "hooks ran in the caller's directory"
     );
 
+    // Planned first: going down is a rollback.
+    let out = rel_in(&["upgrade", "demo", "--to", &vs[0], "--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "plan for demo: {} -> {}, a rollback, live: {} -> {}, {} -> {}",
+            vs[2], vs[0], vs[2], vs[1], vs[1], vs[0]
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Two versions down in one call, through both downgrades, with the hooks around each.
     let out = rel_in(&["rollback", "demo", "--to", &vs[0]]);
     let said = String::from_utf8_lossy(&out.stderr);
