@@ -487,11 +487,15 @@ pub struct RollbackArgs {
     #[arg(value_parser = parse_name)]
     pub name: String,
     /// The installed version to go back to (default: the newest one older than the
-    /// running one), through the relups' downgrades, one step per release.
+    /// running one), through the relups' downgrades, one step per release; where none has
+    /// the way, a downgrade built here from the two stored releases (with trusted keys), else
+    /// a restart.
     #[arg(long, value_name = "VERSION")]
     pub to: Option<Version>,
     #[command(flatten)]
     pub host: HostArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,

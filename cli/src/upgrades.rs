@@ -162,6 +162,9 @@ pub struct BuiltUpgrade {
     pub plans: Vec<AppupPlan>,
     pub warnings: Vec<String>,
     pub bytes: u64,
+    /// The releases it was built from, and the one it goes to.
+    pub from_snapshots: Vec<ReleaseSnapshot>,
+    pub to_snapshot: ReleaseSnapshot,
     _tmp: tempfile::TempDir,
 }
 
@@ -221,6 +224,93 @@ pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeReq
         plans,
         warnings,
         bytes,
+        to_snapshot: to,
+        from_snapshots: froms,
         _tmp: tmp,
     })
+}
+
+/// Why rel will not build an upgrade on a host by itself.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "rel cannot be sure of the upgrade of {name} from {from} to {to} it would build: {}. Build one with hand-written appups (DIR/<app>.appup, or additions in DIR/<app>.extra) and store it; the host then takes it: rel build-upgrade {name} --from {from} --to {to} --appup-dir DIR --push",
+    reasons.join("; ")
+)]
+pub struct NotSure {
+    pub name: String,
+    pub from: Version,
+    pub to: Version,
+    pub reasons: Vec<String>,
+}
+
+/// The upgrade of `name` from `from` to `to`, built on this host from the two stored
+/// releases exactly as `rel build-upgrade --from NAME@FROM --to NAME@TO` builds it (same
+/// bytes), and refused ([`NotSure`]) unless the generator is sure of it: no warning that
+/// needs a human, and no process module whose state changed shape more than once across
+/// the stored releases between the two (its `code_change/3` in `to` was written for the
+/// shape before it, which need not be `from`'s).
+pub async fn synthesise(
+    s: &Settings,
+    trusted: &TrustedKeys,
+    name: &str,
+    from: &Version,
+    to: &Version,
+) -> Result<BuiltUpgrade> {
+    let stored = |version: &Version| ReleaseRef::Stored {
+        name: Some(name.to_owned()),
+        version: version.clone(),
+    };
+    let req = UpgradeRequest {
+        name: name.to_owned(),
+        from: vec![stored(from)],
+        to: stored(to),
+        appup_dir: None,
+    };
+    let built = build(s, Some(trusted), &req).await?;
+    let mut reasons = built.warnings.clone();
+    let updated: Vec<(String, String)> = built
+        .plans
+        .iter()
+        .flat_map(|p| {
+            rel_format::appup::updated_modules(&p.appup)
+                .into_iter()
+                .map(|m| (p.app.clone(), m))
+        })
+        .collect();
+    if !updated.is_empty() {
+        let fetcher = Fetcher::new(s, crate::fetch::JOBS);
+        let listed = fetcher.client.versions(name).await?;
+        let between: Vec<Version> = listed
+            .versions
+            .into_iter()
+            .filter(|v| v.version > *from && v.version < *to)
+            .filter(|v| v.artifacts.iter().any(|a| a.kind == rel_format::Kind::Release))
+            .map(|v| v.version)
+            .collect();
+        let (first, last) = (&built.from_snapshots[0], &built.to_snapshot);
+        let identity =
+            |r: &ReleaseSnapshot, app: &str, m: &str| r.apps.get(app).and_then(|a| a.beams.get(m)).map(|b| b.identity);
+        for v in between {
+            let middle = snapshot(&fetcher, Some(trusted), Some(name), &stored(&v)).await?;
+            for (app, m) in &updated {
+                let here = identity(&middle, app, m);
+                if here != identity(first, app, m) && here != identity(last, app, m) {
+                    reasons.push(format!(
+                        "{m} changed in {v} and again in {to}: its code_change/3 in {to} was written for {v}'s state, not necessarily {from}'s"
+                    ));
+                }
+            }
+        }
+    }
+    if reasons.is_empty() {
+        Ok(built)
+    } else {
+        Err(NotSure {
+            name: name.to_owned(),
+            from: from.clone(),
+            to: to.clone(),
+            reasons,
+        }
+        .into())
+    }
 }

@@ -75,6 +75,9 @@ pub struct AppSnapshot {
     pub beams: BTreeMap<String, ModuleSummary>,
     /// `ebin/<app>.appup`, when the release ships one.
     pub appup: Option<Term>,
+    /// `priv/rel/<app>.extra`, additions to the generated appup the release ships (SPEC.md
+    /// §8.2).
+    pub extra: Option<crate::appup::Extra>,
 }
 
 /// A release: its `.rel` and its applications.
@@ -103,6 +106,8 @@ pub enum SnapshotError {
     Ingest(#[from] crate::archive::IngestError),
     #[error("`{0}` is not UTF-8")]
     NotUtf8(String),
+    #[error(transparent)]
+    Extra(#[from] crate::appup::ExtraError),
     #[error("`{path}`: {what}")]
     App { path: String, what: String },
 }
@@ -115,6 +120,7 @@ pub fn snapshot_wants(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["lib", _, "ebin", f] => f.ends_with(".beam") || f.ends_with(".app") || f.ends_with(".appup"),
+        ["lib", _, "priv", "rel", f] => f.ends_with(".extra"),
         ["releases", f] | ["releases", _, f] => f.ends_with(".rel"),
         ["releases", _, "consolidated", f] => f.ends_with(".beam"),
         _ => false,
@@ -150,6 +156,7 @@ pub struct SnapshotBuilder {
     beams: Vec<(String, ModuleSummary)>,
     app_files: Vec<(String, Vec<u8>)>,
     appups: Vec<(String, Vec<u8>)>,
+    extras: Vec<(String, String, Vec<u8>)>,
 }
 
 impl SnapshotBuilder {
@@ -164,6 +171,9 @@ impl SnapshotBuilder {
         match parts.as_slice() {
             ["lib", dir, "ebin", file] if file.ends_with(".app") => self.app_files.push(((*dir).to_owned(), bytes)),
             ["lib", dir, "ebin", file] if file.ends_with(".appup") => self.appups.push(((*dir).to_owned(), bytes)),
+            ["lib", dir, "priv", "rel", file] if file.ends_with(".extra") => {
+                self.extras.push(((*dir).to_owned(), (*file).to_owned(), bytes))
+            }
             ["releases", f] | ["releases", _, f] if f.ends_with(".rel") => {
                 self.rel_files.push((path.to_owned(), bytes))
             }
@@ -207,6 +217,12 @@ impl SnapshotBuilder {
                 let file = format!("lib/{dir}/ebin/{}.appup", app.name);
                 let text = std::str::from_utf8(bytes).map_err(|_| SnapshotError::NotUtf8(file.clone()))?;
                 snap.appup = Some(parse_term(&file, text)?);
+            }
+            let extra_file = format!("{}.extra", app.name);
+            if let Some((_, _, bytes)) = self.extras.iter().find(|(d, f, _)| *d == dir && *f == extra_file) {
+                let file = format!("lib/{dir}/priv/rel/{extra_file}");
+                let text = std::str::from_utf8(bytes).map_err(|_| SnapshotError::NotUtf8(file.clone()))?;
+                snap.extra = Some(crate::appup::Extra::parse(&file, text)?);
             }
             apps.insert(app.name.clone(), snap);
         }
@@ -351,6 +367,7 @@ pub(crate) mod test_support {
             app_modules: beams.iter().map(|m| m.name.clone()).collect(),
             beams: beams.into_iter().map(|m| (m.name.clone(), m)).collect(),
             appup: None,
+            extra: None,
         };
         ReleaseSnapshot {
             spec: ReleaseSpec {

@@ -4,7 +4,11 @@
 //! is an edge `A1 → B` and an edge `A2 → B`, weighted by the bytes a host fetches. The
 //! cheapest chain wins (ties: fewer steps, then the artifact stored first). Yanked versions
 //! are never a step's target, but a node running one can still leave it. When no chain
-//! exists the answer is the full release, which means a restart, and the plan says so.
+//! exists and both releases are stored, a host that runs the from-release can build the
+//! upgrade itself from the two signed releases (a *synthesised* step: what it fetches is the
+//! target's chunks it lacks, which the registry fills in with [`Plan::set_synthesised_bytes`]);
+//! otherwise the answer is the full release, which means a restart. The plan says which, and
+//! why.
 //!
 //! [`UpgradeGraph`] is built once per catalog change and answers queries in microseconds.
 
@@ -27,10 +31,32 @@ pub struct ArtifactSummary {
     pub bytes: u64,
 }
 
+/// What a step fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// A stored upgrade artifact.
+    Upgrade,
+    /// The full release (a restart).
+    Release,
+    /// The target release, from which the host builds the upgrade.
+    Synthesised,
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StepKind::Upgrade => "upgrade",
+            StepKind::Release => "release",
+            StepKind::Synthesised => "synthesised",
+        })
+    }
+}
+
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
-    pub kind: Kind,
+    pub kind: StepKind,
     /// For an upgrade step, the version it starts from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<Version>,
@@ -46,6 +72,8 @@ pub enum Strategy {
     AlreadyThere,
     /// A chain of hot upgrades, no restart.
     HotUpgrade,
+    /// One hot upgrade the host builds from the release it runs and the target release.
+    Synthesised,
     /// No chain of upgrades exists: install the full release, which restarts the node.
     FullRelease,
 }
@@ -60,6 +88,29 @@ pub struct Plan {
     pub total_bytes: u64,
     /// Why this plan, in a sentence.
     pub reason: String,
+}
+
+impl Plan {
+    /// Sets what a synthesised step fetches: `bytes`, the target's chunks the from-release
+    /// lacks.
+    pub fn set_synthesised_bytes(&mut self, bytes: u64) {
+        for step in self.steps.iter_mut().filter(|s| s.kind == StepKind::Synthesised) {
+            step.bytes = bytes;
+        }
+        self.total_bytes = self.steps.iter().map(|s| s.bytes).sum();
+    }
+}
+
+/// What a host holding `from` fetches to have `to`: the length of `to`'s distinct chunks that
+/// `from` does not have.
+pub fn delta_bytes(from: &crate::chunk::ChunkedStream, to: &crate::chunk::ChunkedStream) -> u64 {
+    let have: HashSet<&crate::Digest> = from.chunks.iter().map(|c| &c.digest).collect();
+    let mut counted = HashSet::new();
+    to.chunks
+        .iter()
+        .filter(|c| !have.contains(&c.digest) && counted.insert(&c.digest))
+        .map(|c| c.length)
+        .sum()
 }
 
 /// Why there is no plan.
@@ -176,17 +227,33 @@ impl UpgradeGraph {
             };
             return Ok(plan(Strategy::HotUpgrade, steps, reason));
         }
+        let from_stored = self
+            .index
+            .get(from.as_str())
+            .is_some_and(|&i| self.releases[i].is_some());
         match self.releases[target] {
+            Some(bytes) if from_stored => Ok(plan(
+                Strategy::Synthesised,
+                vec![Step {
+                    kind: StepKind::Synthesised,
+                    from: Some(from.clone()),
+                    to: to.clone(),
+                    bytes,
+                }],
+                format!(
+                    "no chain of stored upgrades starts at `{from}`; both releases are stored, so a host running `{from}` builds the upgrade from them, live"
+                ),
+            )),
             Some(bytes) => Ok(plan(
                 Strategy::FullRelease,
                 vec![Step {
-                    kind: Kind::Release,
+                    kind: StepKind::Release,
                     from: None,
                     to: to.clone(),
                     bytes,
                 }],
                 format!(
-                    "no chain of stored upgrades starts at `{from}`; installing the full release restarts the node"
+                    "no chain of stored upgrades starts at `{from}`, and its release is not stored to build one from; installing the full release restarts the node"
                 ),
             )),
             None => Err(PathError::NoPath {
@@ -229,7 +296,7 @@ impl UpgradeGraph {
             let (prev, artifact) = via[node].expect("every reached node has a predecessor");
             let a = &self.upgrades[artifact];
             steps.push(Step {
-                kind: Kind::Upgrade,
+                kind: StepKind::Upgrade,
                 from: Some(self.versions[prev].clone()),
                 to: a.version.clone(),
                 bytes: a.bytes,
@@ -313,22 +380,55 @@ mod tests {
     }
 
     #[test]
-    fn falls_back_to_the_full_release_and_explains() {
+    fn synthesises_between_stored_releases_else_falls_back_to_the_full_release() {
         let g = UpgradeGraph::new([release("1", 100), release("3", 900), upgrade(&["2"], "3", 10)], []);
-        let p = g.path(&v("1"), &v("3")).unwrap();
+        let mut p = g.path(&v("1"), &v("3")).unwrap();
+        assert_eq!(p.strategy, Strategy::Synthesised);
+        assert_eq!(
+            p.steps,
+            vec![Step {
+                kind: StepKind::Synthesised,
+                from: Some(v("1")),
+                to: v("3"),
+                bytes: 900
+            }]
+        );
+        assert!(p.reason.contains("builds the upgrade from them"), "{}", p.reason);
+        p.set_synthesised_bytes(42);
+        assert_eq!((p.steps[0].bytes, p.total_bytes), (42, 42));
+        // A stored chain, even a long one, wins: it may carry hand-written appups.
+        assert_eq!(g.path(&v("2"), &v("3")).unwrap().strategy, Strategy::HotUpgrade);
+        // The running version's release is not stored: the full release.
+        let p = g.path(&v("0.9"), &v("3")).unwrap();
         assert_eq!(p.strategy, Strategy::FullRelease);
         assert_eq!(
             p.steps,
             vec![Step {
-                kind: Kind::Release,
+                kind: StepKind::Release,
                 from: None,
                 to: v("3"),
                 bytes: 900
             }]
         );
         assert!(p.reason.contains("restarts the node"));
-        // Unknown running version: same answer.
-        assert_eq!(g.path(&v("0.9"), &v("3")).unwrap().strategy, Strategy::FullRelease);
+    }
+
+    #[test]
+    fn delta_bytes_count_each_missing_chunk_once() {
+        use crate::chunk::{ChunkRef, ChunkedStream};
+        let c = |n: u8, len: u64| ChunkRef {
+            digest: crate::Digest::of(&[n]),
+            length: len,
+        };
+        let stream = |chunks: Vec<ChunkRef>| ChunkedStream {
+            digest: crate::Digest::of(b"s"),
+            length: chunks.iter().map(|c| c.length).sum(),
+            chunking: "test".into(),
+            chunks,
+        };
+        let from = stream(vec![c(1, 10), c(2, 20)]);
+        let to = stream(vec![c(1, 10), c(3, 30), c(3, 30), c(4, 5)]);
+        assert_eq!(delta_bytes(&from, &to), 35);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub async fn run(s: &Settings, args: &PathArgs) -> Result<()> {
     let how = match plan.strategy {
         Strategy::AlreadyThere => "nothing to do",
         Strategy::HotUpgrade => "hot upgrade, no restart",
+        Strategy::Synthesised => "hot upgrade built on the host from the two releases, no restart",
         Strategy::FullRelease => "full release, restarts the node",
     };
     let _ = writeln!(out, "{} {} -> {}: {how}", args.name, plan.from, plan.to);
@@ -33,7 +34,7 @@ pub async fn run(s: &Settings, args: &PathArgs) -> Result<()> {
             .map_or_else(|| "(install)".to_owned(), ToString::to_string);
         let _ = writeln!(
             out,
-            "  {}. {:<8} {from} -> {}  {}",
+            "  {}. {:<11} {from} -> {}  {}",
             i + 1,
             step.kind.to_string(),
             step.to,

@@ -7,8 +7,13 @@ use anyhow::{Context, Result, bail};
 use rel_format::Version;
 use serde::Serialize;
 
+use rel_format::TrustedKeys;
+use rel_format::term::Term;
+
 use crate::args::RollbackArgs;
+use crate::fetch::Fetcher;
 use crate::settings::Settings;
+use crate::target::config::HotPolicy;
 use crate::target::node::Node;
 use crate::target::{Host, deploy, relup_downgrades};
 
@@ -27,22 +32,134 @@ struct Report {
 pub struct Back {
     pub steps: Vec<(Version, Version)>,
     pub restarted: bool,
+    /// The downgrade was built on this host from the two releases.
+    pub synthesised: bool,
 }
 
 impl Back {
     pub fn describe(&self) -> String {
         if self.restarted {
             "by a restart: no installed relup has that downgrade".into()
+        } else if self.synthesised {
+            "live, through a downgrade built here from the two releases, no restart".into()
         } else {
             format!("live, {}, no restart", crate::output::count(self.steps.len(), "step"))
         }
     }
 }
 
+/// What going back needs to build a downgrade here when no installed relup has one: the
+/// registry (in `s`) and the keys its releases are signed with.
+#[derive(Debug, Clone, Copy)]
+pub struct Synthesis<'a> {
+    pub s: &'a Settings,
+    pub trusted: &'a TrustedKeys,
+}
+
+/// Prepares a live downgrade from `current` to `target` that no installed relup has: the
+/// upgrade from `target` to `current` is built from the two stored releases (refused unless
+/// the generator is sure, as for an upgrade), `target` is laid beside and registered with
+/// `release_handler` (`set_unpacked/2`), and the downgrade to it is added to
+/// `releases/<current>/relup`, where `install_release` looks for one.
+async fn prepare_synthesised_downgrade(
+    host: &Host,
+    node: &Node,
+    syn: Synthesis<'_>,
+    current: &Version,
+    target: &Version,
+) -> Result<()> {
+    let name = host.layout.name.clone();
+    let fetcher = Fetcher::new(syn.s, crate::fetch::JOBS);
+    deploy::stage(host, &fetcher, syn.trusted, target).await?;
+    let facts = (&crate::target::release_spec(host.root(), &name, target.as_str())?).into();
+    if let Some(why) = super::upgrade::needs_restart(host.root(), &name, current, &facts, false)? {
+        bail!("{why}");
+    }
+    let built = crate::upgrades::synthesise(syn.s, syn.trusted, &name, target, current).await?;
+    let known = node.releases().await?.iter().any(|(v, _)| v == target.as_str());
+    if !known {
+        let rel_file = host.root().join(format!("releases/{target}/{name}.rel"));
+        let done = node
+            .call(
+                "release_handler",
+                "set_unpacked",
+                vec![Term::string(&rel_file.to_string_lossy()), Term::List(vec![])],
+            )
+            .await?;
+        if !matches!(done.as_tuple(), Some([ok, _]) if ok.as_atom() == Some("ok")) {
+            bail!("release_handler did not take {target} as unpacked: {done}");
+        }
+    }
+    // The built relup's downgrade to `target`, into the installed relup of `current`.
+    let built_relup = read_member(&built.tar, &format!("releases/{current}/relup"))?;
+    let down = relup_entries_of(&built_relup, 2)?
+        .into_iter()
+        .find(|e| entry_version(e).as_deref() == Some(target.as_str()))
+        .with_context(|| format!("the built relup has no downgrade to {target}"))?;
+    let path = host.root().join(format!("releases/{current}/relup"));
+    // A release installed whole (a restart deploy, a cold install) has none yet.
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!("{{{},[],[]}}.", Term::string(current.as_str())),
+        Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+    };
+    let mut installed = rel_format::term::parse_terms(&path.to_string_lossy(), &text)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("`{}` is empty", path.display()))?;
+    let Term::Tuple(parts) = &mut installed else {
+        bail!("`{}` is not a relup", path.display());
+    };
+    let Some(Term::List(downs)) = parts.get_mut(2) else {
+        bail!("`{}` is not a relup", path.display());
+    };
+    downs.retain(|e| entry_version(e).as_deref() != Some(target.as_str()));
+    downs.push(down);
+    crate::target::write_atomic(&path, format!("{installed}.\n").as_bytes())
+}
+
+fn entry_version(entry: &Term) -> Option<String> {
+    entry.as_tuple().and_then(|t| t.first()).and_then(Term::as_string)
+}
+
+/// The entries of a relup's up (`which` 1) or down (2) list.
+fn relup_entries_of(text: &str, which: usize) -> Result<Vec<Term>> {
+    let relup = rel_format::term::parse_terms("relup", text)?
+        .into_iter()
+        .next()
+        .context("an empty relup")?;
+    Ok(relup
+        .as_tuple()
+        .and_then(|t| t.get(which))
+        .and_then(Term::as_list)
+        .map(|l| l.into_owned())
+        .unwrap_or_default())
+}
+
+/// The text of member `path` of the tar at `tar`.
+fn read_member(tar: &std::path::Path, path: &str) -> Result<String> {
+    let mut archive = tar::Archive::new(std::fs::File::open(tar)?);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.path()?.to_string_lossy() == path {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text)?;
+            return Ok(text);
+        }
+    }
+    bail!("the built upgrade has no {path}")
+}
+
 /// Takes the node from `current` back to the installed `target`: live through the relups'
 /// downgrades, one release at a time, with the host's config, health check and hooks; or,
 /// where no chain of downgrades exists, by a restart onto it.
-pub async fn go_back(host: &mut Host, node: &Node, current: &Version, target: &Version) -> Result<Back> {
+pub async fn go_back(
+    host: &mut Host,
+    node: &Node,
+    current: &Version,
+    target: &Version,
+    synthesis: Option<Synthesis<'_>>,
+) -> Result<Back> {
     let root = host.root().to_owned();
     let installed: Vec<Version> = node
         .releases()
@@ -50,7 +167,21 @@ pub async fn go_back(host: &mut Host, node: &Node, current: &Version, target: &V
         .into_iter()
         .filter_map(|(v, _)| v.parse().ok())
         .collect();
-    let Some(steps) = downgrade_chain(&root, current, target, &installed) else {
+    let mut synthesised = false;
+    let mut chain = downgrade_chain(&root, current, target, &installed);
+    if let (None, Some(syn)) = (&chain, synthesis.filter(|_| host.config.hot == HotPolicy::Synthesised)) {
+        match prepare_synthesised_downgrade(host, node, syn, current, target).await {
+            Ok(()) => {
+                chain = Some(vec![(current.clone(), target.clone())]);
+                synthesised = true;
+            }
+            Err(e) if e.downcast_ref::<crate::upgrades::NotSure>().is_some() => return Err(e),
+            Err(e) => crate::warn(&format!(
+                "cannot build the downgrade here ({e:#}); going back by a restart"
+            )),
+        }
+    }
+    let Some(steps) = chain else {
         host.begin("rollback", Some(current.as_str()), target.as_str())?;
         let outcome = deploy::restart_to(host, current, target).await;
         let (result, message) = match &outcome {
@@ -68,6 +199,7 @@ pub async fn go_back(host: &mut Host, node: &Node, current: &Version, target: &V
         return Ok(Back {
             steps: vec![],
             restarted: true,
+            synthesised: false,
         });
     };
     let host_files = host.host_files();
@@ -110,6 +242,7 @@ pub async fn go_back(host: &mut Host, node: &Node, current: &Version, target: &V
     Ok(Back {
         steps,
         restarted: false,
+        synthesised,
     })
 }
 
@@ -149,7 +282,10 @@ pub async fn run(s: &Settings, args: &RollbackArgs) -> Result<()> {
                 )
             })?,
     };
-    let back = go_back(&mut host, &node, &current, &target).await?;
+    // A downgrade no installed relup has can be built here when trusted keys are configured.
+    let trusted = s.trusted(&args.trust.trusted_keys).ok();
+    let synthesis = trusted.as_ref().map(|trusted| Synthesis { s, trusted });
+    let back = go_back(&mut host, &node, &current, &target, synthesis).await?;
     let report = Report {
         name: args.name.clone(),
         from: current.to_string(),

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use rel_format::upgrade_path::Strategy;
+use rel_format::upgrade_path::{StepKind, Strategy};
 use rel_format::{Manifest, TrustedKeys, Version};
 use serde::Serialize;
 
@@ -12,6 +12,7 @@ use crate::channels::{ChannelState, resolve};
 use crate::fetch::{Fetcher, JOBS, Target, Verified};
 use crate::output::bytes;
 use crate::settings::Settings;
+use crate::target::config::HotPolicy;
 use crate::target::platform::{HostPlatform, check_native};
 use crate::target::release_handler::relup_instructions;
 use crate::target::state::Installed;
@@ -102,16 +103,51 @@ async fn restart_deploy(
     Ok(())
 }
 
-/// Why `running` -> `target` needs a restart, if it does: what no hot upgrade does (ERTS,
-/// Elixir), what rel will not hot-upgrade unless asked (`--hot`: native code, a new major
-/// version). The chain of stored upgrades is asked for after.
-fn needs_restart(root: &Path, name: &str, running: &Version, target: &Manifest, hot: bool) -> Result<Option<String>> {
+/// What deciding between a hot upgrade and a restart needs to know of the other release.
+#[derive(Debug)]
+pub struct ReleaseFacts {
+    pub version: Version,
+    pub erts: Version,
+    pub apps: Vec<(String, Version)>,
+}
+
+impl From<&Manifest> for ReleaseFacts {
+    fn from(m: &Manifest) -> Self {
+        ReleaseFacts {
+            version: m.version.clone(),
+            erts: m.platform.erts.clone(),
+            apps: m.apps.iter().map(|a| (a.name.clone(), a.version.clone())).collect(),
+        }
+    }
+}
+
+impl From<&rel_format::release::ReleaseSpec> for ReleaseFacts {
+    fn from(s: &rel_format::release::ReleaseSpec) -> Self {
+        ReleaseFacts {
+            version: s.version.clone(),
+            erts: s.erts.clone(),
+            apps: s.apps.iter().map(|a| (a.name.clone(), a.version.clone())).collect(),
+        }
+    }
+}
+
+/// Why going live from `running` (installed in `root`) to `target`, either way, needs a
+/// restart, if it does: what no hot upgrade does (ERTS, Elixir), what rel will not do live
+/// unless asked (`hot`: native code, another major version). The chain of stored upgrades is
+/// asked for after.
+pub fn needs_restart(
+    root: &Path,
+    name: &str,
+    running: &Version,
+    target: &ReleaseFacts,
+    hot: bool,
+) -> Result<Option<String>> {
     let spec = release_spec(root, name, running.as_str())?;
-    let to_erts = &target.platform.erts;
+    let to_erts = &target.erts;
     if spec.erts != *to_erts {
         return Ok(Some(format!("ERTS {} -> {to_erts}", spec.erts)));
     }
-    let vsn_of = |app: &str| target.apps.iter().find(|a| a.name == app).map(|a| a.version.clone());
+    let vsn_of = |app: &str| target.apps.iter().find(|(a, _)| a == app).map(|(_, v)| v.clone());
     if let Some(old) = spec.apps.iter().find(|a| a.name == "elixir")
         && let Some(new) = vsn_of("elixir").filter(|v| *v != old.version)
     {
@@ -131,10 +167,10 @@ fn needs_restart(root: &Path, name: &str, running: &Version, target: &Manifest, 
         }
     }
     if let (Some(a), Some(b)) = (running.major(), target.version.major())
-        && b > a
+        && b != a
     {
         return Ok(Some(format!(
-            "a new major version, {a} -> {b} (--hot to upgrade live anyway)"
+            "another major version, {a} -> {b} (--hot to upgrade live anyway)"
         )));
     }
     Ok(None)
@@ -153,6 +189,31 @@ fn carries_native_code(dir: &Path) -> bool {
             path.extension().is_some_and(|x| x == "so" || x == "dylib")
         }
     })
+}
+
+/// The upgrade of one step, written to `target` (where unpack_release looks): fetched, or
+/// built here from the two releases. Returns who signed what it came from.
+#[allow(clippy::too_many_arguments)]
+async fn obtain_step(
+    s: &Settings,
+    fetcher: &Fetcher,
+    trusted: &TrustedKeys,
+    name: &str,
+    kind: StepKind,
+    from: &Version,
+    to: &Version,
+    target: &Path,
+) -> Result<String> {
+    if kind != StepKind::Synthesised {
+        return fetch_step(fetcher, trusted, name, from, to, target).await;
+    }
+    let Verified { manifest, signer } = fetcher.release(trusted, name, to).await?;
+    check_native(&manifest, &HostPlatform::detect())?;
+    let built = crate::upgrades::synthesise(s, trusted, name, from, to).await?;
+    let mut out = tempfile::NamedTempFile::new_in(target.parent().context("a tarball in a folder")?)?;
+    std::io::copy(&mut std::fs::File::open(&built.tar)?, &mut out)?;
+    out.persist(target).map_err(|e| e.error)?;
+    Ok(signer)
 }
 
 /// Fetches and verifies one upgrade step, checks its native code against this host, writes
@@ -243,7 +304,8 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             .context("going back to an older release needs the running node")?;
         // Not installed any more: staged again first, then switched to by a restart.
         deploy::stage(&host, &fetcher, &trusted, &target).await?;
-        let steps = super::rollback::go_back(&mut host, node, &running, &target).await?;
+        let synthesis = super::rollback::Synthesis { s, trusted: &trusted };
+        let steps = super::rollback::go_back(&mut host, node, &running, &target, Some(synthesis)).await?;
         if !s.quiet {
             crate::say(&format!(
                 "{} went back from {running} to {target} ({}), as a rollback",
@@ -259,7 +321,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
     } else if node.is_none() {
         Some("the node is not running".to_owned())
     } else {
-        needs_restart(&root, &args.name, &running, &manifest, args.hot)?
+        needs_restart(&root, &args.name, &running, &(&manifest).into(), args.hot)?
     };
     let plan = match why {
         Some(_) => None,
@@ -268,8 +330,15 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
                 .path(&args.name, &running, &target)
                 .await
                 .context("no upgrade path")?;
-            if plan.strategy != Strategy::HotUpgrade {
-                why = Some(format!("no chain of stored upgrades leads from {running} to {target}"));
+            match plan.strategy {
+                Strategy::HotUpgrade => {}
+                Strategy::Synthesised if host.config.hot == HotPolicy::Stored => {
+                    why = Some(format!(
+                        "no chain of stored upgrades leads from {running} to {target}, and rel-host.toml says hot = \"stored\""
+                    ));
+                }
+                Strategy::Synthesised => {}
+                _ => why = Some(format!("no chain of stored upgrades leads from {running} to {target}")),
             }
             Some(plan)
         }
@@ -295,7 +364,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         if args.dry_run {
             let tmp = tempfile::tempdir()?;
             let file = tmp.path().join("step.tar.gz");
-            fetch_step(&fetcher, &trusted, &args.name, &from, &to, &file).await?;
+            obtain_step(s, &fetcher, &trusted, &args.name, step.kind, &from, &to, &file).await?;
             let instructions = relup_instructions(&file, to.as_str(), from.as_str())?;
             report.steps.push(StepReport {
                 from: from.to_string(),
@@ -320,7 +389,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             host.config
                 .run_hooks(&root, true, &env)
                 .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
-            fetch_step(&fetcher, &trusted, &args.name, &from, &to, &tarball)
+            obtain_step(s, &fetcher, &trusted, &args.name, step.kind, &from, &to, &tarball)
                 .await
                 .with_context(|| format!("the node stays on {from}"))
         }
@@ -348,7 +417,11 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             state.installed.insert(
                 to.to_string(),
                 Installed {
-                    by: "upgrade".into(),
+                    by: match step.kind {
+                        StepKind::Synthesised => "synthesised upgrade",
+                        _ => "upgrade",
+                    }
+                    .into(),
                     signer,
                     at: crate::now(),
                 },
@@ -476,7 +549,7 @@ mod tests {
     fn what_needs_a_restart_and_what_hot_overrides() {
         let dir = root();
         let running: Version = "1.2.0".parse().unwrap();
-        let why = |m: &Manifest, hot: bool| needs_restart(dir.path(), "shop", &running, m, hot).unwrap();
+        let why = |m: &Manifest, hot: bool| needs_restart(dir.path(), "shop", &running, &m.into(), hot).unwrap();
         let same = [
             ("kernel", "8.5.3"),
             ("elixir", "1.14.0"),
@@ -508,7 +581,7 @@ mod tests {
         assert!(said.starts_with("nifs 1.0 -> 1.1 carries native code"), "{said}");
         assert_eq!(why(&target("1.3.0", "13.1.5", &nifs), true), None);
         let said = why(&target("2.0.0", "13.1.5", &same), false).unwrap();
-        assert!(said.starts_with("a new major version, 1 -> 2"), "{said}");
+        assert!(said.starts_with("another major version, 1 -> 2"), "{said}");
         assert_eq!(why(&target("2.0.0", "13.1.5", &same), true), None);
     }
 }

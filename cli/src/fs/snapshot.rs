@@ -1,5 +1,6 @@
 //! A release folder read for appup generation: only `releases/` (with consolidated
-//! protocols) and `lib/*/ebin/`, with the BEAM files parsed on every core.
+//! protocols), `lib/*/ebin/` and `lib/*/priv/rel/` (shipped `.extra` files), with the BEAM
+//! files parsed on every core.
 
 use std::path::{Path, PathBuf};
 
@@ -35,13 +36,15 @@ pub fn snapshot_dir(root: &Path, want: Option<&str>) -> Result<ReleaseSnapshot> 
     files(&root.join("releases"), "releases", &mut found)?;
     for lib in std::fs::read_dir(root.join("lib")).with_context(|| format!("`{}` has no lib/", root.display()))? {
         let lib = lib?;
-        let ebin = lib.path().join("ebin");
-        if ebin.is_dir() {
-            files(
-                &ebin,
-                &format!("lib/{}/ebin", lib.file_name().to_string_lossy()),
-                &mut found,
-            )?;
+        for sub in ["ebin", "priv/rel"] {
+            let dir = lib.path().join(sub);
+            if dir.is_dir() {
+                files(
+                    &dir,
+                    &format!("lib/{}/{sub}", lib.file_name().to_string_lossy()),
+                    &mut found,
+                )?;
+            }
         }
     }
     let (beams, others): (Vec<_>, Vec<_>) = found.into_iter().partition(|(rel, _)| rel.ends_with(".beam"));

@@ -2,6 +2,9 @@
 //! node, the host's own config files, and the hooks it runs around each upgrade step.
 //!
 //! ```toml
+//! hot = "synthesised"                   # with no stored chain of upgrades, build the upgrade
+//!                                       # here from the two releases; "stored": restart instead
+//!
 //! [node]
 //! # By default rel talks to the node as a hidden Erlang node, with the name and cookie the
 //! # release uses (mix: RELEASE_NODE or `<name>`, releases/COOKIE; relx: -name/-sname and
@@ -50,6 +53,9 @@ use crate::values::Wait;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostConfig {
+    /// Which hot upgrades rel takes.
+    #[serde(default)]
+    pub hot: HotPolicy,
     #[serde(default)]
     pub node: NodeSettings,
     #[serde(default)]
@@ -58,6 +64,17 @@ pub struct HostConfig {
     pub hooks: Hooks,
     pub health: Option<Health>,
     pub restart: Option<Restart>,
+}
+
+/// Which hot upgrades the host takes when no stored chain reaches the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HotPolicy {
+    /// Stored chains, else an upgrade built here from the two releases (SPEC.md §9.3).
+    #[default]
+    Synthesised,
+    /// Stored chains only; else a restart deploy.
+    Stored,
 }
 
 /// A health check and how long it must pass.

@@ -83,6 +83,7 @@ pub async fn stage(host: &Host, fetcher: &Fetcher, trusted: &TrustedKeys, versio
     }
     std::fs::rename(unpacked.join(format!("releases/{version}")), &releases_dir)?;
     std::fs::remove_dir_all(&unpacked)?;
+    let _ = std::fs::remove_dir(&staging);
     crate::fault::point("staged");
     Ok(Some(signer))
 }

@@ -168,17 +168,17 @@ async fn modules_are(running: &Running, fixture: &Fixture, vsn: &str, gone_from:
     Ok(())
 }
 
-struct Check<'a> {
-    fixture: &'a Fixture,
-    oracles: &'a BTreeMap<String, BTreeMap<String, String>>,
-    running: &'a Running,
-    pid: u32,
+pub(crate) struct Check<'a> {
+    pub(crate) fixture: &'a Fixture,
+    pub(crate) oracles: &'a BTreeMap<String, BTreeMap<String, String>>,
+    pub(crate) running: &'a Running,
+    pub(crate) pid: u32,
 }
 
 impl Check<'_> {
     /// The node runs `vsn` as a node booted on it does, in the same OS process, with the
     /// host's config and its runtime configuration, and its state carried over.
-    async fn runs(&self, vsn: &str, other: &str, hits_before: u64, step: &str) {
+    pub(crate) async fn runs(&self, vsn: &str, other: &str, hits_before: u64, step: &str) {
         let answer = self.running.get();
         assert_eq!(
             structural(&answer),
@@ -206,14 +206,18 @@ fn rel(home: &Home, reg: &Registry, root: &std::path::Path, args: &[&str]) {
     );
 }
 
-async fn live(name: &'static str, tool: Tool, pairs: &[(usize, usize)]) {
-    let fixture = fixture(name);
+/// What a node booted on each version answers (structurally), checking that the host's
+/// config and runtime configuration are in force.
+pub(crate) fn oracles(
+    home: &Home,
+    reg: &Registry,
+    fixture: &Fixture,
+    tool: Tool,
+) -> BTreeMap<String, BTreeMap<String, String>> {
     let vs = fixture.versions();
-    let (home, reg) = world(&fixture, pairs);
-    // What a node booted on each version answers.
     let mut oracles = BTreeMap::new();
     for (i, v) in vs.iter().enumerate() {
-        let fresh = install(&home, &reg, &fixture, tool, v, &format!("oracle{i}"));
+        let fresh = install(home, reg, fixture, tool, v, &format!("oracle{i}"));
         let answer = fresh.get();
         match tool {
             Tool::Mix => {
@@ -227,6 +231,14 @@ async fn live(name: &'static str, tool: Tool, pairs: &[(usize, usize)]) {
         }
         oracles.insert(v.clone(), structural(&answer));
     }
+    oracles
+}
+
+async fn live(name: &'static str, tool: Tool, pairs: &[(usize, usize)]) {
+    let fixture = fixture(name);
+    let vs = fixture.versions();
+    let (home, reg) = world(&fixture, pairs);
+    let oracles = oracles(&home, &reg, &fixture, tool);
     for (from, to) in pairs {
         let (from, to) = (&vs[*from], &vs[*to]);
         let step = |what: &str| format!("{name} {from} -> {to}: {what}");

@@ -13,4 +13,5 @@ mod layouts;
 mod live;
 mod snapshots;
 mod support;
+mod synthesis;
 mod usage;

@@ -447,7 +447,8 @@ pub fn plan_appups(
             plans.push(plan(appup.clone(), AppupSource::Shipped, vec![]));
             continue;
         }
-        let ex = extra(name).unwrap_or_default();
+        // The user's `.extra` wins over the one the new release ships.
+        let ex = extra(name).or_else(|| new.extra.clone()).unwrap_or_default();
         let mut ups = Vec::new();
         let mut downs = Vec::new();
         let mut ws = Vec::new();
@@ -504,6 +505,33 @@ pub fn plan_appups(
         ));
     }
     (plans, warnings)
+}
+
+/// The modules an appup updates with `{advanced, _}` (a `code_change`) on the way up, from
+/// any version.
+pub fn updated_modules(appup: &Term) -> Vec<String> {
+    let Some([_, ups, _]) = appup.as_tuple() else {
+        return vec![];
+    };
+    let mut out: Vec<String> = ups
+        .as_list()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|clause| clause.as_tuple().and_then(|c| c.get(1)).and_then(Term::as_list))
+        .flat_map(|instrs| {
+            instrs
+                .iter()
+                .filter_map(|i| {
+                    let t = i.as_tuple()?;
+                    let module = t.get(1)?.as_atom()?;
+                    is_updated(std::slice::from_ref(i), module).then(|| module.to_owned())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Whether `instructions` update `module` with `{advanced, _}`.
@@ -594,6 +622,7 @@ mod tests {
             app_modules: mods.iter().map(|m| m.name.clone()).collect(),
             beams: mods.into_iter().map(|m| (m.name.clone(), m)).collect(),
             appup: None,
+            extra: None,
         }
     }
 

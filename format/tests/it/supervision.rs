@@ -343,6 +343,7 @@ impl Samples {
                 app_modules: beams.iter().map(|m| m.name.clone()).collect(),
                 beams: beams.into_iter().map(|m| (m.name.clone(), m)).collect(),
                 appup: None,
+                extra: None,
             },
             elixir,
         }

@@ -7,7 +7,9 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use rel_format::Version;
 use rel_format::api::{ArtifactInfo, ReleaseNames, VersionInfo, VersionList, Yank};
-use rel_format::upgrade_path::Plan;
+use rel_format::manifest::Kind;
+use rel_format::signing::SignedManifest;
+use rel_format::upgrade_path::{Plan, Strategy, delta_bytes};
 use serde::Deserialize;
 
 use super::Caller;
@@ -94,7 +96,24 @@ async fn upgrade_path(
 ) -> Result<Json<Plan>, ApiError> {
     caller.require(Scope::Pull, Some(&name))?;
     let view = state.catalog.view(&name).await?;
-    Ok(Json(view.graph.path(&from, &to)?))
+    let mut plan = view.graph.path(&from, &to)?;
+    if plan.strategy == Strategy::Synthesised {
+        // What a host that runs `from` fetches: the target's chunks it lacks. Two manifests
+        // read per query; synthesised plans are asked for once per upgrade.
+        let tar = |version: Version| {
+            let (state, name) = (state.clone(), name.clone());
+            async move {
+                let key = keys::manifest(&name, &version, Kind::Release, &[]);
+                let bytes = state.store.get(&key).await?.bytes;
+                SignedManifest::parse_unverified(&bytes)
+                    .map(|e| e.signed.tar)
+                    .map_err(|e| ApiError::Internal(format!("stored manifest `{key}` does not parse: {e}")))
+            }
+        };
+        let (from_tar, to_tar) = (tar(from.clone()).await?, tar(to.clone()).await?);
+        plan.set_synthesised_bytes(delta_bytes(&from_tar, &to_tar));
+    }
+    Ok(Json(plan))
 }
 
 async fn yank(
