@@ -318,7 +318,8 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
     let manifest = fetcher.release(&trusted, &args.name, &target).await?.manifest;
     let mut why = if args.restart {
         Some("asked for".to_owned())
-    } else if node.is_none() {
+    } else if node.is_none() && !args.dry_run {
+        // A plan is made for the node as start_erl.data says it boots.
         Some("the node is not running".to_owned())
     } else {
         needs_restart(&root, &args.name, &running, &(&manifest).into(), args.hot)?

@@ -36,6 +36,35 @@ async fn a_node_goes_hot_from_what_it_runs_to_any_stored_release_with_nothing_bu
         "{out}"
     );
 
+    // The upgrade the host builds, stopped right after it is written, is what CI would build.
+    let out = home
+        .rel(Some(&reg))
+        .env("REL_FAULT", "fetched")
+        .args(["upgrade", "shop", "--to", &vs[2], "--root", &root])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "{}", String::from_utf8_lossy(&out.stderr));
+    let (ok, _, err) = rel(
+        &home,
+        &reg,
+        &[
+            "build-upgrade",
+            "shop",
+            "--from",
+            &vs[0],
+            "--to",
+            &vs[2],
+            "-o",
+            home.path("ci.tar").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        std::fs::read(running.root.join("releases/shop.tar.gz")).unwrap()
+            == std::fs::read(home.path("ci.tar")).unwrap(),
+        "the host built another upgrade than build-upgrade"
+    );
+
     let mut hits: u64 = running.get()["hits"].parse().unwrap();
     let steps = [
         ("up, skipping a version", "upgrade", &vs[2], &vs[0]),
@@ -61,4 +90,149 @@ async fn a_node_goes_hot_from_what_it_runs_to_any_stored_release_with_nothing_bu
         assert_eq!(stats.failed, 0, "{what}: {:?}", stats.failures);
         hits = running.get()["hits"].parse().unwrap();
     }
+}
+
+/// For every pair of versions of every fixture, the upgrade built from the registry's two
+/// releases (what a host synthesises) is byte for byte the one CI builds from its tarballs.
+#[test]
+fn what_a_host_builds_is_byte_for_byte_what_ci_builds() {
+    for fixture in [Fixture::shop(), Fixture::ledger(), Fixture::demo()] {
+        let vs = fixture.versions();
+        let home = Home::new();
+        let reg = Registry::start(&home.path("store"), &[]);
+        for v in &vs {
+            home.rel(Some(&reg))
+                .arg("push")
+                .arg(fixture.tarball(v))
+                .arg("--quiet")
+                .assert()
+                .success();
+        }
+        for (i, from) in vs.iter().enumerate() {
+            for to in &vs[i + 1..] {
+                let build = |from: &str, to: &str, out: &str| {
+                    let out = home.path(out);
+                    let status = home
+                        .rel(Some(&reg))
+                        .args([
+                            "build-upgrade",
+                            fixture.name,
+                            "--from",
+                            from,
+                            "--to",
+                            to,
+                            "--quiet",
+                            "-o",
+                        ])
+                        .arg(&out)
+                        .output()
+                        .unwrap();
+                    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+                    std::fs::read(out).unwrap()
+                };
+                let ci = build(
+                    fixture.tarball(from).to_str().unwrap(),
+                    fixture.tarball(to).to_str().unwrap(),
+                    "ci.tar",
+                );
+                let stored = build(
+                    &format!("{}@{from}", fixture.name),
+                    &format!("{}@{to}", fixture.name),
+                    "stored.tar",
+                );
+                assert!(ci.len() > 10_000, "{} {from} -> {to}: {} bytes", fixture.name, ci.len());
+                assert!(ci == stored, "{} {from} -> {to}: the upgrades differ", fixture.name);
+            }
+        }
+    }
+}
+
+/// The generator is not sure of shop v1 -> v4: the store's state changed shape in v2 and
+/// again in v4, and v4's code_change/3 was written for v2's shape. The host refuses, and
+/// says how to go on.
+#[test]
+fn a_synthesis_the_generator_cannot_be_sure_of_is_refused_with_the_way_forward() {
+    let shop = Fixture::shop();
+    let vs = shop.versions();
+    let (home, reg) = world(&shop, &[]);
+    let root = home.path("host");
+    home.rel(Some(&reg))
+        .args(["install", "shop", "--version", &vs[0], "--root"])
+        .arg(&root)
+        .assert()
+        .success();
+    let last = vs.last().unwrap();
+    let out = home
+        .rel(Some(&reg))
+        .args(["upgrade", "shop", "--to", last, "--dry-run", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "rel cannot be sure of the upgrade of shop from {} to {last}",
+            vs[0]
+        )) && err.contains(&format!("Elixir.Shop.Store changed in {} and again in {last}", vs[1]))
+            && err.contains(&format!(
+                "rel build-upgrade shop --from {} --to {last} --appup-dir DIR --push",
+                vs[0]
+            )),
+        "{err}"
+    );
+    // With a hand-written appup stored, the host takes it.
+    let appups = home.path("appups");
+    std::fs::create_dir_all(&appups).unwrap();
+    let out = home
+        .rel(Some(&reg))
+        .args(["appup", &format!("shop@{}", vs[0]), &format!("shop@{last}"), "--out"])
+        .arg(&appups)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = home
+        .rel(Some(&reg))
+        .args([
+            "build-upgrade",
+            "shop",
+            "--from",
+            &vs[0],
+            "--to",
+            last,
+            "--push",
+            "--quiet",
+            "--appup-dir",
+        ])
+        .arg(&appups)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = home
+        .rel(Some(&reg))
+        .args(["upgrade", "shop", "--to", last, "--dry-run", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 step"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A host that takes only stored upgrades deploys v2 by a restart instead.
+    std::fs::write(root.join("rel-host.toml"), "hot = \"stored\"\n").unwrap();
+    let out = home
+        .rel(Some(&reg))
+        .args(["upgrade", "shop", "--to", &vs[1], "--dry-run", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        plan.contains("by a restart") && plan.contains("hot = \"stored\""),
+        "{plan}"
+    );
 }
