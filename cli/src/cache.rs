@@ -7,7 +7,9 @@
 //! of the tar's size, so keeping it costs a pull little. Entries are written under a temporary
 //! name and renamed when complete; every chunk read from the cache is decompressed and
 //! verified against its digest like a fetched one, so a damaged cache costs a refetch, never a
-//! wrong byte. The newest [`KEEP`] artifacts are kept.
+//! wrong byte. The newest [`KEEP`] artifacts are kept, and every artifact a host root pins:
+//! the releases installed there, from which the next upgrade is built (`<digest>.pin` lists
+//! the roots, one per line; a root that is gone no longer pins).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -110,8 +112,58 @@ impl PackCache {
         })
     }
 
-    /// Drops all but the newest [`KEEP`] artifacts, and what an earlier rel kept here (whole
-    /// tars with their chunk lists).
+    /// Makes the artifacts of `streams` the ones `root` pins (and no other).
+    pub fn pin(&self, root: &Path, streams: &[Digest]) -> io::Result<()> {
+        let root = std::path::absolute(root)?;
+        let line = root.to_string_lossy().into_owned();
+        let wanted: HashSet<PathBuf> = streams.iter().map(|d| self.paths(d).0.with_extension("pin")).collect();
+        for e in std::fs::read_dir(&self.dir)?.flatten() {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "pin") && !wanted.contains(&path) {
+                let kept: Vec<String> = std::fs::read_to_string(&path)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| *l != line)
+                    .map(str::to_owned)
+                    .collect();
+                self.write_pin(&path, &kept)?;
+            }
+        }
+        for path in wanted {
+            let mut roots: Vec<String> = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            if !roots.contains(&line) {
+                roots.push(line.clone());
+                self.write_pin(&path, &roots)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_pin(&self, path: &Path, roots: &[String]) -> io::Result<()> {
+        if roots.is_empty() {
+            return match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        tmp.write_all(format!("{}\n", roots.join("\n")).as_bytes())?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Whether a root that still exists pins the artifact of `index`.
+    fn pinned(index: &Path) -> bool {
+        std::fs::read_to_string(index.with_extension("pin"))
+            .is_ok_and(|roots| roots.lines().any(|r| Path::new(r).join("releases").is_dir()))
+    }
+
+    /// Drops all but the newest [`KEEP`] artifacts (pinned ones stay, and do not count), and
+    /// what an earlier rel kept here (whole tars with their chunk lists).
     fn evict(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
@@ -126,6 +178,7 @@ impl PackCache {
         let mut packs: Vec<(std::time::SystemTime, PathBuf)> = paths
             .into_iter()
             .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+            .filter(|p| !Self::pinned(p))
             .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
             .collect();
         packs.sort();
@@ -255,5 +308,35 @@ mod tests {
         assert_eq!(kept.iter().filter(|k| **k).count(), KEEP);
         assert!(!kept[0] && !kept[1] && kept[KEEP + 1], "{kept:?}");
         assert!(!dir.path().join("0123.tar").exists() && !dir.path().join("0123.chunks").exists());
+    }
+
+    #[test]
+    fn artifacts_a_root_pins_stay_until_it_pins_others_or_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = PackCache::open(dir.path().join("cache").as_path()).unwrap();
+        let (root_a, root_b) = (dir.path().join("a"), dir.path().join("b"));
+        for r in [&root_a, &root_b] {
+            std::fs::create_dir_all(r.join("releases")).unwrap();
+        }
+        let (first, chunks) = artifact(200, 2);
+        store(&cache, &first, &chunks);
+        cache.pin(&root_a, &[first.digest]).unwrap();
+        cache.pin(&root_b, &[first.digest]).unwrap();
+        let fill = |from: u8| {
+            for seed in from..from + KEEP as u8 + 1 {
+                let (stream, chunks) = artifact(seed, 2);
+                store(&cache, &stream, &chunks);
+            }
+        };
+        fill(0);
+        assert!(cache.has(&first.digest), "a pinned artifact was evicted");
+        // a moves on; b still pins it.
+        cache.pin(&root_a, &[]).unwrap();
+        fill(20);
+        assert!(cache.has(&first.digest));
+        // b is removed from the host: nothing pins it any more.
+        std::fs::remove_dir_all(&root_b).unwrap();
+        fill(40);
+        assert!(!cache.has(&first.digest), "an artifact no root pins stayed");
     }
 }

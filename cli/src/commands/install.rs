@@ -99,6 +99,7 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
         .with_context(|| format!("cannot write in `{}`", parent.display()))?;
     let root = &staging.path().join("root");
     fetcher.write(&manifest, Target::Dir(root), "install").await?;
+    Host::keep_manifest(root, &manifest)?;
 
     // Make it a target system: the .rel where release_handler looks, RELEASES,
     // start_erl.data, ERTS, and the host's own configuration and cookie.
@@ -171,6 +172,10 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
     }
     std::fs::rename(root, final_root)
         .with_context(|| format!("cannot move the release to `{}`", final_root.display()))?;
+    // Its chunks stay in the cache: the next upgrade is built from them.
+    if let Err(e) = Host::open(final_root, &args.name, None).and_then(|h| h.pin_installed(&s.cache_dir)) {
+        crate::warn(&format!("cannot pin {} in the cache: {e:#}", args.name));
+    }
     let layout = Layout::detect(final_root, &args.name);
 
     let out = Report {

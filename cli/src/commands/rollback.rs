@@ -286,6 +286,9 @@ pub async fn run(s: &Settings, args: &RollbackArgs) -> Result<()> {
     let trusted = s.trusted(&args.trust.trusted_keys).ok();
     let synthesis = trusted.as_ref().map(|trusted| Synthesis { s, trusted });
     let back = go_back(&mut host, &node, &current, &target, synthesis).await?;
+    if let Err(e) = host.pin_installed(&s.cache_dir) {
+        crate::warn(&format!("cannot pin {} in the cache: {e:#}", args.name));
+    }
     let report = Report {
         name: args.name.clone(),
         from: current.to_string(),

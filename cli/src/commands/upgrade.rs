@@ -91,8 +91,12 @@ async fn restart_deploy(
             &format!("{e:#}"),
         )?,
     }
+    let outcome = outcome?;
+    if let Err(e) = host.pin_installed(&s.cache_dir) {
+        crate::warn(&format!("cannot pin {} in the cache: {e:#}", args.name));
+    }
     if !s.quiet {
-        crate::say(&match outcome? {
+        crate::say(&match outcome {
             deploy::Restarted::Running => format!("{} restarted on {target} ({why})", args.name),
             deploy::Restarted::NextStart => format!(
                 "{} {target} is installed and permanent ({why}); the node boots it at its next start (configure [restart] in rel-host.toml for rel to restart it)",
@@ -203,12 +207,21 @@ async fn obtain_step(
     from: &Version,
     to: &Version,
     target: &Path,
+    keep_in: Option<&Path>,
 ) -> Result<String> {
+    let keep = |manifest: &Manifest| keep_in.map_or(Ok(()), |root| Host::keep_manifest(root, manifest));
     if kind != StepKind::Synthesised {
-        return fetch_step(fetcher, trusted, name, from, to, target).await;
+        let signer = fetch_step(fetcher, trusted, name, from, to, target).await?;
+        // What `to` is as a release, for the next upgrade built here; an upgrade may be
+        // stored without its release.
+        if let Ok(Verified { manifest, .. }) = fetcher.release(trusted, name, to).await {
+            keep(&manifest)?;
+        }
+        return Ok(signer);
     }
     let Verified { manifest, signer } = fetcher.release(trusted, name, to).await?;
     check_native(&manifest, &HostPlatform::detect())?;
+    keep(&manifest)?;
     let built = crate::upgrades::synthesise(s, trusted, name, from, to).await?;
     let mut out = tempfile::NamedTempFile::new_in(target.parent().context("a tarball in a folder")?)?;
     std::io::copy(&mut std::fs::File::open(&built.tar)?, &mut out)?;
@@ -365,7 +378,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         if args.dry_run {
             let tmp = tempfile::tempdir()?;
             let file = tmp.path().join("step.tar.gz");
-            obtain_step(s, &fetcher, &trusted, &args.name, step.kind, &from, &to, &file).await?;
+            obtain_step(s, &fetcher, &trusted, &args.name, step.kind, &from, &to, &file, None).await?;
             let instructions = relup_instructions(&file, to.as_str(), from.as_str())?;
             report.steps.push(StepReport {
                 from: from.to_string(),
@@ -390,7 +403,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             host.config
                 .run_hooks(&root, true, &env)
                 .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
-            obtain_step(s, &fetcher, &trusted, &args.name, step.kind, &from, &to, &tarball)
+            obtain_step(s, &fetcher, &trusted, &args.name, step.kind, &from, &to, &tarball, Some(&root))
                 .await
                 .with_context(|| format!("the node stays on {from}"))
         }
@@ -444,6 +457,11 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             ));
         }
         current = to;
+    }
+    if !args.dry_run
+        && let Err(e) = host.pin_installed(&s.cache_dir)
+    {
+        crate::warn(&format!("cannot pin {} in the cache: {e:#}", args.name));
     }
     if let (Some(channel), Some(seq), false) = (&args.channel, channel_seq, args.dry_run) {
         let mut seen = ChannelState::load(&s.state_dir)?;

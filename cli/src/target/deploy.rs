@@ -30,6 +30,7 @@ pub async fn stage(host: &Host, fetcher: &Fetcher, trusted: &TrustedKeys, versio
     }
     let Verified { manifest, signer } = fetcher.release(trusted, name, version).await?;
     let link_erts = check(&manifest, &HostPlatform::detect(), None)?;
+    Host::keep_manifest(root, &manifest)?;
     let staging = root.join(".rel/staging");
     std::fs::create_dir_all(&staging)?;
     let unpacked = staging.join(version.as_str());

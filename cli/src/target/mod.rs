@@ -202,6 +202,36 @@ impl Host {
         Ok(done)
     }
 
+    /// Keeps the manifest of a release this root has, verified when it was fetched, in
+    /// `ROOT/.rel/releases/<vsn>.json`: what the release is, and which cached chunks hold it.
+    pub fn keep_manifest(root: &Path, manifest: &rel_format::Manifest) -> Result<()> {
+        let dir = root.join(".rel/releases");
+        std::fs::create_dir_all(&dir)?;
+        write_atomic(
+            &dir.join(format!("{}.json", manifest.version)),
+            &serde_json::to_vec_pretty(manifest)?,
+        )
+    }
+
+    /// The kept manifest of version `vsn`, if any.
+    pub fn kept_manifest(&self, vsn: &str) -> Option<rel_format::Manifest> {
+        let bytes = std::fs::read(self.root().join(format!(".rel/releases/{vsn}.json"))).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Pins in the cache at `cache_dir` the releases installed here whose manifests are
+    /// kept, and only those: the next upgrade is built from them without fetching them again.
+    pub fn pin_installed(&self, cache_dir: &Path) -> Result<()> {
+        let installed = releases_file::ReleasesFile::read(self.root())?.releases();
+        let streams: Vec<rel_format::Digest> = installed
+            .iter()
+            .filter_map(|(v, _)| self.kept_manifest(v))
+            .map(|m| m.tar.digest)
+            .collect();
+        crate::cache::PackCache::open(cache_dir)?.pin(self.root(), &streams)?;
+        Ok(())
+    }
+
     /// Records that an operation begins, when rel manages the root.
     pub fn begin(&mut self, op: &str, from: Option<&str>, to: &str) -> Result<()> {
         if let Some(state) = &mut self.state {
