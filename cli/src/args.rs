@@ -79,6 +79,9 @@ pub enum Command {
     BuildUpgrade(BuildUpgradeArgs),
     /// Install a release cold into an OTP target layout (first deploy of a host).
     Install(InstallArgs),
+    /// Take over a root another tool deployed: matched by content to its stored release,
+    /// made ready for release_handler, managed by rel from then on.
+    Adopt(AdoptArgs),
     /// Hot-upgrade the running node to a version or channel, step by step, with no restart.
     Upgrade(HostUpgradeArgs),
     /// Go back to the previous permanent release, live, when its downgrade exists.
@@ -400,6 +403,22 @@ pub struct InstallArgs {
     /// ERTS to use when the release ships none (default: the host's `erl`, same version).
     #[arg(long, value_name = "DIR", value_parser = existing_dir)]
     pub erts: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+    /// The version installed there (default: the one releases/start_erl.data boots).
+    #[arg(long = "version", value_name = "VERSION")]
+    pub version: Option<Version>,
+    #[command(flatten)]
+    pub host: HostArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
     /// Print the result as JSON on stdout.

@@ -133,6 +133,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Appup(a) => rt.block_on(appup::run(&settings()?, a)),
         Command::BuildUpgrade(a) => rt.block_on(build_upgrade::run(&settings()?, a)),
         Command::Install(a) => rt.block_on(install::run(&settings()?, a)),
+        Command::Adopt(a) => rt.block_on(adopt::run(&settings()?, a)),
         Command::Upgrade(a) => rt.block_on(upgrade::run(&settings()?, a)),
         Command::Rollback(a) => rt.block_on(rollback::run(&settings()?, a)),
         Command::Status(a) => rt.block_on(status::run(&settings()?, a)),

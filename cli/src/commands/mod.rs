@@ -1,6 +1,7 @@
 //! One module per command, named as the user types it. Each parses what the engines need
 //! from its arguments, calls them, and renders the result (text, or JSON with `--json`).
 
+pub mod adopt;
 pub mod appup;
 pub mod build_upgrade;
 pub mod completions;

@@ -403,9 +403,19 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             host.config
                 .run_hooks(&root, true, &env)
                 .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
-            obtain_step(s, &fetcher, &trusted, &args.name, step.kind, &from, &to, &tarball, Some(&root))
-                .await
-                .with_context(|| format!("the node stays on {from}"))
+            obtain_step(
+                s,
+                &fetcher,
+                &trusted,
+                &args.name,
+                step.kind,
+                &from,
+                &to,
+                &tarball,
+                Some(&root),
+            )
+            .await
+            .with_context(|| format!("the node stays on {from}"))
         }
         .await;
         let signer = match fetched {

@@ -236,3 +236,94 @@ fn a_synthesis_the_generator_cannot_be_sure_of_is_refused_with_the_way_forward()
         "{plan}"
     );
 }
+
+/// A root deployed the way mix users deploy (the tarball extracted, no RELEASES), whose
+/// sys.config was edited in place on the host, started by its own script: adopted, then
+/// upgraded hot with nothing built ahead, the host's edit still in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_deployed_without_rel_is_adopted_then_upgraded_hot() {
+    let shop = Fixture::shop();
+    let vs = shop.versions();
+    let (home, reg) = world(&shop, &[]);
+    let root = home.path("deployed/shop");
+    std::fs::create_dir_all(&root).unwrap();
+    let untar = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(shop.tarball(&vs[0]))
+        .arg("-C")
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    assert!(!root.join("releases/RELEASES").exists(), "mix ships no RELEASES");
+    let sys_config = root.join(format!("releases/{}/sys.config", vs[0]));
+    let bytes = |s: &str| s.bytes().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
+    let text = std::fs::read_to_string(&sys_config).unwrap();
+    let edited = text.replace(&bytes("hello"), &bytes("edited-on-host"));
+    assert_ne!(text, edited);
+    std::fs::write(&sys_config, edited).unwrap();
+    let running = rel_testkit::live::Running::new(&root, "shop", Tool::Mix);
+    std::fs::write(root.join("rel-host.toml"), running.rel_host_toml("")).unwrap();
+    running.start();
+    assert_eq!(running.get()["greeting"], "edited-on-host");
+    let pid = running.os_pid();
+    let root_arg = root.to_str().unwrap();
+
+    let (ok, _, err) = rel(&home, &reg, &["adopt", "shop", "--root", root_arg]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(&format!("adopted shop {} (mix release", vs[0]))
+            && err.contains("sys.config (now the host's")
+            && err.contains("wrote releases/RELEASES")
+            && err.contains("told the running node's release_handler"),
+        "{err}"
+    );
+    let (ok, _, err) = rel(&home, &reg, &["adopt", "shop", "--root", root_arg]);
+    assert!(!ok && err.contains("already managed by rel"), "{err}");
+
+    let (ok, _, err) = rel(&home, &reg, &["upgrade", "shop", "--to", &vs[1], "--root", root_arg]);
+    assert!(ok, "{err}");
+    let answer = running.get();
+    assert_eq!((running.os_pid(), answer["code_vsn"].as_str()), (pid, vs[1].as_str()));
+    assert_eq!(answer["greeting"], "edited-on-host", "the host's edit was lost");
+    // Back, live: the libraries of v1 were never taken for unused.
+    let (ok, _, err) = rel(&home, &reg, &["rollback", "shop", "--root", root_arg]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        (running.os_pid(), running.get()["code_vsn"].clone()),
+        (pid, vs[0].clone())
+    );
+    assert!(root.join(format!("lib/shop-{}/ebin", vs[0])).is_dir());
+}
+
+#[test]
+fn a_root_that_is_not_the_stored_release_is_not_adopted() {
+    let shop = Fixture::shop();
+    let vs = shop.versions();
+    let (home, reg) = world(&shop, &[]);
+    let root = home.path("deployed/shop");
+    std::fs::create_dir_all(&root).unwrap();
+    let untar = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(shop.tarball(&vs[0]))
+        .arg("-C")
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    // Someone patched a module on this host.
+    let beam = root.join(format!("lib/shop-{}/ebin/Elixir.Shop.Handler.beam", vs[0]));
+    let mut b = std::fs::read(&beam).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    std::fs::write(&beam, b).unwrap();
+    let (ok, _, err) = rel(&home, &reg, &["adopt", "shop", "--root", root.to_str().unwrap()]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(&format!("is not the stored release {}", vs[0]))
+            && err.contains(&format!("lib/shop-{}/ebin/Elixir.Shop.Handler.beam differs", vs[0])),
+        "{err}"
+    );
+    assert!(!root.join(".rel").exists(), "a refused adoption wrote state");
+    assert!(!root.join("releases/RELEASES").exists());
+}
