@@ -7,6 +7,8 @@
 #   appup     rel appup on ~4,700 modules vs an escript running beam_lib:cmp_dirs
 #   load      wrk on registry metadata endpoints vs nginx serving a static file
 #   path      upgrade-path query over 10,000 versions and 30,000 upgrades (criterion)
+#   synth     a synthesised upgrade between two 5,000-module releases (5% of modules changed):
+#             the bytes a host fetches for it, and the time to build it vs systools:make_relup
 #   step      one hot upgrade step and its rollback on a live mix release (fixtures' shop):
 #             rel reaching the node by distribution vs `bin/shop rpc` per call
 # Figures go to stdout and $REL_BENCH_DIR/results.txt (default /tmp/rel-bench). Needs about
@@ -224,6 +226,90 @@ listing=$(wrk_rps "$REL_REGISTRY/v1/releases/bench")
 path=$(wrk_rps "$REL_REGISTRY/v1/releases/bench/upgrade-path?from=1.0.0&to=1.0.1")
 say "load:  GET versions $listing req/s, GET upgrade-path $path req/s vs nginx static $static req/s -> $(python3 -c "print(f'{$static/$listing:.2f}')")x and $(python3 -c "print(f'{$static/$path:.2f}')")x slower (target <= 2x)"
 
+fi
+
+# synth: two releases of 48 applications x 100 generated modules on kernel/stdlib/sasl and
+# ERTS (about 5,150 modules); in the second, 5% of all modules changed, in as few
+# applications as hold them (three), whose vsns are bumped, as a release usually changes
+# the code of the applications its team works on. What a host
+# running the first fetches to synthesise the upgrade (the plan's bytes), and the time to
+# build it (rel build-upgrade: appups, relup, artifact) vs systools:make_relup given the
+# appups, in an escript.
+if part synth; then
+gen=$work/gen
+mkdir -p "$gen/src"
+python3 - "$gen" <<'PY'
+import os, sys
+gen = sys.argv[1]
+for a in range(48):
+    for m in range(100):
+        with open(f"{gen}/src/g{a}_m{m}.erl", "w") as f:
+            f.write(f"-module(g{a}_m{m}).\n-export([f/1, v/0]).\nf(X) -> {{X, {a}, {m}, lists:seq(1, {m % 7 + 1})}}.\nv() -> 1.\n")
+PY
+mkdir -p "$gen/ebin1"
+(cd "$gen/src" && erlc -o "$gen/ebin1" ./*.erl)
+cp -r "$gen/ebin1" "$gen/ebin2"
+otp_modules=$(find "$otp"/lib/kernel-* "$otp"/lib/stdlib-* "$otp"/lib/sasl-* -name '*.beam' | wc -l)
+changed=$(python3 - "$gen" "$otp_modules" <<'PY'
+import sys, random
+gen = sys.argv[1]
+total = 48 * 100 + int(sys.argv[2])
+picked = [(a, m) for a in range(48) for m in range(100)][: total * 5 // 100]
+for a, m in picked:
+    path = f"{gen}/src/g{a}_m{m}.erl"
+    src = open(path).read().replace("v() -> 1.", "v() -> 2.")
+    open(path, "w").write(src)
+    print(f"g{a}_m{m}")
+PY
+)
+(cd "$gen/src" && erlc -o "$gen/ebin2" $(for m in $changed; do echo "./$m.erl"; done))
+bumped=$(for m in $changed; do echo "${m%%_*}"; done | sort -u)
+gen_release() { # dir vsn ebin
+  local dir=$1 vsn=$2 ebin=$3 apps="" a v
+  mkdir -p "$dir/lib" "$dir/releases/$vsn"
+  for lib in kernel stdlib sasl; do
+    v=$(basename "$otp"/lib/$lib-* | sed "s/^$lib-//"); cp -r "$otp/lib/$lib-$v" "$dir/lib/"; apps+="{$lib,\"$v\"},"
+  done
+  cp -r "$otp/erts-$erts" "$dir/"
+  for a in $(seq 0 47); do
+    v=1.0.0; [[ $vsn != 1.0.0 ]] && grep -qx "g$a" <<< "$bumped" && v=1.0.1
+    mkdir -p "$dir/lib/g$a-$v/ebin"
+    cp "$ebin"/g${a}_m*.beam "$dir/lib/g$a-$v/ebin/"
+    mods=$(cd "$dir/lib/g$a-$v/ebin" && ls | sed 's/\.beam$//' | paste -sd,)
+    printf '{application,g%s,[{description,"generated"},{vsn,"%s"},{modules,[%s]},{applications,[kernel,stdlib]},{registered,[]}]}.\n' "$a" "$v" "$mods" > "$dir/lib/g$a-$v/ebin/g$a.app"
+    apps+="{g$a,\"$v\"},"
+  done
+  printf '{release,{"gen","%s"},{erts,"%s"},[%s]}.\n' "$vsn" "$erts" "${apps%,}" > "$dir/releases/$vsn/gen.rel"
+  cp "$dir/releases/$vsn/gen.rel" "$dir/releases/gen.rel"
+  erl -noshell -pa "$dir"/lib/*/ebin -eval "case systools:make_script(\"$dir/releases/$vsn/gen\", [silent, {outdir, \"$dir/releases/$vsn\"}, no_warn_sasl]) of {ok, _, _} -> halt(); E -> io:format(\"~p~n\", [E]), halt(1) end."
+  cp "$dir/releases/$vsn/gen.boot" "$dir/releases/$vsn/start.boot"
+}
+gen_release "$gen/r1" 1.0.0 "$gen/ebin1"
+gen_release "$gen/r2" 1.0.1 "$gen/ebin2"
+modules=$(find "$gen/r2/lib" -name '*.beam' | wc -l)
+"$rel" push "$gen/r1" --quiet
+"$rel" push "$gen/r2" --quiet
+planned=$(curl -s "$REL_REGISTRY/v1/releases/gen/upgrade-path?from=1.0.0&to=1.0.1" | python3 -c "import json,sys; p=json.load(sys.stdin); print(p['strategy'], p['total_bytes'])")
+size=$(find "$gen/r2" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+read -r strategy synth_bytes <<< "$planned"
+say "synth: $modules modules ($(wc -w <<< "$changed") changed, in $(wc -w <<< "$bumped") applications), with ERTS: the $strategy step fetches $synth_bytes of $size bytes = $(python3 -c "print(f'{100*$synth_bytes/$size:.2f}')")% (target <= 2%)"
+# systools needs the appups: rel's, in the new release's ebin folders.
+"$rel" appup "$gen/r1" "$gen/r2" --out "$gen/appups" --quiet
+for f in "$gen/appups"/*.appup; do a=$(basename "$f" .appup); cp "$f" "$gen/r2"/lib/$a-*/ebin/; done
+cat > "$work/relup.escript" <<'ESCRIPT'
+#!/usr/bin/env escript
+main([From, To, Out]) ->
+    Paths = filelib:wildcard(From ++ "/lib/*/ebin") ++ filelib:wildcard(To ++ "/lib/*/ebin"),
+    {ok, _, _, _} = systools:make_relup(To ++ "/releases/1.0.1/gen", [From ++ "/releases/1.0.0/gen"],
+                                        [From ++ "/releases/1.0.0/gen"], [{path, Paths}, {outdir, Out}, silent]).
+ESCRIPT
+mkdir -p "$gen/out"
+hyperfine -w 1 -r 5 -N --export-json "$work/synth.json" \
+  "$rel build-upgrade gen --from $gen/r1 --to $gen/r2 -o $gen/out/up.tar --quiet" \
+  "escript $work/relup.escript $gen/r1 $gen/r2 $gen/out" > /dev/null
+read -r rel_build esc_relup < <(mean "$work/synth.json")
+say "synth: building the upgrade: rel build-upgrade (appups, relup, artifact) $rel_build s vs systools:make_relup (relup only, appups given) $esc_relup s -> $(python3 -c "print(f'{$esc_relup/$rel_build:.1f}')")x faster (target <= 1 s and >= 5x)"
+rm -rf "$gen"
 fi
 
 # step: a hot upgrade step and its rollback on the mix fixture, rel reaching the node by the
