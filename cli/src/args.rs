@@ -79,12 +79,11 @@ pub enum Command {
     BuildUpgrade(BuildUpgradeArgs),
     /// Install a release cold into an OTP target layout (first deploy of a host).
     Install(InstallArgs),
-    /// Take over a root another tool deployed: matched by content to its stored release,
-    /// made ready for release_handler, managed by rel from then on.
+    /// Take over a root another tool deployed, matched by content to its stored release.
     Adopt(AdoptArgs),
-    /// Hot-upgrade the running node to a version or channel, step by step, with no restart.
+    /// Move the running node to a version or channel: hot, step by step, else by a restart.
     Upgrade(HostUpgradeArgs),
-    /// Go back to the previous permanent release, live, when its downgrade exists.
+    /// Go back to an older installed release: live where a downgrade exists or can be built.
     Rollback(RollbackArgs),
     /// What a host runs: installed versions, current and permanent, the node, the last
     /// operation.

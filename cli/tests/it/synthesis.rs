@@ -35,6 +35,20 @@ async fn a_node_goes_hot_from_what_it_runs_to_any_stored_release_with_nothing_bu
         out.contains("hot upgrade built on the host") && out.contains("synthesised"),
         "{out}"
     );
+    // What the host fetches is what v3 adds to v1, not the release.
+    let (ok, out, err) = rel(
+        &home,
+        &reg,
+        &["path", "shop", "--from", &vs[0], "--to", &vs[2], "--json"],
+    );
+    assert!(ok, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let fetched = plan["total_bytes"].as_u64().unwrap();
+    let release = std::fs::metadata(shop.tarball(&vs[2])).unwrap().len();
+    assert!(
+        fetched > 0 && fetched < release / 4,
+        "{fetched} bytes for a {release}-byte gzip release"
+    );
 
     // The upgrade the host builds, stopped right after it is written, is what CI would build.
     let out = home

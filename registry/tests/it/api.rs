@@ -209,7 +209,8 @@ async fn versions_are_listed_in_rel_order_with_upgrade_paths() {
     .await;
     assert_eq!(r.status, 404);
 
-    // Yanking v2 breaks the chain: the plan falls back to the full release and says why.
+    // Yanking v2 breaks the chain: with both releases stored, a host running v1 builds the
+    // upgrade itself, fetching what v3 adds to v1.
     let r = call(
         &app,
         "PUT",
@@ -221,8 +222,27 @@ async fn versions_are_listed_in_rel_order_with_upgrade_paths() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let plan = get(&app, &path).await.json();
-    assert_eq!(plan["strategy"], "full-release");
-    assert!(plan["reason"].as_str().unwrap().contains("restarts the node"));
+    assert_eq!(plan["strategy"], "synthesised", "{plan}");
+    assert!(
+        plan["reason"]
+            .as_str()
+            .unwrap()
+            .contains("builds the upgrade from them"),
+        "{plan}"
+    );
+    let listing = get(&app, "/v1/releases/demo").await.json();
+    let full = listing["versions"][2]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "release")
+        .unwrap()["bytes"]
+        .as_u64()
+        .unwrap();
+    let fetched = plan["total_bytes"].as_u64().unwrap();
+    // These releases are noise and share no chunk: the delta is all of v3.
+    assert_eq!(fetched, full);
+    assert_eq!(plan["steps"][0]["bytes"].as_u64(), Some(fetched));
     let listing = get(&app, "/v1/releases/demo").await.json();
     assert_eq!(listing["versions"][1]["yanked"], true);
     // A yanked target is refused.
@@ -450,7 +470,7 @@ async fn a_yanked_upgrade_can_be_replaced_but_a_release_never() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // The yanked upgrade is listed as such and no longer part of a path.
-    assert_eq!(get(&app, path).await.json()["strategy"], "full-release");
+    assert_eq!(get(&app, path).await.json()["strategy"], "synthesised");
     let listing = get(&app, "/v1/releases/demo").await.json();
     let yanked: Vec<bool> = listing["versions"][1]["artifacts"]
         .as_array()
