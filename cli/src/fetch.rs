@@ -28,10 +28,12 @@ use crate::settings::Settings;
 pub const JOBS: usize = 8;
 
 /// What a transfer took from the registry (the rest came from the cache).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Transfer {
     pub fetched_chunks: usize,
     pub fetched_bytes: u64,
+    /// For an extraction, every member in the order of the stream.
+    pub members: Vec<(String, rel_format::archive::MemberKind)>,
 }
 
 /// Chunks per window: the cached ones are read locally, the rest asked for in one request
@@ -308,8 +310,11 @@ impl Fetcher {
                 let extracted = extraction.await?;
                 // When extraction stops early the writer only sees a broken pipe: the extraction's
                 // own error is the one to report.
-                extracted?;
-                streamed?
+                let report = extracted?;
+                Transfer {
+                    members: report.members,
+                    ..streamed?
+                }
             }
         };
         progress.finish();

@@ -98,8 +98,9 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
         .tempdir_in(&parent)
         .with_context(|| format!("cannot write in `{}`", parent.display()))?;
     let root = &staging.path().join("root");
-    fetcher.write(&manifest, Target::Dir(root), "install").await?;
+    let transfer = fetcher.write(&manifest, Target::Dir(root), "install").await?;
     Host::keep_manifest(root, &manifest)?;
+    crate::target::content::keep_members(root, version.as_str(), &transfer.members)?;
 
     // Make it a target system: the .rel where release_handler looks, RELEASES,
     // start_erl.data, ERTS, and the host's own configuration and cookie.

@@ -75,6 +75,7 @@ async fn prepare_synthesised_downgrade(
     if let Some(why) = super::upgrade::needs_restart(host.root(), &name, current, &facts, false)? {
         bail!("{why}");
     }
+    crate::target::content::recover_installed(host.root(), &name, &[current, target], &syn.s.cache_dir);
     let built = crate::upgrades::synthesise(syn.s, syn.trusted, &name, target, current).await?;
     let known = node.releases().await?.iter().any(|(v, _)| v == target.as_str());
     if !known {

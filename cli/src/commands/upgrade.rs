@@ -222,6 +222,9 @@ async fn obtain_step(
     let Verified { manifest, signer } = fetcher.release(trusted, name, to).await?;
     check_native(&manifest, &HostPlatform::detect())?;
     keep(&manifest)?;
+    if let Some(root) = keep_in {
+        crate::target::content::recover_installed(root, name, &[from], &s.cache_dir);
+    }
     let built = crate::upgrades::synthesise(s, trusted, name, from, to).await?;
     let mut out = tempfile::NamedTempFile::new_in(target.parent().context("a tarball in a folder")?)?;
     std::io::copy(&mut std::fs::File::open(&built.tar)?, &mut out)?;

@@ -19,10 +19,12 @@ use rel_format::archive::{ArchiveError, Limits, MemberKind, MemberSet, check_ent
 const SMALL: u64 = 1 << 20;
 
 /// What an extraction wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtractReport {
     pub entries: u64,
     pub bytes: u64,
+    /// Every member, in the order of the stream.
+    pub members: Vec<(String, MemberKind)>,
 }
 
 /// Why an archive was not extracted.
@@ -92,6 +94,7 @@ pub fn extract_confirmed<R: Read>(
     // directory, so they stay directories.
     let mut dirs = HashSet::new();
     let mut buf = Vec::new();
+    let mut order = Vec::new();
     for entry in archive.entries().map_err(|e| refused(ArchiveError::Read(e)))? {
         let mut entry = entry.map_err(|e| refused(ArchiveError::Read(e)))?;
         let Some(member) = check_entry(&entry, &limits).map_err(refused)? else {
@@ -101,6 +104,7 @@ pub fn extract_confirmed<R: Read>(
         members
             .admit(&path, &member.kind, member.size, &limits)
             .map_err(refused)?;
+        order.push((path.clone(), member.kind.clone()));
         let dest = tmp.path().join(&path);
         ensure_parents(tmp.path(), &path, &mut dirs).map_err(|e| match e {
             Parent::Through(through) => refused(ArchiveError::ThroughNonDir {
@@ -159,6 +163,7 @@ pub fn extract_confirmed<R: Read>(
     let report = ExtractReport {
         entries: members.entries(),
         bytes: members.bytes(),
+        members: order,
     };
     // Close the input before waiting: a writer still sending gets an error, not a hang.
     drop(archive);

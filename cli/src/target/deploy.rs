@@ -37,7 +37,8 @@ pub async fn stage(host: &Host, fetcher: &Fetcher, trusted: &TrustedKeys, versio
     if unpacked.exists() {
         std::fs::remove_dir_all(&unpacked)?;
     }
-    fetcher.write(&manifest, Target::Dir(&unpacked), "fetch").await?;
+    let transfer = fetcher.write(&manifest, Target::Dir(&unpacked), "fetch").await?;
+    super::content::keep_members(root, version.as_str(), &transfer.members)?;
     // Into place: what the root lacks. Libraries are immutable per version, so one that is
     // already there is the same.
     let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();

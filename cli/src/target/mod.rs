@@ -9,6 +9,7 @@
 //! deploys.
 
 pub mod config;
+pub mod content;
 pub mod deploy;
 pub mod dist;
 pub mod layout;
@@ -215,8 +216,7 @@ impl Host {
 
     /// The kept manifest of version `vsn`, if any.
     pub fn kept_manifest(&self, vsn: &str) -> Option<rel_format::Manifest> {
-        let bytes = std::fs::read(self.root().join(format!(".rel/releases/{vsn}.json"))).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        kept_manifest(self.root(), vsn)
     }
 
     /// Pins in the cache at `cache_dir` the releases installed here whose manifests are
@@ -249,6 +249,12 @@ impl Host {
         }
         Ok(())
     }
+}
+
+/// The manifest `root` keeps of version `vsn`, if any.
+pub fn kept_manifest(root: &Path, vsn: &str) -> Option<rel_format::Manifest> {
+    let bytes = std::fs::read(root.join(format!(".rel/releases/{vsn}.json"))).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// An Erlang string literal.

@@ -341,3 +341,49 @@ fn a_root_that_is_not_the_stored_release_is_not_adopted() {
     assert!(!root.join(".rel").exists(), "a refused adoption wrote state");
     assert!(!root.join("releases/RELEASES").exists());
 }
+
+/// Bytes of chunks the registry has sent so far.
+async fn chunk_bytes_sent(reg: &Registry) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", reg.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("rel_chunk_bytes_sent_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// The cache that held the running release is gone: the host reads the release back from
+/// the root and fetches only what the target adds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_cache_a_host_reads_the_running_release_back_from_the_root() {
+    let shop = Fixture::shop();
+    let vs = shop.versions();
+    let (home, reg) = world(&shop, &[]);
+    let running = install(&home, &reg, &shop, Tool::Mix, &vs[0], "host");
+    std::fs::remove_dir_all(home.path("cache")).unwrap();
+    let before = chunk_bytes_sent(&reg).await;
+    let (ok, _, err) = rel(
+        &home,
+        &reg,
+        &[
+            "upgrade",
+            "shop",
+            "--to",
+            &vs[1],
+            "--root",
+            running.root.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(running.get()["code_vsn"], vs[1]);
+    let sent = chunk_bytes_sent(&reg).await - before;
+    let release = std::fs::metadata(shop.tarball(&vs[0])).unwrap().len();
+    assert!(
+        sent > 0 && sent < release / 20,
+        "{sent} bytes fetched; the release is {release}"
+    );
+}
