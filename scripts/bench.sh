@@ -11,7 +11,8 @@
 #             the bytes a host fetches for it, and the time to build it vs systools:make_relup
 #   step      one hot upgrade step and its rollback on a live mix release (fixtures' shop):
 #             rel reaching the node by distribution vs `bin/shop rpc` per call
-# Figures go to stdout and $REL_BENCH_DIR/results.txt (default /tmp/rel-bench). Needs about
+# Figures go to stdout and $REL_BENCH_DIR/results.txt (default /tmp/rel-bench); REL_BENCH_KEEP=1
+# keeps the generated corpus of `synth` for a look. Needs about
 # 6 GB of disk.
 # Arguments name the parts to run (default: all), e.g. `scripts/bench.sh appup path`.
 set -euo pipefail
@@ -309,7 +310,7 @@ hyperfine -w 1 -r 5 -N --export-json "$work/synth.json" \
   "escript $work/relup.escript $gen/r1 $gen/r2 $gen/out" > /dev/null
 read -r rel_build esc_relup < <(mean "$work/synth.json")
 say "synth: building the upgrade: rel build-upgrade (appups, relup, artifact) $rel_build s vs systools:make_relup (relup only, appups given) $esc_relup s -> $(python3 -c "print(f'{$esc_relup/$rel_build:.1f}')")x faster (target <= 1 s and >= 5x)"
-rm -rf "$gen"
+[[ -n "${REL_BENCH_KEEP:-}" ]] || rm -rf "$gen"
 fi
 
 # step: a hot upgrade step and its rollback on the mix fixture, rel reaching the node by the

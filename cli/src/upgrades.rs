@@ -177,7 +177,14 @@ pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeReq
     for f in &req.from {
         froms.push(snapshot(&fetcher, trusted, name, f).await?);
     }
-    let to = snapshot_of(&to_m)?;
+    // A folder is read in place, on every core; anything else from its tar.
+    let to = match &req.to {
+        ReleaseRef::Path(dir) if dir.is_dir() => {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || crate::fs::snapshot_dir(&dir, None)).await??
+        }
+        _ => snapshot_of(&to_m)?,
+    };
     if to.spec.name != req.name {
         bail!("`{}` is release {}, not {}", to_m.label, to.spec.name, req.name);
     }
