@@ -11,6 +11,8 @@
 #             the bytes a host fetches for it, and the time to build it vs systools:make_relup
 #   step      one hot upgrade step and its rollback on a live mix release (fixtures' shop):
 #             rel reaching the node by distribution vs `bin/shop rpc` per call
+#   live      requests served by the fixture apps (mix and rebar3) while they are upgraded
+#             and rolled back live: failures, p50/p99/max latency against a quiet window
 # Figures go to stdout and $REL_BENCH_DIR/results.txt (default /tmp/rel-bench); REL_BENCH_KEEP=1
 # keeps the generated corpus of `synth` for a look. Needs about
 # 6 GB of disk.
@@ -343,7 +345,72 @@ shop_host "$work/shop-rpc" rpc
 cycle() { echo "$rel upgrade shop --to ${sv[1]} --root $1 --quiet && $rel rollback shop --to ${sv[0]} --root $1 --quiet"; }
 hyperfine -r 5 -w 1 --export-json "$work/step.json" "$(cycle "$work/shop-dist")" "$(cycle "$work/shop-rpc")" > /dev/null
 read -r by_dist by_rpc < <(mean "$work/step.json")
-say "step:  mix release, one upgrade + its rollback: $by_dist s by distribution vs $by_rpc s through bin/shop rpc (means of 5) -> $(python3 -c "print(f'{$by_rpc/$by_dist:.1f}')")x faster; per step $(python3 -c "print(f'{$by_dist/2:.2f}')") s vs $(python3 -c "print(f'{$by_rpc/2:.2f}')") s"
+say "step:  mix release, one upgrade + its rollback: $by_dist s by distribution vs $by_rpc s through bin/shop rpc (means of 5) -> $(python3 -c "print(f'{$by_rpc/$by_dist:.1f}')")x faster; per step $(python3 -c "print(f'{$by_dist/2:.2f}')") s vs $(python3 -c "print(f'{$by_rpc/2:.2f}')") s (target per step <= 0.3 s: $(python3 -c "print('met' if $by_dist/2 <= 0.3 else 'NOT MET')"))"
+fi
+
+# live: what an upgrade does to the requests a node serves. Each fixture app (shop: mix,
+# ledger: rebar3) serves wrk (2 threads, 8 connections, closed loop) for 8 s without
+# upgrades, then for 8 s during which it is upgraded and rolled back live four times
+# (stored upgrades, as CI pushes them). Reported: failed requests, and p50 / p99 / max
+# latency of each window with their ratio; the target is 0 failed, and p99 during upgrades
+# at most 2x the quiet one and at most 50 ms above it. wrk is closed-loop: a stall delays the
+# next requests rather than adding to the percentiles, so the max shows the longest pause.
+if part live; then
+fixtures/build.sh >/dev/null
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+live_host() { # app dir -> sets live_port
+  local app=$1 dir=$2 hport eport envs vs
+  mapfile -t vs < "fixtures/out/$app/VERSIONS"
+  hport=$(free_port) eport=$(free_port)
+  if [[ $app == shop ]]; then
+    "$rel" install shop --version "${vs[0]}" --root "$dir" --quiet
+    envs="ERL_EPMD_PORT=$eport ERL_EPMD_ADDRESS=127.0.0.1 RELEASE_NODE=shop-$hport@127.0.0.1 RELEASE_TMP=$dir/tmp SHOP_PORT=$hport HOME=$dir"
+    printf '[node]\nname = "shop-%s@127.0.0.1"\nepmd_port = %s\n' "$hport" "$eport" > "$dir/rel-host.toml"
+  else
+    printf '[{ledger, [{port, %s}]}].\n' "$hport" > "$dir.sys.config"
+    "$rel" install ledger --version "${vs[0]}" --root "$dir" --sys-config "$dir.sys.config" --quiet
+    envs="ERL_EPMD_PORT=$eport ERL_EPMD_ADDRESS=127.0.0.1 LEDGER_NODE=ledger-$hport@127.0.0.1 LEDGER_COOKIE=bench RUNNER_LOG_DIR=$dir/log PIPE_DIR=$dir/pipes/ HOME=$dir"
+    printf '[node]\nepmd_port = %s\n' "$eport" > "$dir/rel-host.toml"
+  fi
+  env $envs "$dir/bin/$app" daemon
+  stops+=("env $envs $dir/bin/$app stop")
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$hport/" >/dev/null && break; sleep 0.1; done
+  live_port=$hport
+}
+wrk_window() { # port seconds -> "failed p50 p99 max" (ms)
+  wrk -t2 -c8 -d"$2"s --latency "http://127.0.0.1:$1/" | python3 -c '
+import re, sys
+t = sys.stdin.read()
+def ms(v):
+    n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", t, re.M))
+mx = re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", t).group(1)
+errs = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", t))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+reqs = re.search(r"(\d+) requests in", t).group(1)
+print(errs + (int(non2xx.group(1)) if non2xx else 0), reqs, ms(pct["50"]), ms(pct["99"]), ms(mx))'
+}
+for app in shop ledger; do
+  mapfile -t vs < "fixtures/out/$app/VERSIONS"
+  for v in "${vs[@]:0:2}"; do "$rel" push "fixtures/out/$app/$app-$v.tar.gz" --quiet; done
+  "$rel" build-upgrade "$app" --from "${vs[0]}" --to "${vs[1]}" --push --quiet
+  live_host "$app" "$work/live-$app"
+  read -r q_failed q_reqs q_p50 q_p99 q_max < <(wrk_window "$live_port" 8)
+  ( sleep 1
+    for _ in 1 2 3 4; do
+      "$rel" upgrade "$app" --to "${vs[1]}" --root "$work/live-$app" --json > "$work/live-$app.step.json"
+      "$rel" rollback "$app" --to "${vs[0]}" --root "$work/live-$app" --quiet
+      sleep 0.5
+    done ) &
+  cycles=$!
+  read -r u_failed u_reqs u_p50 u_p99 u_max < <(wrk_window "$live_port" 8)
+  wait "$cycles"
+  phases=$(python3 -c "import json; s=json.load(open('$work/live-$app.step.json'))['steps'][0]['phases']; print(', '.join(f\"{p['phase']} {p['ms']:.0f} ms\" for p in s), '=', f\"{sum(p['ms'] for p in s):.0f} ms\")")
+  met=$(python3 -c "print('met' if $u_failed == 0 and $u_p99 <= 2 * $q_p99 and $u_p99 <= $q_p99 + 50 else 'NOT MET')")
+  say "live:  $app: quiet $q_reqs requests, $q_failed failed, p50 $q_p50 ms, p99 $q_p99 ms, max $q_max ms; during 4 upgrades + rollbacks $u_reqs requests, $u_failed failed, p50 $u_p50 ms, p99 $u_p99 ms, max $u_max ms -> p99 x$(python3 -c "print(f'{$u_p99/$q_p99:.2f}')") (target 0 failed, p99 <= 2x and <= +50 ms: $met)"
+  say "live:  $app: one step: $phases"
+done
 fi
 
 # path query (criterion; prints its own report)

@@ -25,6 +25,24 @@ struct StepReport {
     bytes: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     instructions: Vec<String>,
+    /// How long each phase took, in order (`fetch` or `synthesise`, then the node's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    phases: Vec<Phase>,
+}
+
+#[derive(Debug, Serialize)]
+struct Phase {
+    phase: &'static str,
+    ms: f64,
+}
+
+impl Phase {
+    fn of(phase: &'static str, d: std::time::Duration) -> Phase {
+        Phase {
+            phase,
+            ms: (d.as_secs_f64() * 1e4).round() / 10.0,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -388,6 +406,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
                 to: to.to_string(),
                 bytes: step.bytes,
                 instructions,
+                phases: vec![],
             });
             current = to;
             continue;
@@ -402,11 +421,13 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         ];
         let node = node.as_ref().expect("a hot upgrade has a running node");
         host.begin("upgrade", Some(from.as_str()), to.as_str())?;
+        let mut obtained = std::time::Duration::ZERO;
         let fetched = async {
             host.config
                 .run_hooks(&root, true, &env)
                 .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
-            obtain_step(
+            let started = std::time::Instant::now();
+            let signer = obtain_step(
                 s,
                 &fetcher,
                 &trusted,
@@ -418,7 +439,9 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
                 Some(&root),
             )
             .await
-            .with_context(|| format!("the node stays on {from}"))
+            .with_context(|| format!("the node stays on {from}"))?;
+            obtained = started.elapsed();
+            Ok::<_, anyhow::Error>(signer)
         }
         .await;
         let signer = match fetched {
@@ -436,6 +459,11 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             driver.install(&from, &to, true).await
         }
         .await;
+        let obtaining = if step.kind == StepKind::Synthesised { "synthesise" } else { "fetch" };
+        let phases: Vec<Phase> = std::iter::once(Phase::of(obtaining, obtained))
+            .chain(driver.times.take().into_iter().map(|(p, d)| Phase::of(p, d)))
+            .collect();
+        drop(driver);
         if let Err(e) = stepped {
             host.record("upgrade", Some(from.as_str()), to.as_str(), "failed", &format!("{e:#}"))?;
             return Err(e);
@@ -456,19 +484,24 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         }
         host.record("upgrade", Some(from.as_str()), to.as_str(), "permanent", "")?;
         post_step(&host, &env, &to, plan.steps.get(i + 1).map(|_| &target))?;
+        if !s.quiet && !args.dry_run {
+            let took: f64 = phases.iter().map(|p| p.ms).sum();
+            let parts: Vec<String> = phases.iter().map(|p| format!("{} {:.0} ms", p.phase, p.ms)).collect();
+            crate::say(&format!(
+                "step {}/{total}: {} {from} -> {to} installed and permanent in {:.3} s ({})",
+                i + 1,
+                args.name,
+                took / 1000.0,
+                parts.join(", ")
+            ));
+        }
         report.steps.push(StepReport {
             from: from.to_string(),
             to: to.to_string(),
             bytes: step.bytes,
             instructions: vec![],
+            phases,
         });
-        if !s.quiet && !args.dry_run {
-            crate::say(&format!(
-                "step {}/{total}: {} {from} -> {to} installed and permanent",
-                i + 1,
-                args.name
-            ));
-        }
         current = to;
     }
     if !args.dry_run

@@ -83,6 +83,7 @@ impl Host {
             host: files,
             health: self.config.health.as_ref(),
             restart: self.config.restart.as_ref(),
+            times: Default::default(),
         }
     }
 

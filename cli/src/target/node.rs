@@ -8,7 +8,7 @@
 //! | tool | node name | cookie |
 //! |---|---|---|
 //! | mix | `RELEASE_NODE` as `releases/<vsn>/env.sh` sets it, else `<name>` | `releases/COOKIE` |
-//! | relx | `-name`/`-sname` in `releases/<vsn>/vm.args` | `-setcookie` there |
+//! | relx | `-name`/`-sname` in `releases/<vsn>/vm.args` (else the newest rendered `releases/*/vm.args`) | `-setcookie` there |
 //! | systools | (set `[node] name`) | `~/.erlang.cookie` |
 //!
 //! where `<vsn>` is the version `start_erl.data` boots. epmd and the node are asked on
@@ -204,7 +204,21 @@ fn identity(layout: &Layout, settings: &NodeSettings) -> Result<(NodeName, Cooki
     let root = &layout.root;
     let booted = super::read_start_erl_data(root).ok().map(|(_, v)| v);
     let vsn_dir = |file: &str| booted.as_ref().map(|v| root.join(format!("releases/{v}/{file}")));
+    // relx renders vm.args from vm.args.src at each start: the version that boots next may
+    // have none yet (an upgrade made it permanent), and the newest rendered one is the running
+    // node's.
+    let newest_rendered = || {
+        std::fs::read_dir(root.join("releases"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("vm.args"))
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+            .max()
+            .map(|(_, p)| p)
+    };
     let vm_args = vsn_dir("vm.args")
+        .filter(|p| p.exists())
+        .or_else(newest_rendered)
         .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default();
     let flag = |name: &str| -> Option<String> {
@@ -373,6 +387,12 @@ mod tests {
         ]);
         let layout = Layout::detect(relx.path(), "ledger");
         assert_eq!(layout.tool, Tool::Relx);
+        let (name, _) = identity(&layout, &NodeSettings::default()).unwrap();
+        assert_eq!(name.to_string(), "ledger@127.0.0.1");
+        // Upgraded to 3.0, never started on it: the rendered vm.args of the running 2.0 names it.
+        std::fs::create_dir_all(relx.path().join("releases/3.0")).unwrap();
+        std::fs::write(relx.path().join("releases/3.0/vm.args.src"), "-name ${NODE}\n").unwrap();
+        std::fs::write(relx.path().join("releases/start_erl.data"), "13.1.5 3.0\n").unwrap();
         let (name, _) = identity(&layout, &NodeSettings::default()).unwrap();
         assert_eq!(name.to_string(), "ledger@127.0.0.1");
         std::fs::write(relx.path().join("releases/2.0/vm.args"), "-setcookie lc\n").unwrap();

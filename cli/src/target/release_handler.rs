@@ -72,9 +72,20 @@ pub struct Driver<'a> {
     pub health: Option<&'a Health>,
     /// How the node is restarted, when going back needs it.
     pub restart: Option<&'a Restart>,
+    /// How long each phase took, in order: `unpack`, `config`, `check`, `install_release`,
+    /// `health`, `make_permanent`.
+    pub times: std::cell::RefCell<Vec<(&'static str, std::time::Duration)>>,
 }
 
 impl Driver<'_> {
+    /// Runs `phase`, noting how long it took.
+    async fn timed<T>(&self, name: &'static str, phase: impl std::future::Future<Output = T>) -> T {
+        let start = std::time::Instant::now();
+        let out = phase.await;
+        self.times.borrow_mut().push((name, start.elapsed()));
+        out
+    }
+
     fn vsn(v: &Version) -> Term {
         Term::string(v.as_str())
     }
@@ -136,7 +147,9 @@ impl Driver<'_> {
             _ => {}
         }
         let name = Term::string(&self.layout.name);
-        let unpacked = self.node.call("release_handler", "unpack_release", vec![name]).await?;
+        let unpacked = self
+            .timed("unpack", self.node.call("release_handler", "unpack_release", vec![name]))
+            .await?;
         if let Err(e) = expect_ok(&unpacked, &format!("unpack_release of {to}")) {
             let _ = std::fs::remove_file(tarball);
             return Err(e.context(format!("the node stays on {from}")));
@@ -156,7 +169,7 @@ impl Driver<'_> {
                 format!("the node stays on {from}")
             })
         };
-        if let Err(e) = self.prepare_config(to).await {
+        if let Err(e) = self.timed("config", self.prepare_config(to)).await {
             if remove_on_failure {
                 self.remove(to).await;
             }
@@ -164,8 +177,10 @@ impl Driver<'_> {
         }
         crate::fault::point("configured");
         let checked = self
-            .node
-            .call("release_handler", "check_install_release", vec![Self::vsn(to)])
+            .timed(
+                "check",
+                self.node.call("release_handler", "check_install_release", vec![Self::vsn(to)]),
+            )
             .await?;
         if let Err(e) = expect_ok(&checked, &format!("check_install_release of {to}")) {
             if remove_on_failure {
@@ -175,8 +190,10 @@ impl Driver<'_> {
         }
         let options = Term::List(vec![Term::Tuple(vec![Term::atom("update_paths"), Term::atom("true")])]);
         let installed = self
-            .node
-            .call("release_handler", "install_release", vec![Self::vsn(to), options])
+            .timed(
+                "install_release",
+                self.node.call("release_handler", "install_release", vec![Self::vsn(to), options]),
+            )
             .await
             .with_context(|| {
                 format!(
@@ -197,12 +214,12 @@ impl Driver<'_> {
     /// permanent, or takes the node back to `from` (and removes `to` if `remove`).
     pub async fn confirm(&self, from: &Version, to: &Version, remove: bool) -> Result<()> {
         if let Some(health) = self.health
-            && let Err(why) = self.check_health(health).await
+            && let Err(why) = self.timed("health", self.check_health(health)).await
         {
             let back = self.go_back(from, to, remove).await?;
             bail!("{to} failed its health check ({why}); {back}");
         }
-        self.make_permanent(from, to).await
+        self.timed("make_permanent", self.make_permanent(from, to)).await
     }
 
     /// Checks health every `interval` for `window`; the first failure says why.
