@@ -459,7 +459,11 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             driver.install(&from, &to, true).await
         }
         .await;
-        let obtaining = if step.kind == StepKind::Synthesised { "synthesise" } else { "fetch" };
+        let obtaining = if step.kind == StepKind::Synthesised {
+            "synthesise"
+        } else {
+            "fetch"
+        };
         let phases: Vec<Phase> = std::iter::once(Phase::of(obtaining, obtained))
             .chain(driver.times.take().into_iter().map(|(p, d)| Phase::of(p, d)))
             .collect();

@@ -148,7 +148,10 @@ impl Driver<'_> {
         }
         let name = Term::string(&self.layout.name);
         let unpacked = self
-            .timed("unpack", self.node.call("release_handler", "unpack_release", vec![name]))
+            .timed(
+                "unpack",
+                self.node.call("release_handler", "unpack_release", vec![name]),
+            )
             .await?;
         if let Err(e) = expect_ok(&unpacked, &format!("unpack_release of {to}")) {
             let _ = std::fs::remove_file(tarball);
@@ -179,7 +182,8 @@ impl Driver<'_> {
         let checked = self
             .timed(
                 "check",
-                self.node.call("release_handler", "check_install_release", vec![Self::vsn(to)]),
+                self.node
+                    .call("release_handler", "check_install_release", vec![Self::vsn(to)]),
             )
             .await?;
         if let Err(e) = expect_ok(&checked, &format!("check_install_release of {to}")) {
