@@ -20,6 +20,8 @@ use crate::version::Version;
 pub const CHANNEL_SCHEMA: &str = "rel.channel/1";
 /// Domain separation for channel pointer signatures.
 pub const CHANNEL_CONTEXT: &[u8] = b"rel-channel-v1\n";
+/// Largest signed channel pointer accepted, in bytes (one is a few hundred).
+pub const MAX_POINTER_BYTES: usize = 64 * 1024;
 
 /// A channel pointer (SPEC.md §6.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +53,7 @@ pub fn is_valid_channel(name: &str) -> bool {
 impl Signable for ChannelPointer {
     const CONTEXT: &'static [u8] = CHANNEL_CONTEXT;
     const WHAT: &'static str = "channel pointer";
+    const MAX_BYTES: usize = MAX_POINTER_BYTES;
 
     fn check(&self) -> Result<(), ManifestError> {
         let bad = |m: String| Err(ManifestError::Invalid(m));

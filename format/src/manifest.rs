@@ -111,8 +111,12 @@ pub struct Manifest {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManifestError {
-    #[error("manifest is {0} bytes; at most {MAX_MANIFEST_BYTES} are allowed")]
-    TooLarge(usize),
+    #[error("the {what} is {size} bytes; at most {max} are allowed")]
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        max: usize,
+    },
     #[error("manifest is not valid JSON for schema {SCHEMA}")]
     Json(#[source] serde_json::Error),
     #[error("manifest is invalid: {0}")]

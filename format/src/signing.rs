@@ -278,6 +278,8 @@ pub trait Signable: Serialize + serde::de::DeserializeOwned + Clone {
     const CONTEXT: &'static [u8];
     /// What the document is, for error messages.
     const WHAT: &'static str;
+    /// Largest signed document accepted, in bytes.
+    const MAX_BYTES: usize;
     /// Checks bounds and cross-field rules after parsing.
     fn check(&self) -> Result<(), ManifestError>;
 }
@@ -285,6 +287,7 @@ pub trait Signable: Serialize + serde::de::DeserializeOwned + Clone {
 impl Signable for Manifest {
     const CONTEXT: &'static [u8] = MANIFEST_CONTEXT;
     const WHAT: &'static str = "manifest";
+    const MAX_BYTES: usize = MAX_MANIFEST_BYTES;
     fn check(&self) -> Result<(), ManifestError> {
         self.validate()
     }
@@ -334,8 +337,13 @@ impl<T: Signable> Envelope<T> {
     /// Reads an envelope and checks its signatures against `trusted`. Returns the envelope
     /// and the name of the trusted key that signed it.
     pub fn verify_signature(bytes: &[u8], trusted: &TrustedKeys) -> Result<(Self, String), SignatureError> {
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(ManifestError::TooLarge(bytes.len()).into());
+        if bytes.len() > T::MAX_BYTES {
+            return Err(ManifestError::TooLarge {
+                what: T::WHAT,
+                size: bytes.len(),
+                max: T::MAX_BYTES,
+            }
+            .into());
         }
         let raw: Envelope<Value> = serde_json::from_slice(bytes).map_err(SignatureError::Envelope)?;
         // Verify over the bytes as signed, before interpreting the document.
@@ -378,8 +386,13 @@ impl<T: Signable> Envelope<T> {
     /// Reads an envelope without checking any signature; for a registry that was told to
     /// trust no particular key. Signatures must still be well-formed.
     pub fn parse_unverified(bytes: &[u8]) -> Result<Self, SignatureError> {
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(ManifestError::TooLarge(bytes.len()).into());
+        if bytes.len() > T::MAX_BYTES {
+            return Err(ManifestError::TooLarge {
+                what: T::WHAT,
+                size: bytes.len(),
+                max: T::MAX_BYTES,
+            }
+            .into());
         }
         let raw: Envelope<Value> = serde_json::from_slice(bytes).map_err(SignatureError::Envelope)?;
         if raw.signatures.is_empty() {
@@ -638,6 +651,6 @@ mod tests {
         assert_eq!(reparsed.to_bytes(), bytes);
         let huge = vec![b' '; MAX_MANIFEST_BYTES + 1];
         let err = SignedManifest::verify_signature(&huge, &TrustedKeys::new([k.public()])).unwrap_err();
-        assert!(matches!(err, SignatureError::Manifest(ManifestError::TooLarge(_))));
+        assert!(matches!(err, SignatureError::Manifest(ManifestError::TooLarge { .. })));
     }
 }
