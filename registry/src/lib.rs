@@ -16,6 +16,7 @@ pub mod keys;
 pub mod metrics;
 pub mod packs;
 mod routes;
+mod server;
 pub mod store;
 
 use std::future::Future;
@@ -26,7 +27,7 @@ use axum::Router;
 use rel_format::TrustedKeys;
 use tokio::net::TcpListener;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Limits};
 pub use error::ApiError;
 pub use store::{Store, StoreError};
 
@@ -48,6 +49,10 @@ pub struct Inner {
     /// Chunks are swept no sooner than this after garbage collection marked them.
     pub gc_grace: Duration,
     pub(crate) gc: gc::GcState,
+    /// What one client may hold: timeouts, connections, requests at once.
+    pub limits: Limits,
+    /// Permits for expensive requests (SPEC.md §7.6).
+    pub(crate) expensive: Arc<tokio::sync::Semaphore>,
     /// The clock, replaceable in tests.
     pub now: fn() -> SystemTime,
 }
@@ -66,6 +71,7 @@ pub struct Options {
     pub publishers: TrustedKeys,
     pub catalog_ttl: Duration,
     pub gc_grace: Duration,
+    pub limits: Limits,
 }
 
 impl Default for Options {
@@ -75,6 +81,7 @@ impl Default for Options {
             publishers: TrustedKeys::default(),
             catalog_ttl: config::DEFAULT_CATALOG_TTL,
             gc_grace: config::DEFAULT_GC_GRACE,
+            limits: Limits::default(),
         }
     }
 }
@@ -90,6 +97,8 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             gc_grace: options.gc_grace,
             gc: gc::GcState::default(),
+            expensive: Arc::new(tokio::sync::Semaphore::new(options.limits.max_expensive)),
+            limits: options.limits,
             now: SystemTime::now,
         }))
     }
@@ -109,11 +118,13 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes, then finishes in-flight
-/// requests.
+/// requests. Connections are held to `state.limits` (SPEC.md §7.6): a request head within the
+/// header timeout (also between requests), bodies that keep coming, and at most
+/// `max_connections` at once.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    server::run(listener, state, shutdown).await
 }

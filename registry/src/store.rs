@@ -157,25 +157,22 @@ impl Store {
         }
     }
 
-    /// Writes `bytes` only if `key` does not exist yet.
-    pub async fn put_create(&self, key: &Path, bytes: Bytes) -> Result<(), StoreError> {
+    /// Writes `bytes` (one buffer, or several in order) only if `key` does not exist yet.
+    pub async fn put_create(&self, key: &Path, bytes: impl Into<PutPayload>) -> Result<(), StoreError> {
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
         self.inner
-            .put_opts(key, PutPayload::from_bytes(bytes), opts)
+            .put_opts(key, bytes.into(), opts)
             .await
             .map_err(backend(key))?;
         Ok(())
     }
 
     /// Writes `bytes` unconditionally (markers that may be set again).
-    pub async fn put_overwrite(&self, key: &Path, bytes: Bytes) -> Result<(), StoreError> {
-        self.inner
-            .put(key, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(backend(key))?;
+    pub async fn put_overwrite(&self, key: &Path, bytes: impl Into<PutPayload>) -> Result<(), StoreError> {
+        self.inner.put(key, bytes.into()).await.map_err(backend(key))?;
         Ok(())
     }
 

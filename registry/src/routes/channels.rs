@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use rel_format::channel::{ChannelPointer, SignedChannel};
 
 use super::Caller;
-use super::extract::{Channel, Name, Params};
+use super::extract::{Channel, Name, Params, Unread};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
@@ -52,9 +52,12 @@ async fn promote(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Params((Name(name), Channel(channel))): Params<(Name, Channel)>,
-    body: Bytes,
+    body: Unread,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Push, Some(&name))?;
+    let body = body
+        .bytes(rel_format::channel::MAX_POINTER_BYTES, "channel pointer", &state.limits)
+        .await?;
     let env = if state.publishers.is_empty() {
         SignedChannel::parse_unverified(&body)?
     } else {

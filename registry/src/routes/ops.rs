@@ -17,7 +17,7 @@ pub(super) fn router() -> Router<AppState> {
             get(
                 |axum::extract::State(state): axum::extract::State<AppState>| async move {
                     (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
                         state.metrics.render(),
                     )
                 },

@@ -569,7 +569,10 @@ async fn a_pack_left_without_its_index_is_collected_after_the_grace_period() {
     // An upload that stopped between the pack and its index.
     let stray = object_store::path::Path::from("packs/ab/abandoned.pack");
     let body = pack_of(&release("2.0.0", 96).chunks);
-    store.put_create(&stray, body.clone().into()).await.unwrap();
+    store
+        .put_create(&stray, bytes::Bytes::from(body.clone()))
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let report = gc(&app).await;
     assert_eq!(report["packs_deleted"], 1, "{report}");
