@@ -64,8 +64,10 @@ pub enum SignatureError {
     Invalid { what: &'static str, key: String },
     #[error("the registry sent {actual}, but {expected} was asked for")]
     Mismatch { expected: String, actual: String },
-    #[error("manifest envelope is not valid JSON of the form {{\"signed\": ..., \"signatures\": [...]}}")]
-    Envelope(#[source] serde_json::Error),
+    #[error("the {what} is not JSON of the form {{\"signed\": ..., \"signatures\": [...]}}: {detail}")]
+    Envelope { what: &'static str, detail: String },
+    #[error("the signed {what} does not have the fields of its schema: {detail}")]
+    Document { what: &'static str, detail: String },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 }
@@ -345,7 +347,10 @@ impl<T: Signable> Envelope<T> {
             }
             .into());
         }
-        let raw: Envelope<Value> = serde_json::from_slice(bytes).map_err(SignatureError::Envelope)?;
+        let raw: Envelope<Value> = serde_json::from_slice(bytes).map_err(|e| SignatureError::Envelope {
+            what: T::WHAT,
+            detail: e.to_string(),
+        })?;
         // Verify over the bytes as signed, before interpreting the document.
         let msg = message::<T>(&canonical_json(&raw.signed));
         let mut signers = Vec::new();
@@ -394,7 +399,10 @@ impl<T: Signable> Envelope<T> {
             }
             .into());
         }
-        let raw: Envelope<Value> = serde_json::from_slice(bytes).map_err(SignatureError::Envelope)?;
+        let raw: Envelope<Value> = serde_json::from_slice(bytes).map_err(|e| SignatureError::Envelope {
+            what: T::WHAT,
+            detail: e.to_string(),
+        })?;
         if raw.signatures.is_empty() {
             return Err(SignatureError::Untrusted {
                 what: T::WHAT,
@@ -412,8 +420,10 @@ impl<T: Signable> Envelope<T> {
     }
 
     fn parse_document(value: Value) -> Result<T, SignatureError> {
-        let document: T =
-            serde_json::from_value(value).map_err(|e| SignatureError::Manifest(ManifestError::Json(e)))?;
+        let document: T = serde_json::from_value(value).map_err(|e| SignatureError::Document {
+            what: T::WHAT,
+            detail: e.to_string(),
+        })?;
         document.check()?;
         Ok(document)
     }
