@@ -53,6 +53,8 @@ pub struct Inner {
     pub limits: Limits,
     /// Permits for expensive requests (SPEC.md §7.6).
     pub(crate) expensive: Arc<tokio::sync::Semaphore>,
+    /// The registry's identity, read from (or first written to) the store.
+    identity: tokio::sync::OnceCell<String>,
     /// The clock, replaceable in tests.
     pub now: fn() -> SystemTime,
 }
@@ -98,9 +100,52 @@ impl AppState {
             gc_grace: options.gc_grace,
             gc: gc::GcState::default(),
             expensive: Arc::new(tokio::sync::Semaphore::new(options.limits.max_expensive)),
+            identity: tokio::sync::OnceCell::new(),
             limits: options.limits,
             now: SystemTime::now,
         }))
+    }
+
+    /// The registry's identity (SPEC.md §6.2): 32 hex digits stored at `registry.json`, made
+    /// at random by the first replica to serve the store; every replica reads the same.
+    pub async fn identity(&self) -> Result<String, StoreError> {
+        self.identity
+            .get_or_try_init(|| async {
+                let key = object_store::path::Path::from(keys::IDENTITY);
+                let read = |bytes: &[u8]| {
+                    serde_json::from_slice::<rel_format::api::RegistryInfo>(bytes)
+                        .ok()
+                        .filter(|i| rel_format::channel::is_valid_registry_id(&i.id))
+                        .map(|i| i.id)
+                };
+                match self.store.get(&key).await {
+                    Ok(obj) => {
+                        return read(&obj.bytes)
+                            .ok_or_else(|| StoreError::Corrupt(format!("`{key}` is not {{\"id\": \"<32 hex>\"}}")));
+                    }
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                let mut random = [0u8; 16];
+                getrandom::getrandom(&mut random)
+                    .map_err(|e| StoreError::Corrupt(format!("no randomness for an identity: {e}")))?;
+                let info = rel_format::api::RegistryInfo {
+                    id: hex::encode(random),
+                };
+                let bytes = bytes::Bytes::from(serde_json::to_vec(&info).expect("serialises"));
+                match self.store.put_create(&key, bytes).await {
+                    Ok(()) => Ok(info.id),
+                    // Another replica made it first: theirs is the identity.
+                    Err(StoreError::AlreadyExists(_)) => {
+                        let obj = self.store.get(&key).await?;
+                        read(&obj.bytes)
+                            .ok_or_else(|| StoreError::Corrupt(format!("`{key}` is not {{\"id\": \"<32 hex>\"}}")))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .cloned()
     }
 
     /// The current time, to the second.

@@ -47,6 +47,8 @@ pub enum StoreError {
     },
     #[error("`{key}` gave {actual} bytes where {expected} were asked for")]
     ShortRead { key: String, expected: u64, actual: u64 },
+    #[error("the store holds something unreadable: {0}")]
+    Corrupt(String),
     #[error("cannot lock `{path}` for compare-and-swap")]
     Lock {
         path: PathBuf,

@@ -70,6 +70,13 @@ async fn promote(
             p.name, p.channel
         )));
     }
+    let identity = state.identity().await?;
+    if p.registry != identity {
+        return Err(ApiError::BadRequest(format!(
+            "the pointer was signed for registry `{}`, and this is registry `{identity}` (GET /v1/registry)",
+            p.registry
+        )));
+    }
     let view = state.catalog.view(&name).await?;
     if !view.versions.contains_key(&p.version) {
         return Err(ApiError::NotFound(format!("`{name}` `{}` is not stored", p.version)));

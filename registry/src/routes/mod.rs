@@ -71,12 +71,23 @@ impl Expensive {
 /// Largest body of a small JSON request (yank, garbage collection).
 const SMALL_BODY: usize = 64 * 1024;
 
+/// Longest path and query answered (names, versions and digests are short); hyper itself
+/// refuses a request line past 64 KiB.
+const MAX_URI: usize = 8 * 1024;
+
 /// Largest error body rewritten as JSON; a framework's plain text is short.
 const MAX_PLAIN_ERROR: usize = 64 * 1024;
 
 /// Every error answer is the documented JSON (SPEC.md §7.2): one that is not (a framework
 /// rejection the handlers never saw) is rewritten, its text kept as the message.
 async fn json_errors(req: Request, next: Next) -> Response {
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri > MAX_URI {
+        return ApiError::UriTooLong(format!(
+            "the request's path and query are {uri} bytes; at most {MAX_URI} are read"
+        ))
+        .into_response();
+    }
     let response = next.run(req).await;
     let status = response.status();
     let is_json = response

@@ -1,4 +1,4 @@
-//! `/healthz`, `/metrics`, `/v1/openapi.json`.
+//! `/healthz`, `/metrics`, `/v1/registry`, `/v1/openapi.json`.
 
 use axum::Router;
 use axum::http::header;
@@ -20,6 +20,15 @@ pub(super) fn router() -> Router<AppState> {
                         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
                         state.metrics.render(),
                     )
+                },
+            ),
+        )
+        .route(
+            "/v1/registry",
+            get(
+                |axum::extract::State(state): axum::extract::State<AppState>| async move {
+                    let id = state.identity().await.map_err(crate::error::ApiError::from)?;
+                    Ok::<_, crate::error::ApiError>(axum::Json(rel_format::api::RegistryInfo { id }))
                 },
             ),
         )

@@ -234,11 +234,12 @@ fn enc(v: &str) -> String {
     v.replace('+', "%2B")
 }
 
-fn pointer(version: &str, seq: u64) -> Vec<u8> {
+fn pointer(version: &str, seq: u64, registry: &str) -> Vec<u8> {
     let p = ChannelPointer {
         schema: CHANNEL_SCHEMA.into(),
         name: "demo".into(),
         channel: "production".into(),
+        registry: registry.into(),
         version: version.parse().unwrap(),
         sequence: seq,
         expires: "2099-01-01T00:00:00Z".parse().unwrap(),
@@ -253,12 +254,38 @@ async fn channels_move_by_growing_sequence_only() {
     push(&app, None, &release("1.0.0", 30)).await;
     push(&app, None, &release("1.1.0", 31)).await;
     let url = "/v1/releases/demo/channels/production";
+    let registry = get(&app, "/v1/registry").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(get(&app, url).await.status, 404);
-    assert_eq!(call(&app, "PUT", url, None, &[], pointer("1.0.0", 1)).await.status, 200);
-    let r = call(&app, "PUT", url, None, &[], pointer("1.1.0", 1)).await;
+    // A pointer signed for another registry is refused.
+    let r = call(
+        &app,
+        "PUT",
+        url,
+        None,
+        &[],
+        pointer("1.0.0", 1, "0123456789abcdef0123456789abcdef"),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("signed for registry"), "{}", r.text());
+    assert_eq!(
+        call(&app, "PUT", url, None, &[], pointer("1.0.0", 1, &registry))
+            .await
+            .status,
+        200
+    );
+    let r = call(&app, "PUT", url, None, &[], pointer("1.1.0", 1, &registry)).await;
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.text().contains("must carry 2, not 1"), "{}", r.text());
-    assert_eq!(call(&app, "PUT", url, None, &[], pointer("1.1.0", 2)).await.status, 200);
+    assert_eq!(
+        call(&app, "PUT", url, None, &[], pointer("1.1.0", 2, &registry))
+            .await
+            .status,
+        200
+    );
     let r = get(&app, url).await;
     let (env, _) =
         SignedChannel::verify_signature(&r.body, &rel_format::TrustedKeys::new([key("ci").public()])).unwrap();
@@ -266,7 +293,12 @@ async fn channels_move_by_growing_sequence_only() {
     let listing = get(&app, "/v1/releases/demo").await.json();
     assert_eq!(listing["versions"][1]["channels"], serde_json::json!(["production"]));
     // A version that is not stored cannot be promoted.
-    assert_eq!(call(&app, "PUT", url, None, &[], pointer("9.9.9", 3)).await.status, 404);
+    assert_eq!(
+        call(&app, "PUT", url, None, &[], pointer("9.9.9", 3, &registry))
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
