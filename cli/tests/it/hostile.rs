@@ -1,0 +1,546 @@
+//! `rel serve` under hostile load, over loopback (issue 11): what an anonymous or slow client
+//! can hold of the server. Memory figures come from `/proc`, against a baseline taken in the
+//! same run; every loop is bounded in count and time. The figures are printed for the record
+//! (`cargo nextest run -p rel hostile --no-capture`).
+#![allow(clippy::print_stderr)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::Registry;
+
+/// A field of `/proc/PID/status` (`VmRSS`, `VmHWM`), in bytes.
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// A token file with one token per `(token, scope)`.
+fn tokens_file(path: &Path, tokens: &[(&str, &str)]) {
+    let mut text = String::new();
+    for (token, scope) in tokens {
+        let sha = rel_format::Digest::of(token.as_bytes()).hex();
+        text.push_str(&format!(
+            "[[tokens]]\nname = \"{token}\"\nsha256 = \"{sha}\"\nscopes = [\"{scope}\"]\nexpires = \"2099-01-01T00:00:00Z\"\n\n"
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn connect(url: &str) -> TcpStream {
+    let addr = url.trim_start_matches("http://");
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// One request over a new connection; the raw answer (head and body), read until the server
+/// closes or the read times out.
+fn raw(url: &str, request: &[u8]) -> String {
+    let mut s = connect(url);
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status and JSON body of an answer read by [`raw`].
+fn status_and_json(answer: &str) -> (u16, serde_json::Value) {
+    let status = answer.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    let json = serde_json::from_str(body).unwrap_or_else(|_| panic!("not a JSON body: {answer:?}"));
+    (status, json)
+}
+
+fn config(dir: &Path, limits: &str) -> std::path::PathBuf {
+    let path = dir.join("registry.toml");
+    std::fs::write(&path, format!("[limits]\n{limits}")).unwrap();
+    path
+}
+
+/// Finding 1: 24 anonymous clients each sending a 32 MiB − 1 byte pack and holding their
+/// connection. The server refuses them from their headers and reads none of it: its peak
+/// RSS grows by less than 64 MiB (it grew by 770 MiB when bodies were read before the
+/// caller was known).
+#[test]
+fn anonymous_bodies_are_refused_before_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    tokens_file(&tokens, &[("pusher", "push")]);
+    let registry = Registry::start(&dir.path().join("store"), &["--tokens", tokens.to_str().unwrap()]);
+    assert!(
+        raw(
+            &registry.url,
+            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .contains("200 OK")
+    );
+    let pid = registry.pid();
+    let baseline = proc_status(pid, "VmRSS");
+    let len = 32 * MIB as usize - 1;
+    let clients: Vec<_> = (0..24)
+        .map(|i| {
+            let url = registry.url.clone();
+            std::thread::spawn(move || {
+                let target = if i % 2 == 0 {
+                    "POST /v1/packs"
+                } else {
+                    "PUT /v1/manifests"
+                };
+                let mut s = connect(&url);
+                let head = format!(
+                    "{target} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+                );
+                s.write_all(head.as_bytes()).unwrap();
+                let mut writer = s.try_clone().unwrap();
+                let sender = std::thread::spawn(move || {
+                    let piece = vec![b'['; 1 << 20];
+                    let mut sent = 0;
+                    while sent < len {
+                        let n = piece.len().min(len - sent);
+                        if writer.write_all(&piece[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    sent
+                });
+                let mut answer = Vec::new();
+                let _ = s.read_to_end(&mut answer);
+                let sent = sender.join().unwrap();
+                (String::from_utf8_lossy(&answer).into_owned(), sent, s)
+            })
+        })
+        .collect();
+    let held: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let peak = proc_status(pid, "VmHWM");
+    for (answer, _, _) in &held {
+        if !answer.is_empty() {
+            let (status, json) = status_and_json(answer);
+            assert_eq!((status, json["code"].as_str()), (401, Some("unauthorized")), "{answer}");
+        }
+    }
+    assert!(held.iter().any(|(a, _, _)| a.contains("401")), "no client read its 401");
+    let grown = peak.saturating_sub(baseline);
+    eprintln!(
+        "server RSS {} MiB before, peak {} MiB with 24 anonymous 32 MiB bodies held",
+        baseline / MIB,
+        peak / MIB
+    );
+    assert!(grown < 64 * MIB, "the server grew by {} MiB", grown / MIB);
+}
+
+/// Finding 2: connections that send nothing, half a head, a body that stops, or nothing
+/// after their first request are closed within the configured timeouts; a declared length
+/// over the limit is refused at once; the server still answers.
+#[test]
+fn silent_slow_and_idle_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "header_timeout_ms = 500\nbody_timeout_ms = 500\n");
+    let registry = Registry::start(&dir.path().join("store"), &["--config", cfg.to_str().unwrap()]);
+    let started = Instant::now();
+    let mut sockets = Vec::new();
+    for _ in 0..20 {
+        sockets.push(("silent", connect(&registry.url)));
+    }
+    for _ in 0..10 {
+        let mut s = connect(&registry.url);
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+        sockets.push(("half a head", s));
+    }
+    for _ in 0..10 {
+        let mut s = connect(&registry.url);
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+        sockets.push(("idle keep-alive", s));
+    }
+    for _ in 0..5 {
+        let mut s = connect(&registry.url);
+        s.write_all(b"POST /v1/chunks/missing HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"dig")
+            .unwrap();
+        sockets.push(("stopped body", s));
+    }
+    // A body declared too large is refused before any of it is sent.
+    let answer = raw(
+        &registry.url,
+        b"POST /v1/packs HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000000000\r\n\r\n",
+    );
+    let (status, json) = status_and_json(&answer);
+    assert_eq!((status, json["code"].as_str()), (413, Some("too_large")), "{answer}");
+
+    for (what, s) in &mut sockets {
+        let mut out = Vec::new();
+        // Read until the server closes (or 10 s pass, and the test fails below).
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        if *what == "stopped body" {
+            let (status, json) = status_and_json(&text);
+            assert_eq!((status, json["code"].as_str()), (408, Some("timeout")), "{text}");
+        }
+    }
+    let took = started.elapsed();
+    eprintln!("45 hostile connections all closed after {took:?} (timeouts 500 ms)");
+    assert!(took < Duration::from_secs(3), "closed only after {took:?}");
+    assert!(
+        raw(
+            &registry.url,
+            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .contains("200 OK")
+    );
+}
+
+/// A body that trickles in (one byte every 100 ms) is refused once it falls below the
+/// minimum pace, though it never stops long enough for the body timeout.
+#[test]
+fn a_trickled_body_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "body_timeout_ms = 400\nbody_min_bytes_per_second = 1000\n");
+    let registry = Registry::start(&dir.path().join("store"), &["--config", cfg.to_str().unwrap()]);
+    let mut s = connect(&registry.url);
+    s.write_all(b"POST /v1/packs HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\nRELPACK1")
+        .unwrap();
+    let started = Instant::now();
+    let mut writer = s.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..100 {
+            if writer.write_all(&[0]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    let (status, json) = status_and_json(&text);
+    assert_eq!((status, json["code"].as_str()), (408, Some("timeout")), "{text}");
+    assert!(json["message"].as_str().unwrap().contains("slower than"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(s);
+    trickle.join().unwrap();
+}
+
+/// Past `max_connections`, a connection is answered 503 with `Retry-After` and closed at
+/// once; when the others go, the server answers again.
+#[test]
+fn connections_past_the_cap_are_answered_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "max_connections = 8\nheader_timeout_ms = 5000\n");
+    let registry = Registry::start(&dir.path().join("store"), &["--config", cfg.to_str().unwrap()]);
+    let idle: Vec<_> = (0..8).map(|_| connect(&registry.url)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let answer = raw(&registry.url, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+    let (status, json) = status_and_json(&answer);
+    assert_eq!((status, json["code"].as_str()), (503, Some("busy")), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        raw(
+            &registry.url,
+            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .contains("200 OK")
+    );
+}
+
+/// Past `max_expensive_requests` uploads at once, one more is answered 503 with
+/// `Retry-After`; cheap requests are still served.
+#[test]
+fn expensive_requests_past_the_limit_are_answered_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "max_expensive_requests = 2\nbody_timeout_ms = 5000\n");
+    let registry = Registry::start(&dir.path().join("store"), &["--config", cfg.to_str().unwrap()]);
+    let holding: Vec<_> = (0..2)
+        .map(|_| {
+            let mut s = connect(&registry.url);
+            s.write_all(b"POST /v1/packs HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\nRELPACK1")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let answer = raw(
+        &registry.url,
+        b"POST /v1/packs HTTP/1.1\r\nhost: x\r\ncontent-length: 8\r\nconnection: close\r\n\r\nRELPACK1",
+    );
+    let (status, json) = status_and_json(&answer);
+    assert_eq!((status, json["code"].as_str()), (503, Some("busy")), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    let answer = raw(
+        &registry.url,
+        b"GET /v1/releases HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    );
+    assert!(answer.contains("200 OK"), "{answer}");
+    drop(holding);
+}
+
+/// Finding 3: thousands of random paths and methods, and a path with a quote, leave the
+/// metrics page small and parseable: routes are templates or `unmatched`.
+#[test]
+fn metrics_stay_small_whatever_the_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&dir.path().join("store"), &[]);
+    let mut s = connect(&registry.url);
+    let mut reader = s.try_clone().unwrap();
+    let answers = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        out
+    });
+    let mut sent = 0;
+    for i in 0..3000u32 {
+        let method = if i % 10 == 0 { format!("M{i}") } else { "GET".to_owned() };
+        let path = match i {
+            0 => "/v1/a\"b".to_owned(),
+            1 => "/v1/releases/a%22b".to_owned(),
+            _ => format!("/v1/{:08x}/{}", i.wrapping_mul(2_654_435_761), i),
+        };
+        s.write_all(format!("{method} {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        sent += 1;
+    }
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let out = answers.join().unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let answers = text.matches("HTTP/1.1 ").count();
+    assert_eq!(answers, sent + 1, "every request answered");
+    let page = text.rsplit("\r\n\r\n").next().unwrap();
+    eprintln!("metrics page after {sent} hostile requests: {} bytes", page.len());
+    assert!(page.len() < 32 * 1024, "{} bytes of metrics", page.len());
+    assert!(page.contains("# HELP rel_http_requests"), "{page}");
+    assert!(page.trim_end().ends_with("# EOF"), "{page}");
+    for line in page.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        if let Some(route) = line.split("route=\"").nth(1) {
+            let route = route.split('"').next().unwrap();
+            assert!(route == "unmatched" || route.starts_with('/'), "{line}");
+            assert!(!route.contains("a\\\"b") && !route.contains("0000"), "{line}");
+        }
+        if let Some(method) = line.split("method=\"").nth(1) {
+            let method = method.split('"').next().unwrap();
+            assert!(
+                ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "OTHER"].contains(&method),
+                "{line}"
+            );
+        }
+    }
+}
+
+/// Finding 9 and 14: revocation by deleting the file, by a broken edit and by a replacement
+/// with the same mtime; a lowercase `bearer` is a bearer.
+#[test]
+fn tokens_fail_closed_and_follow_the_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    tokens_file(&tokens, &[("alice", "pull"), ("bob", "pull")]);
+    let registry = Registry::start(&dir.path().join("store"), &["--tokens", tokens.to_str().unwrap()]);
+    let status = |auth: &str| {
+        let answer = raw(
+            &registry.url,
+            format!("GET /v1/releases HTTP/1.1\r\nhost: x\r\nauthorization: {auth}\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        status_and_json(&answer).0
+    };
+    // Within 3 s of a change, `auth` gets `want`.
+    let eventually = |auth: &str, want: u16| {
+        let until = Instant::now() + Duration::from_secs(3);
+        loop {
+            let got = status(auth);
+            if got == want {
+                return;
+            }
+            assert!(Instant::now() < until, "{auth}: {got}, not {want}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(status("Bearer alice"), 200);
+    assert_eq!(status("bearer alice"), 200);
+    assert_eq!(status("BEARER bob"), 200);
+
+    std::fs::remove_file(&tokens).unwrap();
+    eventually("Bearer alice", 401);
+    eventually("Bearer bob", 401);
+
+    tokens_file(&tokens, &[("alice", "pull"), ("bob", "pull")]);
+    eventually("Bearer alice", 200);
+    // Alice's entry removed and a syntax error added in the same write: nobody gets in.
+    std::fs::write(&tokens, "[[tokens]\nbroken").unwrap();
+    eventually("Bearer alice", 401);
+    eventually("Bearer bob", 401);
+
+    tokens_file(&tokens, &[("alice", "pull"), ("bob", "pull")]);
+    eventually("Bearer alice", 200);
+    // A replacement with the same size and mtime: the contents decide.
+    let mtime = std::fs::metadata(&tokens).unwrap().modified().unwrap();
+    tokens_file(&tokens, &[("alicf", "pull"), ("bob", "pull")]);
+    std::fs::File::options()
+        .write(true)
+        .open(&tokens)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    eventually("Bearer alice", 401);
+    assert_eq!(status("Bearer bob"), 200);
+}
+
+/// Finding 10: whatever is wrong with a request, the answer is the documented JSON with a
+/// code, including what the framework rejects before a handler runs.
+#[test]
+fn every_error_answer_is_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&dir.path().join("store"), &[]);
+    let json = "content-type: application/json";
+    let long = format!("/v1/releases/{}", "a".repeat(20_000));
+    let manifest = r#"{"signed":{},"signatures":["k:AAAA"]}"#;
+    // (request line, a header, body, status, code)
+    let cases: Vec<(&str, &str, &str, u16, &str)> = vec![
+        ("POST /v1/chunks/missing", json, "{", 400, "bad_request"),
+        (
+            "POST /v1/chunks/missing",
+            "x-none: 1",
+            "{}",
+            415,
+            "unsupported_media_type",
+        ),
+        ("POST /v1/chunks/missing", json, r#"{"digests":1}"#, 400, "bad_request"),
+        (
+            "GET /v1/releases/demo/upgrade-path?from=1.0.0",
+            "x-none: 1",
+            "",
+            400,
+            "bad_request",
+        ),
+        ("GET /v1/releases/%FF", "x-none: 1", "", 400, "bad_request"),
+        ("GET /v1/releases/a%22b", "x-none: 1", "", 400, "bad_request"),
+        ("POST /v1/packs", "x-none: 1", "RELPACK1abcd", 422, "invalid"),
+        ("DELETE /v1/releases", "x-none: 1", "", 405, "method_not_allowed"),
+        ("GET /nowhere", "x-none: 1", "", 404, "not_found"),
+        (&long, "x-none: 1", "", 414, "too_large"),
+        ("PUT /v1/releases/demo/channels/prod", json, "nope!", 422, "invalid"),
+        ("PUT /v1/manifests", json, manifest, 422, "invalid"),
+    ];
+    let long_get = format!("GET {long}");
+    let cases: Vec<_> = cases
+        .into_iter()
+        .map(|(line, header, body, want, code)| {
+            let line = if line == long { long_get.as_str() } else { line };
+            let request = format!(
+                "{line} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{header}\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            (request, want, code)
+        })
+        .chain([(
+            "POST /v1/packs HTTP/1.1\r\nhost: x\r\ncontent-length: 40000000\r\n\r\n".to_owned(),
+            413,
+            "too_large",
+        )])
+        .collect();
+    for (request, want, code) in cases {
+        let answer = raw(&registry.url, request.as_bytes());
+        let (status, body) = status_and_json(&answer);
+        let line = request.lines().next().unwrap();
+        assert_eq!((status, body["code"].as_str()), (want, Some(code)), "{line}: {answer}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{line}: {answer}"
+        );
+        assert!(
+            answer.to_ascii_lowercase().contains("content-type: application/json"),
+            "{line}: {answer}"
+        );
+    }
+}
+
+/// Finding 8: after a host accepted sequence 2, another validly signed pointer of sequence 2
+/// (the loser of a promotion race) is refused, and so is sequence 1 reached by another
+/// spelling of the registry's URL: the host's memory is keyed by the registry's identity.
+#[test]
+fn channels_refuse_an_equal_sequence_loser_and_another_url_spelling() {
+    use rel_format::channel::{CHANNEL_SCHEMA, ChannelPointer, SignedChannel};
+
+    let home = crate::support::Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = crate::support::versions();
+    for v in &vs[..2] {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(crate::support::tarball(v))
+            .assert()
+            .success();
+    }
+    let channel = home.path("store/channels/demo/production.json");
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[0], "--channel", "production"])
+        .assert()
+        .success();
+    let first = std::fs::read(&channel).unwrap();
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[1], "--channel", "production"])
+        .assert()
+        .success();
+    let winner = SignedChannel::parse_unverified(&std::fs::read(&channel).unwrap()).unwrap();
+    assert_eq!(winner.signed.sequence, 2);
+    // The pointer a racing promotion of the older version signed, and lost with.
+    let key: rel_format::SecretKey = std::fs::read_to_string(home.path("keys/ci.key"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let loser = ChannelPointer {
+        schema: CHANNEL_SCHEMA.into(),
+        version: vs[0].parse().unwrap(),
+        ..winner.signed.clone()
+    };
+    let loser = SignedChannel::sign(loser, &key).unwrap().to_bytes();
+
+    let host = crate::support::Home::new();
+    let trusted = home.path("keys/ci.pub");
+    let pull = |url: &str, out: &str| {
+        host.rel(Some(&reg))
+            .env("REL_REGISTRY", url)
+            .args(["pull", "demo", "--channel", "production", "--trusted-key"])
+            .arg(&trusted)
+            .arg("-o")
+            .arg(host.path(out))
+            .output()
+            .unwrap()
+    };
+    let out = pull(&reg.url, "accepted.tar.gz");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    std::fs::write(&channel, &loser).unwrap();
+    let out = pull(&reg.url, "loser.tar.gz");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "has sequence 2, already accepted for `{}`, but names `{}`",
+            vs[1], vs[0]
+        )),
+        "{stderr}"
+    );
+
+    // The first pointer, replayed to the same host through `localhost` instead of 127.0.0.1.
+    std::fs::write(&channel, &first).unwrap();
+    let aliased = reg.url.replace("127.0.0.1", "localhost");
+    let out = pull(&aliased, "aliased.tar.gz");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("has sequence 1, older than 2 already accepted"),
+        "{stderr}"
+    );
+    assert!(!host.path("loser.tar.gz").exists() && !host.path("aliased.tar.gz").exists());
+}
