@@ -544,3 +544,283 @@ fn channels_refuse_an_equal_sequence_loser_and_another_url_spelling() {
     );
     assert!(!host.path("loser.tar.gz").exists() && !host.path("aliased.tar.gz").exists());
 }
+
+/// Runs `cmd` to its end, watching its peak RSS (`VmHWM`, read from `/proc` every few
+/// milliseconds while it runs). Returns its exit status, stderr and peak in bytes.
+fn run_watched(mut cmd: std::process::Command) -> (std::process::ExitStatus, String, u64) {
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = stdout.read_to_end(&mut s);
+    });
+    let pid = child.id();
+    let mut peak = 0;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(kib) = text
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        {
+            peak = peak.max(kib * 1024);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    out.join().unwrap();
+    (status, err.join().unwrap(), peak)
+}
+
+/// A registry in the wrong hands: answers every request with `status` and a body that never
+/// ends (until the client goes, or 1 GiB, or 60 s). Returns its URL.
+fn endless_registry(status: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut head = [0u8; 4096];
+                let _ = conn.read(&mut head);
+                let started = Instant::now();
+                let _ = conn.write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n[")
+                        .as_bytes(),
+                );
+                let piece = vec![b' '; 1 << 20];
+                for _ in 0..1024 {
+                    if started.elapsed() > Duration::from_secs(60) || conn.write_all(&piece).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// Finding 6: a registry (or a man in the middle) answering with endless bodies gets the
+/// client to read no more than its bound: a manifest 32 MiB, a channel pointer 64 KiB, an
+/// error body 64 KiB. Peak RSS against a baseline run of the same command against a registry
+/// that has nothing.
+#[test]
+fn the_client_reads_no_more_than_its_bound() {
+    let home = crate::support::Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let empty = Registry::start(&dir.path().join("store"), &[]);
+    let pull = |url: &str, args: &[&str]| {
+        let mut cmd = home.process(url);
+        cmd.arg("pull")
+            .arg("demo")
+            .args(args)
+            .arg("-o")
+            .arg(home.path("out.tar.gz"));
+        run_watched(cmd)
+    };
+    let (status, stderr, baseline) = pull(&empty.url, &["--version", "1.0.0"]);
+    assert!(!status.success() && stderr.contains("not stored"), "{stderr}");
+
+    let (status, stderr, manifest) = pull(&endless_registry("200 OK"), &["--version", "1.0.0"]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("is over 33554432 bytes, the most a manifest may be"),
+        "{stderr}"
+    );
+    let (status, stderr, pointer) = pull(&endless_registry("200 OK"), &["--channel", "production"]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("is over 65536 bytes, the most a channel pointer may be"),
+        "{stderr}"
+    );
+    let (status, stderr, error) = pull(&endless_registry("404 Not Found"), &["--version", "1.0.0"]);
+    assert!(
+        !status.success() && stderr.contains("registry answered 404"),
+        "{stderr}"
+    );
+    assert!(stderr.len() < 128 * 1024, "{} bytes of stderr", stderr.len());
+    eprintln!(
+        "client peak RSS: baseline {} MiB; endless manifest {} MiB, endless pointer {} MiB, endless 404 body {} MiB",
+        baseline / MIB,
+        manifest / MIB,
+        pointer / MIB,
+        error / MIB
+    );
+    assert!(manifest < baseline + 48 * MIB, "{} MiB", manifest / MIB);
+    assert!(pointer < baseline + 16 * MIB, "{} MiB", pointer / MIB);
+    assert!(error < baseline + 16 * MIB, "{} MiB", error / MIB);
+}
+
+/// Finding 12: a member named with terminal escapes, and tar header fields of raw bytes,
+/// reach the terminal escaped.
+#[test]
+fn control_characters_never_reach_the_terminal() {
+    let home = crate::support::Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&dir.path().join("store"), &[]);
+    let evil = |name: &[u8], size_field: Option<&[u8]>| {
+        let mut h = tar::Header::new_ustar();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_entry_type(tar::EntryType::Char);
+        if let Some(field) = size_field {
+            h.as_old_mut().size[..field.len()].copy_from_slice(field);
+        }
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.resize(tar.len() + 1024, 0);
+        let path = home.path(&format!("evil-{}.tar", tar.len() + name.len()));
+        std::fs::write(&path, tar).unwrap();
+        path
+    };
+    for tar in [
+        evil(b"lib/\x1b]0;PWNED\x07\x1b[2J", None),
+        evil(b"lib/x", Some(b"\x1b[2J\x1b]0;X\x07")),
+    ] {
+        let mut cmd = home.process(&registry.url);
+        cmd.arg("push").arg(&tar);
+        let (status, stderr, _) = run_watched(cmd);
+        assert!(!status.success(), "{stderr}");
+        assert!(
+            !stderr.bytes().any(|b| b == 0x1b || b == 0x07),
+            "raw control characters on the terminal: {stderr:?}"
+        );
+        assert!(stderr.contains("\\u{1b}"), "{stderr}");
+    }
+}
+
+/// Finding 7: a release with 20,000 files whose paths are 3,965 bytes long pushes and pulls
+/// (`--into`) within a bounded memory: peak RSS grows by less than 64 MiB over the same
+/// commands on the same release whose 20,000 files have short paths (it grew by about 8 KiB a
+/// member when paths were kept).
+#[test]
+fn archives_of_long_paths_cost_bounded_memory() {
+    use flate2::write::GzEncoder;
+
+    let home = crate::support::Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&dir.path().join("store"), &[]);
+    let vs = crate::support::versions();
+    let base = crate::support::tarball(&vs[0]);
+    // The same release, plus 20,000 empty files under its application's priv/: with short
+    // paths (the baseline) and with paths of 3,965 bytes.
+    let with_files = |out: &Path, long: bool| {
+        let input = flate2::read::GzDecoder::new(std::fs::File::open(&base).unwrap());
+        let mut archive = tar::Archive::new(input);
+        let gz = GzEncoder::new(std::fs::File::create(out).unwrap(), flate2::Compression::fast());
+        let mut builder = tar::Builder::new(gz);
+        let mut app_dir = None;
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().into_owned();
+            let text = path.to_string_lossy().trim_start_matches("./").to_owned();
+            if app_dir.is_none() && text.starts_with("lib/demo-") && text.matches('/').count() >= 2 {
+                app_dir = Some(text.splitn(3, '/').take(2).collect::<Vec<_>>().join("/"));
+            }
+            let mut header = entry.header().clone();
+            builder.append_data(&mut header, &path, &mut entry).unwrap();
+        }
+        let app_dir = app_dir.expect("the release has lib/demo-*");
+        let deep: String = if long {
+            (0..15)
+                .map(|i| format!("/{}", char::from(b'a' + i).to_string().repeat(250)))
+                .collect()
+        } else {
+            "/s".into()
+        };
+        let prefix = format!("{app_dir}/priv{deep}/");
+        for i in 0..20_000 {
+            let name = if long {
+                format!("{i:06}{}", "x".repeat(3965 - prefix.len() - 6))
+            } else {
+                format!("{i:06}")
+            };
+            let mut header = tar::Header::new_gnu();
+            header.set_size(0);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder
+                .append_data(&mut header, format!("{prefix}{name}"), std::io::empty())
+                .unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap();
+    };
+    let short = home.path("short-paths.tar.gz");
+    let big = home.path("long-paths.tar.gz");
+    with_files(&short, false);
+    with_files(&big, true);
+    let base = short;
+    // Each on its own registry: the two are the same release version.
+    let dir_b = tempfile::tempdir().unwrap();
+    let registry_b = Registry::start(&dir_b.path().join("store"), &[]);
+    let run = |url: &str, args: &[&std::ffi::OsStr]| {
+        let mut cmd = home.process(url);
+        cmd.args(args);
+        let (status, stderr, peak) = run_watched(cmd);
+        assert!(status.success(), "{args:?}: {stderr}");
+        peak
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let push_base = run(&registry.url, &[&os("push"), base.as_os_str()]);
+    let push_big = run(&registry_b.url, &[&os("push"), big.as_os_str()]);
+    let pull = |url: &str, into: &str| {
+        let into = home.path(into);
+        run(
+            url,
+            &[
+                &os("pull"),
+                &os("demo"),
+                &os("--version"),
+                &os(&vs[0]),
+                &os("--into"),
+                into.as_os_str(),
+            ],
+        )
+    };
+    let pull_base = pull(&registry.url, "base-into");
+    let pull_big = pull(&registry_b.url, "big-into");
+    let files = walk_count(&home.path("big-into"));
+    assert!(files >= 20_000, "{files} entries extracted");
+    eprintln!(
+        "peak RSS, release alone / with 20,000 members of 3,965-byte paths: push {} / {} MiB, pull --into {} / {} MiB",
+        push_base / MIB,
+        push_big / MIB,
+        pull_base / MIB,
+        pull_big / MIB
+    );
+    assert!(
+        push_big < push_base + 64 * MIB,
+        "push grew by {} MiB",
+        (push_big - push_base) / MIB
+    );
+    assert!(
+        pull_big < pull_base + 64 * MIB,
+        "pull grew by {} MiB",
+        (pull_big - pull_base) / MIB
+    );
+}
+
+/// Entries under `dir`, recursively.
+fn walk_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            1 + if e.file_type().unwrap().is_dir() {
+                walk_count(&e.path())
+            } else {
+                0
+            }
+        })
+        .sum()
+}

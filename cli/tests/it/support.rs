@@ -111,6 +111,27 @@ impl Home {
         cmd
     }
 
+    /// `rel` as a plain process (to spawn and watch), with the same environment as
+    /// [`Home::rel`] and `REL_REGISTRY` set to `url`.
+    pub(crate) fn process(&self, url: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rel"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("REL_CACHE_DIR", self.path("cache"))
+            .env("REL_STATE_DIR", self.path("state"))
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
+            .env("REL_TRUSTED_KEYS", self.path("keys/ci.pub"))
+            .env("REL_KEY", self.path("keys/ci.key"))
+            .env("REL_REGISTRY", url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
     /// Runs `rel pull ARGS --trusted-key KEY --json` and parses stdout.
     pub(crate) fn pull(&self, registry: &Registry, trusted: impl AsRef<Path>, args: &[&str]) -> serde_json::Value {
         let trusted = trusted.as_ref().to_str().unwrap();
