@@ -370,6 +370,7 @@ async fn operations_endpoints() {
         "/v1/packs",
         "/v1/releases/{name}/upgrade-path",
         "/v1/admin/gc",
+        "/v1/registry",
     ] {
         assert!(spec["paths"][path].is_object(), "openapi lacks {path}");
     }
