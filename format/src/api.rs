@@ -135,5 +135,11 @@ pub struct GcReport {
     /// Packs written again without their collected chunks.
     #[serde(default)]
     pub packs_rewritten: u64,
+    /// Leftovers of interrupted writes deleted (the store's staging files, start-up probes),
+    /// and their bytes.
+    #[serde(default)]
+    pub debris_deleted: u64,
+    #[serde(default)]
+    pub debris_bytes: u64,
     pub dry_run: bool,
 }

@@ -148,6 +148,9 @@ pub fn replaced(manifest: &Path, unix_seconds: i64) -> Path {
     ))
 }
 
+/// Where the start-up self-test writes its probes.
+pub const SELFTEST: &str = "selftest";
+
 /// The probe object of the start-up self-test.
 pub fn selftest(nonce: &str) -> Path {
     Path::from(format!("selftest/{nonce}"))
