@@ -77,8 +77,10 @@ pub fn extract_confirmed<R: Read>(
         move |source| ExtractError::Io { path, source }
     };
     std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    // What an interrupted extraction to the same target left.
+    super::temp::sweep(parent, Some(&name));
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.rel-tmp-"))
+        .prefix(&super::temp::prefix(&name))
         .tempdir_in(parent)
         .map_err(io_err(parent))?;
     let refused = |source| ExtractError::Refused {

@@ -824,3 +824,59 @@ fn walk_count(dir: &Path) -> usize {
         })
         .sum()
 }
+
+/// Finding 11: what interrupted runs leave is collected: the store's staging files by the
+/// registry's garbage collection, a pull's temporary folder and cache files by the next pull.
+#[test]
+fn leftovers_of_interrupted_runs_are_collected() {
+    let home = crate::support::Home::new();
+    let registry = Registry::start(&home.path("store"), &[]);
+    let vs = crate::support::versions();
+    home.rel(Some(&registry))
+        .arg("push")
+        .arg(crate::support::tarball(&vs[0]))
+        .assert()
+        .success();
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    let aged = |path: &Path, bytes: usize| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, vec![7u8; bytes]).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+    };
+    // A pack upload killed between object_store's staging write and its rename.
+    let staged = home.path("store/packs/ab/abcdef.pack#1");
+    aged(&staged, 2 << 20);
+    let fresh = home.path("store/packs/ab/abcdef.pack#2");
+    std::fs::write(&fresh, b"being written").unwrap();
+    let report = home.json(&registry, &["gc"]);
+    assert_eq!(report["debris_deleted"], 1, "{report}");
+    assert_eq!(report["debris_bytes"], 2 << 20, "{report}");
+    assert!(!staged.exists() && fresh.exists());
+
+    // A pull --into and a cache entry killed half-way, by a process that is gone; and a
+    // temporary file an older rel left in the cache.
+    let host = crate::support::Home::new();
+    let stale_dir = host.path(".into.rel-tmp-999999999-abcdef");
+    std::fs::create_dir_all(stale_dir.join("lib/demo")).unwrap();
+    std::fs::write(stale_dir.join("lib/demo/big"), vec![0u8; 1 << 20]).unwrap();
+    let stale_cache = host.path("cache/.cache.rel-tmp-999999999-abcdef");
+    aged(&stale_cache, 1 << 20);
+    let old_tmp = host.path("cache/.tmpAbC123");
+    aged(&old_tmp, 1 << 20);
+    let out = host
+        .rel(Some(&registry))
+        .args(["pull", "demo", "--version", &vs[0], "--trusted-key"])
+        .arg(home.path("keys/ci.pub"))
+        .arg("--into")
+        .arg(host.path("into"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stale_dir.exists() && !stale_cache.exists() && !old_tmp.exists());
+    assert!(host.path("into/releases").is_dir());
+}
