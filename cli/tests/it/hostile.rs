@@ -880,3 +880,47 @@ fn leftovers_of_interrupted_runs_are_collected() {
     assert!(!stale_dir.exists() && !stale_cache.exists() && !old_tmp.exists());
     assert!(host.path("into/releases").is_dir());
 }
+
+/// Sends `GET /v1/releases/NAME` for each of `names` over one connection (pipelined) and
+/// waits for every answer.
+fn ask_names(url: &str, names: impl Iterator<Item = String>) -> usize {
+    let mut s = connect(url);
+    let mut reader = s.try_clone().unwrap();
+    let answers = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        String::from_utf8_lossy(&out).matches("HTTP/1.1 404").count()
+    });
+    let mut batch = String::new();
+    for name in names {
+        batch.push_str(&format!("GET /v1/releases/{name} HTTP/1.1\r\nhost: x\r\n\r\n"));
+        if batch.len() > 64 * 1024 {
+            s.write_all(batch.as_bytes()).unwrap();
+            batch.clear();
+        }
+    }
+    batch.push_str("GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    s.write_all(batch.as_bytes()).unwrap();
+    answers.join().unwrap()
+}
+
+/// Finding 4: asking about tens of thousands of release names that do not exist leaves the
+/// registry's memory where it was once its catalog is full: the catalog is bounded.
+#[test]
+fn the_catalog_is_bounded_whatever_the_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(&dir.path().join("store"), &[]);
+    let pid = registry.pid();
+    let name = |i: u32| format!("n{i:07}_{}", "x".repeat(40));
+    // Fill the catalog (4,096 names), then measure.
+    assert_eq!(ask_names(&registry.url, (0..5_000).map(name)), 5_000);
+    let full = proc_status(pid, "VmRSS");
+    assert_eq!(ask_names(&registry.url, (5_000..65_000).map(name)), 60_000);
+    let after = proc_status(pid, "VmRSS");
+    eprintln!(
+        "server RSS after 5,000 names {} MiB, after 60,000 more {} MiB",
+        full / MIB,
+        after / MIB
+    );
+    assert!(after < full + 6 * MIB, "grew by {} KiB", (after - full) / 1024);
+}
