@@ -25,22 +25,23 @@ pub const CHANNEL_CONTEXT: &[u8] = b"rel-channel-v1\n";
 /// Largest signed channel pointer accepted, in bytes (one is a few hundred).
 pub const MAX_POINTER_BYTES: usize = 64 * 1024;
 
-/// A channel pointer (SPEC.md §6.2).
+/// A channel pointer (SPEC.md §6.2). Fields in byte order of their names, so that
+/// `serde_json`'s compact output is its canonical JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelPointer {
-    pub schema: String,
-    pub name: String,
     pub channel: String,
+    pub created: Timestamp,
+    /// Hosts refuse the pointer from then on.
+    pub expires: Timestamp,
+    pub name: String,
     /// The identity of the registry it was promoted on (`GET /v1/registry`): what a host
     /// keys its memory of the channel by, whatever URL it reached the registry by.
     pub registry: String,
-    pub version: Version,
+    pub schema: String,
     /// Starts at 1 and grows by one with each promotion.
     pub sequence: u64,
-    /// Hosts refuse the pointer from then on.
-    pub expires: Timestamp,
-    pub created: Timestamp,
+    pub version: Version,
 }
 
 /// A signed channel pointer.
@@ -144,8 +145,7 @@ impl ChannelPointer {
     /// The digest of the pointer's canonical JSON: two pointers are the same pointer only if
     /// it is equal.
     pub fn digest(&self) -> crate::Digest {
-        let value = serde_json::to_value(self).expect("pointers serialise");
-        crate::Digest::of(&crate::manifest::canonical_json(&value))
+        crate::Digest::of(&crate::manifest::canonical_bytes(self))
     }
 
     /// What a host records once it accepted this pointer.
@@ -222,6 +222,14 @@ mod tests {
             expires: "2030-01-01T00:00:00Z".parse().unwrap(),
             created: "2026-01-01T00:00:00Z".parse().unwrap(),
         }
+    }
+
+    /// Fields are declared in canonical order: the compact output is the canonical JSON.
+    #[test]
+    fn compact_output_is_canonical() {
+        let p = pointer(7);
+        let tree = crate::manifest::canonical_json(&serde_json::to_value(&p).unwrap());
+        assert_eq!(crate::manifest::canonical_bytes(&p), tree);
     }
 
     #[test]
