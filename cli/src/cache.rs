@@ -39,7 +39,17 @@ pub struct PackCache {
 impl PackCache {
     pub fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        // Entries an interrupted pull was writing.
+        crate::fs::temp::sweep(dir, Some("cache"));
+        crate::fs::temp::sweep_unnamed(dir);
         Ok(Self { dir: dir.to_owned() })
+    }
+
+    /// A new temporary file in the cache, named for [`crate::fs::temp::sweep`].
+    fn temp_file(&self) -> io::Result<tempfile::NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix(&crate::fs::temp::prefix("cache"))
+            .tempfile_in(&self.dir)
     }
 
     fn paths(&self, digest: &Digest) -> (PathBuf, PathBuf) {
@@ -98,7 +108,7 @@ impl PackCache {
         let file = if self.has(&stream.digest) {
             None
         } else {
-            let mut file = io::BufWriter::with_capacity(1 << 20, tempfile::NamedTempFile::new_in(&self.dir)?);
+            let mut file = io::BufWriter::with_capacity(1 << 20, self.temp_file()?);
             file.write_all(PACK_MAGIC)?;
             Some(file)
         };
@@ -228,7 +238,7 @@ impl CacheWriter {
         let file = file.into_inner().map_err(|e| e.into_error())?;
         let (pack, index) = self.cache.paths(&self.stream);
         file.persist(&pack).map_err(|e| e.error)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.cache.dir)?;
+        let mut tmp = self.cache.temp_file()?;
         tmp.write_all(&encode_index(&self.entries))?;
         tmp.persist(&index).map_err(|e| e.error)?;
         self.cache.evict();

@@ -1,13 +1,15 @@
 //! Channels on the client: signing the next pointer of a channel, and resolving one on a
-//! host, refused when it rolls back or has expired (SPEC.md §6.2). The highest sequence a
-//! host accepted is kept in its state directory.
+//! host, refused when it rolls back, replays another pointer of the sequence already
+//! accepted, or has expired (SPEC.md §6.2). What a host accepted is kept in its state
+//! directory, keyed by the registry identity the pointer is signed for (not by the URL the
+//! registry was reached by), the release and the channel.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use rel_format::channel::{CHANNEL_SCHEMA, ChannelError, ChannelPointer, Freshness, SignedChannel};
+use rel_format::channel::{CHANNEL_SCHEMA, ChannelError, ChannelPointer, Freshness, Seen, SignedChannel};
 use rel_format::{SecretKey, TrustedKeys, Version};
 
 use crate::client::Client;
@@ -41,11 +43,13 @@ pub async fn promote(client: &Client, key: &SecretKey, pointer: Promotion<'_>) -
         Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => 0,
         Err(e) => return Err(e.into()),
     };
+    let registry = client.registry().await?.id;
     let now = crate::now();
     let pointer = ChannelPointer {
         schema: CHANNEL_SCHEMA.into(),
         name: name.to_owned(),
         channel: channel.to_owned(),
+        registry,
         version: version.clone(),
         sequence: current + 1,
         expires: now.plus_seconds(lifetime.seconds),
@@ -56,11 +60,31 @@ pub async fn promote(client: &Client, key: &SecretKey, pointer: Promotion<'_>) -
     Ok(current + 1)
 }
 
-/// The highest channel sequence this host has accepted, per registry, release and channel.
+/// The pointer this host last accepted, per registry identity, release and channel.
 #[derive(Debug)]
 pub struct ChannelState {
     path: PathBuf,
-    seen: BTreeMap<String, u64>,
+    seen: BTreeMap<String, Remembered>,
+}
+
+/// One entry of `channels.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Remembered {
+    Pointer(Seen),
+    /// Written by rel before registry identities, keyed by the registry's URL: a sequence
+    /// only, still honoured as a floor for that URL.
+    Sequence(u64),
+}
+
+/// A pointer a host accepted, to record once what it points at is installed.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The registry identity the pointer is signed for.
+    pub registry: String,
+    pub name: String,
+    pub channel: String,
+    pub seen: Seen,
 }
 
 impl ChannelState {
@@ -80,13 +104,33 @@ impl ChannelState {
         format!("{registry} {name} {channel}")
     }
 
-    pub fn get(&self, registry: &str, name: &str, channel: &str) -> Option<u64> {
-        self.seen.get(&Self::key(registry, name, channel)).copied()
+    /// What this host accepted for `channel` of `name` on the registry of identity
+    /// `registry`.
+    pub fn get(&self, registry: &str, name: &str, channel: &str) -> Option<Seen> {
+        match self.seen.get(&Self::key(registry, name, channel)) {
+            Some(Remembered::Pointer(seen)) => Some(seen.clone()),
+            _ => None,
+        }
     }
 
-    pub fn record(&mut self, registry: &str, name: &str, channel: &str, seq: u64) -> Result<()> {
-        let entry = self.seen.entry(Self::key(registry, name, channel)).or_default();
-        *entry = (*entry).max(seq);
+    /// The sequence an older rel recorded for `url`, if any.
+    pub fn legacy(&self, url: &str, name: &str, channel: &str) -> Option<u64> {
+        match self.seen.get(&Self::key(url, name, channel)) {
+            Some(Remembered::Sequence(seq)) => Some(*seq),
+            _ => None,
+        }
+    }
+
+    /// Records an accepted pointer (never going back to a lower sequence).
+    pub fn record(&mut self, accepted: &Accepted) -> Result<()> {
+        let key = Self::key(&accepted.registry, &accepted.name, &accepted.channel);
+        let newer = match self.seen.get(&key) {
+            Some(Remembered::Pointer(seen)) => accepted.seen.sequence > seen.sequence,
+            _ => true,
+        };
+        if newer {
+            self.seen.insert(key, Remembered::Pointer(accepted.seen.clone()));
+        }
         let dir = self.path.parent().expect("state file has a directory");
         std::fs::create_dir_all(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -96,7 +140,9 @@ impl ChannelState {
     }
 }
 
-/// Resolves a channel to a version, refusing rollbacks and expired pointers.
+/// Resolves a channel to a version, refusing rollbacks, replayed pointers of the sequence
+/// already accepted, and expired pointers. The pointer is recorded by the caller
+/// ([`ChannelState::record`]) once the version is installed.
 pub async fn resolve(
     s: &Settings,
     client: &Client,
@@ -104,19 +150,41 @@ pub async fn resolve(
     name: &str,
     channel: &str,
     allow_downgrade: bool,
-) -> Result<(Version, u64)> {
+) -> Result<(Version, Accepted)> {
     let bytes = client.channel(name, channel).await?;
     let (env, _) =
         SignedChannel::verify_signature(&bytes, trusted).context("the channel pointer is not trustworthy")?;
+    let pointer = &env.signed;
     let state = ChannelState::load(&s.state_dir)?;
-    let seen = state.get(client.base().as_str(), name, channel);
+    let url = client.base().as_str();
+    let seen = state.get(&pointer.registry, name, channel);
     let now = crate::now();
-    match env.signed.check_fresh(name, channel, Freshness { seen, now }) {
+    let legacy_floor = state
+        .legacy(url, name, channel)
+        .filter(|floor| seen.is_none() && pointer.sequence < *floor)
+        .map(|floor| ChannelError::Rollback {
+            channel: format!("{name}/{channel}"),
+            got: pointer.sequence,
+            seen: floor,
+        });
+    let checked = match legacy_floor {
+        Some(e) => Err(e),
+        None => pointer.check_fresh(name, channel, &Freshness { seen, now }),
+    };
+    match checked {
         Ok(()) => {}
-        Err(e @ (ChannelError::Rollback { .. } | ChannelError::Expired { .. })) if allow_downgrade => {
+        Err(e @ (ChannelError::Rollback { .. } | ChannelError::SameSequence { .. } | ChannelError::Expired { .. }))
+            if allow_downgrade =>
+        {
             crate::warn(&format!("{e}; continuing because of --allow-downgrade"));
         }
         Err(e) => return Err(e.into()),
     }
-    Ok((env.signed.version.clone(), env.signed.sequence))
+    let accepted = Accepted {
+        registry: pointer.registry.clone(),
+        name: name.to_owned(),
+        channel: channel.to_owned(),
+        seen: pointer.seen(),
+    };
+    Ok((pointer.version.clone(), accepted))
 }

@@ -1,9 +1,20 @@
 //! A typed client for the registry API (SPEC.md §7).
+//!
+//! A registry, or whoever answers in its place, is not trusted with the client's memory:
+//! every answer is read as it streams with the bound the registry itself holds to (SPEC.md
+//! §7.6), and refused past it: manifests 32 MiB, channel pointers 64 KiB, a batch of `n`
+//! chunks `n` records of at most 68 KiB, other JSON 32 MiB, and of an error body the first
+//! 64 KiB are read. Messages from the registry reach the terminal with their control
+//! characters escaped. A `503` with `Retry-After` (the registry's limit on uploads at once)
+//! is retried a few times.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use rel_format::api::{Digests, ErrorBody, GcReport, GcRequest, PackStored, ReleaseNames, Stored, VersionList, Yank};
+use rel_format::channel::MAX_POINTER_BYTES;
+use rel_format::manifest::MAX_MANIFEST_BYTES;
+use rel_format::pack::{MAX_FRAME, PACK_MAGIC, RECORD_HEADER};
 use rel_format::upgrade_path::Plan;
 use rel_format::{Digest, Version};
 use reqwest::{StatusCode, Url};
@@ -26,13 +37,70 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("the registry's answer to {url} is over {limit} bytes, the most a {what} may be; refused")]
+    TooLarge {
+        url: String,
+        what: &'static str,
+        limit: u64,
+    },
+    #[error("the registry's answer to {url} is not a valid {what}: {message}")]
+    Malformed {
+        url: String,
+        what: &'static str,
+        message: String,
+    },
+}
+
+/// The most of an error body read.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The most of a JSON answer (listings, plans, reports) read.
+const MAX_JSON: u64 = 32 << 20;
+/// How many times a `503` with `Retry-After` is retried, and the longest wait honoured.
+const BUSY_RETRIES: u32 = 5;
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Reads `response`'s body as it streams, refusing it past `limit` bytes (a declared
+/// `Content-Length` over it before any byte is read).
+async fn read_limited(mut response: reqwest::Response, limit: u64, what: &'static str) -> Result<Bytes, ClientError> {
+    let url = response.url().to_string();
+    let too_large = || ClientError::TooLarge {
+        url: url.clone(),
+        what,
+        limit,
+    };
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut out = bytes::BytesMut::new();
+    while let Some(piece) = response.chunk().await.map_err(|source| ClientError::Transport {
+        url: url.clone(),
+        source,
+    })? {
+        if out.len() as u64 + piece.len() as u64 > limit {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&piece);
+    }
+    Ok(out.freeze())
+}
+
+/// The first `MAX_ERROR_BODY` bytes of an error answer; the rest is not read.
+async fn error_text(mut response: reqwest::Response) -> String {
+    let mut out = Vec::new();
+    while out.len() < MAX_ERROR_BODY {
+        match response.chunk().await {
+            Ok(Some(piece)) => out.extend_from_slice(&piece[..piece.len().min(MAX_ERROR_BODY - out.len())]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl ClientError {
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             ClientError::Api { status, .. } => Some(*status),
-            ClientError::Transport { .. } => None,
+            ClientError::Transport { .. } | ClientError::TooLarge { .. } | ClientError::Malformed { .. } => None,
         }
     }
 }
@@ -81,59 +149,79 @@ impl Client {
         &self,
         method: &'static str,
         url: Url,
-        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
-        let mut req = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).expect("valid method"),
-            url.clone(),
-        );
-        let url = url.to_string();
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+        let mut attempt = 0;
+        loop {
+            let mut req = self.http.request(
+                reqwest::Method::from_bytes(method.as_bytes()).expect("valid method"),
+                url.clone(),
+            );
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            let response = build(req).send().await.map_err(|source| ClientError::Transport {
+                url: url.to_string(),
+                source,
+            })?;
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if status == StatusCode::SERVICE_UNAVAILABLE
+                && let Some(secs) = retry_after
+                && attempt < BUSY_RETRIES
+            {
+                attempt += 1;
+                tracing::info!(%url, attempt, "the registry is busy; retrying in {secs} s");
+                tokio::time::sleep(Duration::from_secs(secs).min(MAX_RETRY_AFTER)).await;
+                continue;
+            }
+            let text = error_text(response).await;
+            let body: ErrorBody = serde_json::from_str(&text).unwrap_or(ErrorBody {
+                code: "http".into(),
+                message: if text.is_empty() {
+                    status.canonical_reason().unwrap_or("error").to_owned()
+                } else {
+                    text
+                },
+                missing: vec![],
+            });
+            return Err(ClientError::Api {
+                method,
+                url: url.to_string(),
+                status,
+                code: rel_format::untrusted::escape_controls(&body.code).into_owned(),
+                message: rel_format::untrusted::escape_controls(&body.message).into_owned(),
+                missing: body.missing,
+            });
         }
-        let response = build(req).send().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            source,
-        })?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let body: ErrorBody = serde_json::from_str(&text).unwrap_or(ErrorBody {
-            code: "http".into(),
-            message: if text.is_empty() {
-                status.canonical_reason().unwrap_or("error").to_owned()
-            } else {
-                text
-            },
-            missing: vec![],
-        });
-        Err(ClientError::Api {
-            method,
-            url,
-            status,
-            code: body.code,
-            message: body.message,
-            missing: body.missing,
-        })
     }
 
-    async fn bytes(&self, url: Url) -> Result<Bytes, ClientError> {
+    async fn bytes(&self, url: Url, limit: u64, what: &'static str) -> Result<Bytes, ClientError> {
         let r = self.send("GET", url, |r| r).await?;
-        let url = r.url().to_string();
-        r.bytes().await.map_err(|source| ClientError::Transport { url, source })
+        read_limited(r, limit, what).await
     }
 
     async fn json<T: serde::de::DeserializeOwned>(
         &self,
         method: &'static str,
         url: Url,
-        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
         let r = self.send(method, url, build).await?;
         let url = r.url().to_string();
-        r.json().await.map_err(|source| ClientError::Transport { url, source })
+        let bytes = read_limited(r, MAX_JSON, "JSON answer").await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Malformed {
+            url,
+            what: "JSON answer",
+            message: e.to_string(),
+        })
     }
 
     pub async fn missing(&self, digests: &[Digest]) -> Result<Vec<Digest>, ClientError> {
@@ -151,8 +239,9 @@ impl Client {
     }
 
     pub async fn put_pack(&self, body: Vec<u8>) -> Result<PackStored, ClientError> {
+        let body = Bytes::from(body);
         self.json("POST", self.at(&["v1", "packs"]), |r| {
-            r.header("content-type", "application/octet-stream").body(body)
+            r.header("content-type", "application/octet-stream").body(body.clone())
         })
         .await
     }
@@ -165,29 +254,43 @@ impl Client {
         let r = self
             .send("POST", self.at(&["v1", "chunks", "batch"]), |r| r.json(&body))
             .await?;
-        let url = r.url().to_string();
-        r.bytes().await.map_err(|source| ClientError::Transport { url, source })
+        let limit = PACK_MAGIC.len() as u64 + digests.len() as u64 * (RECORD_HEADER + MAX_FRAME) as u64;
+        read_limited(r, limit, "batch of chunks").await
     }
 
     pub async fn put_manifest(&self, envelope: Vec<u8>) -> Result<Stored, ClientError> {
+        let envelope = Bytes::from(envelope);
         self.json("PUT", self.at(&["v1", "manifests"]), |r| {
-            r.header("content-type", "application/json").body(envelope)
+            r.header("content-type", "application/json").body(envelope.clone())
         })
         .await
     }
 
     pub async fn release_manifest(&self, name: &str, version: &Version) -> Result<Bytes, ClientError> {
-        self.bytes(self.at(&["v1", "releases", name, "versions", version.as_str(), "release"]))
-            .await
+        self.bytes(
+            self.at(&["v1", "releases", name, "versions", version.as_str(), "release"]),
+            MAX_MANIFEST_BYTES as u64,
+            "manifest",
+        )
+        .await
     }
 
     pub async fn upgrade_manifest(&self, name: &str, version: &Version, from: &Version) -> Result<Bytes, ClientError> {
-        self.bytes(endpoint(
-            &self.base,
-            &["v1", "releases", name, "versions", version.as_str(), "upgrade"],
-            &[("from", from.as_str())],
-        ))
+        self.bytes(
+            endpoint(
+                &self.base,
+                &["v1", "releases", name, "versions", version.as_str(), "upgrade"],
+                &[("from", from.as_str())],
+            ),
+            MAX_MANIFEST_BYTES as u64,
+            "manifest",
+        )
         .await
+    }
+
+    /// The registry's identity (`GET /v1/registry`).
+    pub async fn registry(&self) -> Result<rel_format::api::RegistryInfo, ClientError> {
+        self.json("GET", self.at(&["v1", "registry"]), |r| r).await
     }
 
     pub async fn names(&self) -> Result<ReleaseNames, ClientError> {
@@ -208,14 +311,19 @@ impl Client {
     }
 
     pub async fn channel(&self, name: &str, channel: &str) -> Result<Bytes, ClientError> {
-        self.bytes(self.at(&["v1", "releases", name, "channels", channel]))
-            .await
+        self.bytes(
+            self.at(&["v1", "releases", name, "channels", channel]),
+            MAX_POINTER_BYTES as u64,
+            "channel pointer",
+        )
+        .await
     }
 
     pub async fn put_channel(&self, name: &str, channel: &str, envelope: Vec<u8>) -> Result<(), ClientError> {
         let url = self.at(&["v1", "releases", name, "channels", channel]);
+        let envelope = Bytes::from(envelope);
         self.send("PUT", url, |r| {
-            r.header("content-type", "application/json").body(envelope)
+            r.header("content-type", "application/json").body(envelope.clone())
         })
         .await?;
         Ok(())
@@ -229,8 +337,8 @@ impl Client {
         upgrade_from: Option<Version>,
     ) -> Result<(), ClientError> {
         let url = self.at(&["v1", "releases", name, "versions", version.as_str(), "yank"]);
-        self.send("PUT", url, |r| r.json(&Yank { yanked, upgrade_from }))
-            .await?;
+        let yank = Yank { yanked, upgrade_from };
+        self.send("PUT", url, |r| r.json(&yank)).await?;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ pub fn say(line: &str) {
 
 /// Prints a warning (stderr).
 pub fn warn(line: &str) {
-    let _ = writeln!(std::io::stderr(), "warning: {line}");
+    let _ = writeln!(std::io::stderr(), "warning: {}", terminal_safe(line));
 }
 
 /// Prints requested output (stdout); a closed pipe is not an error.
@@ -67,14 +67,23 @@ fn hint(err: &anyhow::Error) -> Option<String> {
     None
 }
 
-/// Prints an error, its causes and a hint (stderr).
+/// `text` with control characters escaped (line breaks kept): an error may quote what a
+/// registry, an archive or a tar header said.
+fn terminal_safe(text: &str) -> String {
+    text.split('\n')
+        .map(rel_format::untrusted::escape_controls)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Prints an error, its causes and a hint (stderr), control characters escaped.
 pub fn report(err: &anyhow::Error) {
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {err}");
+    let _ = writeln!(stderr, "error: {}", terminal_safe(&err.to_string()));
     for cause in err.chain().skip(1) {
-        let _ = writeln!(stderr, "  caused by: {cause}");
+        let _ = writeln!(stderr, "  caused by: {}", terminal_safe(&cause.to_string()));
     }
     if let Some(h) = hint(err) {
-        let _ = writeln!(stderr, "hint: {h}");
+        let _ = writeln!(stderr, "hint: {}", terminal_safe(&h));
     }
 }

@@ -22,6 +22,14 @@ pub struct ErrorBody {
     pub missing: Vec<Digest>,
 }
 
+/// `GET /v1/registry`: who this registry is. Channel pointers carry the `id`, and hosts key
+/// what they remember of a channel by it (SPEC.md §6.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryInfo {
+    /// 32 lowercase hex digits, random, made when the store was first served.
+    pub id: String,
+}
+
 /// `POST /v1/chunks/missing` request and response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digests {
@@ -127,5 +135,11 @@ pub struct GcReport {
     /// Packs written again without their collected chunks.
     #[serde(default)]
     pub packs_rewritten: u64,
+    /// Leftovers of interrupted writes deleted (the store's staging files, start-up probes),
+    /// and their bytes.
+    #[serde(default)]
+    pub debris_deleted: u64,
+    #[serde(default)]
+    pub debris_bytes: u64,
     pub dry_run: bool,
 }

@@ -1,10 +1,12 @@
 //! Channel pointers: which version a channel (`staging`, `production`) points at.
 //!
-//! A pointer is signed by a publisher key like a manifest, and carries a sequence number
-//! that only grows and an expiry. A host remembers the highest sequence it has accepted per
-//! release and channel and refuses anything older (a replayed pointer rolling it back) or
-//! expired (a registry frozen on an old pointer). This is the part of TUF's timestamp and
-//! snapshot roles that rel needs (SPEC.md §6.2).
+//! A pointer is signed by a publisher key like a manifest, and carries the identity of the
+//! registry it was promoted on, a sequence number that only grows and an expiry. A host
+//! remembers, per registry identity, release and channel, the pointer it last accepted, and
+//! refuses an older sequence (a replayed pointer rolling it back), the same sequence naming
+//! anything else (a losing promotion of a race, replayed), and an expired pointer (a registry
+//! frozen on an old pointer). This is the part of TUF's timestamp and snapshot roles that rel
+//! needs (SPEC.md §6.2).
 
 use std::fmt;
 
@@ -20,20 +22,26 @@ use crate::version::Version;
 pub const CHANNEL_SCHEMA: &str = "rel.channel/1";
 /// Domain separation for channel pointer signatures.
 pub const CHANNEL_CONTEXT: &[u8] = b"rel-channel-v1\n";
+/// Largest signed channel pointer accepted, in bytes (one is a few hundred).
+pub const MAX_POINTER_BYTES: usize = 64 * 1024;
 
-/// A channel pointer (SPEC.md §6.2).
+/// A channel pointer (SPEC.md §6.2). Fields in byte order of their names, so that
+/// `serde_json`'s compact output is its canonical JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelPointer {
-    pub schema: String,
-    pub name: String,
     pub channel: String,
-    pub version: Version,
-    /// Starts at 1 and grows by one with each promotion.
-    pub sequence: u64,
+    pub created: Timestamp,
     /// Hosts refuse the pointer from then on.
     pub expires: Timestamp,
-    pub created: Timestamp,
+    pub name: String,
+    /// The identity of the registry it was promoted on (`GET /v1/registry`): what a host
+    /// keys its memory of the channel by, whatever URL it reached the registry by.
+    pub registry: String,
+    pub schema: String,
+    /// Starts at 1 and grows by one with each promotion.
+    pub sequence: u64,
+    pub version: Version,
 }
 
 /// A signed channel pointer.
@@ -48,9 +56,15 @@ pub fn is_valid_channel(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// True for a registry identity: 32 lowercase hex digits (128 random bits).
+pub fn is_valid_registry_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 impl Signable for ChannelPointer {
     const CONTEXT: &'static [u8] = CHANNEL_CONTEXT;
     const WHAT: &'static str = "channel pointer";
+    const MAX_BYTES: usize = MAX_POINTER_BYTES;
 
     fn check(&self) -> Result<(), ManifestError> {
         let bad = |m: String| Err(ManifestError::Invalid(m));
@@ -62,6 +76,12 @@ impl Signable for ChannelPointer {
         }
         if !is_valid_channel(&self.channel) {
             return bad(format!("channel `{}` is not a valid channel name", self.channel));
+        }
+        if !is_valid_registry_id(&self.registry) {
+            return bad(format!(
+                "registry identity `{}` is not 32 lowercase hex digits",
+                crate::untrusted::Escaped(&self.registry)
+            ));
         }
         if self.sequence == 0 {
             return bad("channel sequence numbers start at 1".into());
@@ -86,6 +106,15 @@ pub enum ChannelError {
         "channel pointer {channel} has sequence {got}, older than {seen} already accepted: a rollback or a replayed pointer"
     )]
     Rollback { channel: String, got: u64, seen: u64 },
+    #[error(
+        "channel pointer {channel} has sequence {seq}, already accepted for `{seen_version}`, but names `{got_version}`: another pointer of the same sequence (a promotion that lost a race), replayed"
+    )]
+    SameSequence {
+        channel: String,
+        seq: u64,
+        seen_version: String,
+        got_version: String,
+    },
     #[error("channel pointer {channel} expired at {expires} (now {now}): the registry may be serving a frozen view")]
     Expired {
         channel: String,
@@ -94,19 +123,44 @@ pub enum ChannelError {
     },
 }
 
+/// The pointer a host last accepted for a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub sequence: u64,
+    pub version: Version,
+    /// The digest of the pointer's canonical JSON ([`ChannelPointer::digest`]).
+    pub digest: crate::Digest,
+}
+
 /// What a host knows when it checks a pointer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Freshness {
-    /// The highest sequence this host accepted for the channel, if any.
-    pub seen: Option<u64>,
+    /// The pointer this host last accepted for the channel on this registry, if any.
+    pub seen: Option<Seen>,
     /// The current time.
     pub now: Timestamp,
 }
 
 impl ChannelPointer {
-    /// Checks a verified pointer against what was asked and what the host has seen.
-    /// A pointer with the same sequence as the one seen is accepted (a re-read).
-    pub fn check_fresh(&self, name: &str, channel: &str, fresh: Freshness) -> Result<(), ChannelError> {
+    /// The digest of the pointer's canonical JSON: two pointers are the same pointer only if
+    /// it is equal.
+    pub fn digest(&self) -> crate::Digest {
+        crate::Digest::of(&crate::manifest::canonical_bytes(self))
+    }
+
+    /// What a host records once it accepted this pointer.
+    pub fn seen(&self) -> Seen {
+        Seen {
+            sequence: self.sequence,
+            version: self.version.clone(),
+            digest: self.digest(),
+        }
+    }
+
+    /// Checks a verified pointer against what was asked and what the host has seen: a higher
+    /// sequence is accepted; the same sequence only if it is the very pointer seen (a
+    /// re-read); a lower one never.
+    pub fn check_fresh(&self, name: &str, channel: &str, fresh: &Freshness) -> Result<(), ChannelError> {
         let label = format!("{}/{}", self.name, self.channel);
         if self.name != name || self.channel != channel {
             return Err(ChannelError::Mismatch {
@@ -114,14 +168,22 @@ impl ChannelPointer {
                 actual: label,
             });
         }
-        if let Some(seen) = fresh.seen
-            && self.sequence < seen
-        {
-            return Err(ChannelError::Rollback {
-                channel: label,
-                got: self.sequence,
-                seen,
-            });
+        if let Some(seen) = &fresh.seen {
+            if self.sequence < seen.sequence {
+                return Err(ChannelError::Rollback {
+                    channel: label,
+                    got: self.sequence,
+                    seen: seen.sequence,
+                });
+            }
+            if self.sequence == seen.sequence && (self.version != seen.version || self.digest() != seen.digest) {
+                return Err(ChannelError::SameSequence {
+                    channel: label,
+                    seq: self.sequence,
+                    seen_version: seen.version.to_string(),
+                    got_version: self.version.to_string(),
+                });
+            }
         }
         if fresh.now >= self.expires {
             return Err(ChannelError::Expired {
@@ -154,11 +216,20 @@ mod tests {
             schema: CHANNEL_SCHEMA.into(),
             name: "demo".into(),
             channel: "production".into(),
+            registry: "0123456789abcdef0123456789abcdef".into(),
             version: "0.1.0+20240101-1000-49ab6e0".parse().unwrap(),
             sequence: seq,
             expires: "2030-01-01T00:00:00Z".parse().unwrap(),
             created: "2026-01-01T00:00:00Z".parse().unwrap(),
         }
+    }
+
+    /// Fields are declared in canonical order: the compact output is the canonical JSON.
+    #[test]
+    fn compact_output_is_canonical() {
+        let p = pointer(7);
+        let tree = crate::manifest::canonical_json(&serde_json::to_value(&p).unwrap());
+        assert_eq!(crate::manifest::canonical_bytes(&p), tree);
     }
 
     #[test]
@@ -177,30 +248,49 @@ mod tests {
     fn freshness_refuses_rollbacks_and_expired_pointers() {
         let p = pointer(5);
         let now: crate::Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let seen = |p: &ChannelPointer| Freshness {
+            seen: Some(p.seen()),
+            now,
+        };
+        assert!(p.check_fresh("demo", "production", &seen(&p)).is_ok(), "a re-read");
+        assert!(p.check_fresh("demo", "production", &seen(&pointer(4))).is_ok());
         assert!(
-            p.check_fresh("demo", "production", Freshness { seen: Some(5), now })
-                .is_ok()
-        );
-        assert!(
-            p.check_fresh("demo", "production", Freshness { seen: None, now })
+            p.check_fresh("demo", "production", &Freshness { seen: None, now })
                 .is_ok()
         );
         assert_eq!(
-            p.check_fresh("demo", "production", Freshness { seen: Some(6), now })
+            p.check_fresh("demo", "production", &seen(&pointer(6)))
                 .unwrap_err()
                 .to_string(),
             "channel pointer demo/production has sequence 5, older than 6 already accepted: a rollback or a replayed pointer"
         );
+        // The same sequence naming another version: the loser of a promotion race, replayed.
+        let mut loser = pointer(5);
+        loser.version = "0.0.9".parse().unwrap();
+        assert_eq!(
+            loser
+                .check_fresh("demo", "production", &seen(&p))
+                .unwrap_err()
+                .to_string(),
+            "channel pointer demo/production has sequence 5, already accepted for `0.1.0+20240101-1000-49ab6e0`, but names `0.0.9`: another pointer of the same sequence (a promotion that lost a race), replayed"
+        );
+        // The same sequence and version, but another pointer (another expiry).
+        let mut twin = pointer(5);
+        twin.expires = "2031-01-01T00:00:00Z".parse().unwrap();
+        assert!(matches!(
+            twin.check_fresh("demo", "production", &seen(&p)),
+            Err(ChannelError::SameSequence { .. })
+        ));
         let late = Freshness {
             seen: None,
             now: "2030-01-01T00:00:00Z".parse().unwrap(),
         };
         assert!(matches!(
-            p.check_fresh("demo", "production", late),
+            p.check_fresh("demo", "production", &late),
             Err(ChannelError::Expired { .. })
         ));
         assert!(matches!(
-            p.check_fresh("demo", "staging", Freshness { seen: None, now }),
+            p.check_fresh("demo", "staging", &Freshness { seen: None, now }),
             Err(ChannelError::Mismatch { .. })
         ));
     }
@@ -212,6 +302,9 @@ mod tests {
         p = pointer(1);
         p.channel = "../x".into();
         assert!(p.check().unwrap_err().to_string().contains("not a valid channel name"));
+        p = pointer(1);
+        p.registry = "https://registry.example".into();
+        assert!(p.check().unwrap_err().to_string().contains("registry identity"));
         p = pointer(1);
         p.expires = p.created;
         assert!(p.check().unwrap_err().to_string().contains("expires"));

@@ -47,13 +47,17 @@ pub struct ChunkRef {
 }
 
 /// A chunked stream: its digest, length and chunks in order.
+///
+/// Fields are declared in byte order of their names, so that `serde_json`'s compact output is
+/// the canonical JSON (SPEC.md §5) without building a tree first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChunkedStream {
+    pub chunking: String,
+    #[serde(deserialize_with = "crate::manifest::at_most::<_, _, { crate::manifest::MAX_CHUNKS }>")]
+    pub chunks: Vec<ChunkRef>,
     pub digest: Digest,
     pub length: u64,
-    pub chunking: String,
-    pub chunks: Vec<ChunkRef>,
 }
 
 /// Receives each chunk as the [`Chunker`] cuts it.

@@ -7,6 +7,7 @@
 //! Values and their text forms:
 //! - [`version`]: exact version strings with a total, typed order (AUTO_VERSION aware).
 //! - [`timestamp`]: instants as rel writes them, `YYYY-MM-DDTHH:MM:SSZ`, real dates only.
+//! - [`untrusted`]: untrusted text (member names, registry messages) made safe for a terminal.
 //! - [`digest`]: `sha256:<hex>` content addresses.
 //! - [`term`]: Erlang term files (`file:consult/1` syntax), read and written.
 //! - [`etf`]: the external term format, decoded and encoded: BEAM chunks, distribution messages.
@@ -57,6 +58,7 @@ pub mod supervision;
 pub mod sysconfig;
 pub mod term;
 pub mod timestamp;
+pub mod untrusted;
 pub mod upgrade;
 pub mod upgrade_path;
 pub mod version;

@@ -62,21 +62,21 @@ impl std::str::FromStr for Kind {
     }
 }
 
-/// The platform an artifact needs.
+/// The platform an artifact needs. (Fields in byte order of their names: see [`Manifest`].)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Platform {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
     /// The ERTS version of the release's `.rel`.
     pub erts: Version,
     /// Whether `erts-<vsn>/` ships inside the artifact.
     pub erts_included: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libc: Option<String>,
     /// Present when the artifact carries native code (ERTS or NIFs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub libc: Option<String>,
 }
 
 /// An application and its version.
@@ -88,31 +88,78 @@ pub struct AppRef {
 }
 
 /// A manifest (SPEC.md §5).
+///
+/// Its fields, and those of every type inside it, are declared in byte order of their names,
+/// so `serde_json`'s compact output is the canonical JSON ([`canonical_bytes`]): a manifest
+/// is read and written without a `serde_json::Value` tree, which costs about 750 bytes a chunk.
+/// Lists are bounded while they are read, before anything is kept of an oversized one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    pub schema: String,
-    pub kind: Kind,
-    pub name: String,
-    pub version: Version,
-    /// For an upgrade: the exact versions it upgrades from. Empty for a release.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub from: Vec<Version>,
-    pub tar: ChunkedStream,
-    pub platform: Platform,
+    #[serde(deserialize_with = "at_most::<_, _, MAX_APPS>")]
     pub apps: Vec<AppRef>,
-    /// When it was made, `YYYY-MM-DDTHH:MM:SSZ`.
-    pub created: Timestamp,
     /// Who built it (tool and host), free text.
     pub builder: String,
+    /// When it was made, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub created: Timestamp,
+    /// For an upgrade: the exact versions it upgrades from. Empty for a release.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "at_most::<_, _, MAX_FROM>"
+    )]
+    pub from: Vec<Version>,
+    pub kind: Kind,
+    pub name: String,
+    pub platform: Platform,
+    pub schema: String,
+    pub tar: ChunkedStream,
+    pub version: Version,
+}
+
+/// The canonical JSON of a document whose fields are declared in byte order of their names
+/// (manifests, channel pointers, envelopes): `serde_json`'s compact output.
+pub fn canonical_bytes<T: Serialize + ?Sized>(document: &T) -> Vec<u8> {
+    serde_json::to_vec(document).expect("documents serialise")
+}
+
+/// Deserialises a list of at most `MAX` items, refusing a longer one as soon as its item
+/// `MAX + 1` is met (nothing more of it is kept).
+pub(crate) fn at_most<'de, D, T, const MAX: usize>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T, const MAX: usize>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>, const MAX: usize> serde::de::Visitor<'de> for Bounded<T, MAX> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {MAX} items")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(item) = seq.next_element()? {
+                if out.len() == MAX {
+                    return Err(serde::de::Error::custom(format!("a list of more than {MAX} items")));
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Bounded::<T, MAX>(std::marker::PhantomData))
 }
 
 /// Why a manifest was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManifestError {
-    #[error("manifest is {0} bytes; at most {MAX_MANIFEST_BYTES} are allowed")]
-    TooLarge(usize),
+    #[error("the {what} is {size} bytes; at most {max} are allowed")]
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        max: usize,
+    },
     #[error("manifest is not valid JSON for schema {SCHEMA}")]
     Json(#[source] serde_json::Error),
     #[error("manifest is invalid: {0}")]
@@ -188,7 +235,7 @@ impl Manifest {
 
     /// The canonical JSON bytes (sorted keys, no white space).
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        canonical_json(&serde_json::to_value(self).expect("a manifest always serialises"))
+        canonical_bytes(self)
     }
 
     /// Reads a manifest from a JSON value, checking bounds.
@@ -297,6 +344,41 @@ pub(crate) mod tests {
         let back = Manifest::from_value(serde_json::from_slice(&bytes).unwrap()).unwrap();
         assert_eq!(back, m);
         assert_eq!(back.canonical_bytes(), bytes);
+    }
+
+    /// Fields are declared in canonical order, so the compact output is the canonical JSON,
+    /// every optional field set or not.
+    #[test]
+    fn compact_output_is_canonical() {
+        let mut m = sample(Kind::Upgrade);
+        assert_eq!(canonical_bytes(&m), canonical_json(&serde_json::to_value(&m).unwrap()));
+        m.platform.os = Some("linux".into());
+        m.platform.arch = Some("x86_64".into());
+        m.platform.libc = Some("gnu".into());
+        m.from = vec!["0.9.0".parse().unwrap(), "0.9.1".parse().unwrap()];
+        assert_eq!(canonical_bytes(&m), canonical_json(&serde_json::to_value(&m).unwrap()));
+        let env = crate::signing::SignedManifest {
+            signatures: vec!["a:b".into()],
+            signed: m,
+        };
+        assert_eq!(
+            canonical_bytes(&env),
+            canonical_json(&serde_json::to_value(&env).unwrap())
+        );
+    }
+
+    /// Lists are refused past their bound as they are read.
+    #[test]
+    fn overlong_lists_are_refused_while_read() {
+        let mut v = serde_json::to_value(sample(Kind::Upgrade)).unwrap();
+        v["from"] = serde_json::json!(vec!["1.0.0"; MAX_FROM + 1]);
+        let e = serde_json::from_value::<Manifest>(v).unwrap_err().to_string();
+        assert!(e.contains("a list of more than 64 items"), "{e}");
+        let env = serde_json::json!({"signatures": vec!["k:x"; 17], "signed": sample(Kind::Release)});
+        let e = crate::signing::SignedManifest::parse_unverified(env.to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a list of more than 16 items"), "{e}");
     }
 
     #[test]

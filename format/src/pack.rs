@@ -27,6 +27,16 @@ const INDEX_ENTRY: usize = 32 + 8 + 4 + 4;
 pub const MAX_PACK: usize = 32 * 1024 * 1024;
 /// Largest zstd frame of one chunk: an incompressible chunk grows a little.
 pub const MAX_FRAME: usize = MAX_CHUNK + 4096;
+/// Most records one pack may hold (`rel push` sends 128; a batch answer holds at most 1,024).
+/// This bounds the work of checking a pack and the size of its index.
+pub const MAX_PACK_RECORDS: usize = 4096;
+/// A pack carries on average at least this many uncompressed bytes per record, not counting
+/// its [`SHORT_RECORDS_ALLOWED`] shortest: the chunker's minimum, which only the last chunk of
+/// a stream may be under. A pack of tiny chunks would cost the registry an index entry for
+/// almost no content.
+pub const MIN_AVERAGE_CHUNK: u64 = crate::chunk::MIN_CHUNK as u64;
+/// Records a pack may hold beyond what [`MIN_AVERAGE_CHUNK`] allows (last chunks of streams).
+pub const SHORT_RECORDS_ALLOWED: usize = 16;
 
 /// Why a pack or an index was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -46,6 +56,12 @@ pub enum PackError {
     FrameTooLarge { digest: Digest, size: u32 },
     #[error("the pack holds no chunks")]
     Empty,
+    #[error("the pack holds more than {MAX_PACK_RECORDS} records")]
+    TooManyRecords,
+    #[error(
+        "the pack holds {records} records for {bytes} bytes of chunks; a pack carries at least {MIN_AVERAGE_CHUNK} bytes a record on average (beyond {SHORT_RECORDS_ALLOWED} short ones)"
+    )]
+    TooSparse { records: usize, bytes: u64 },
     #[error("the pack index is {actual} bytes, but {count} entries need {expected}")]
     IndexLength { count: u32, expected: usize, actual: usize },
     #[error("the pack index is not sorted by digest, or repeats {0}")]
@@ -159,39 +175,108 @@ pub fn parse_pack(body: &[u8]) -> Result<Vec<Entry>, PackError> {
     if body.len() > MAX_PACK {
         return Err(PackError::TooLarge(body.len()));
     }
-    let rest = body.strip_prefix(PACK_MAGIC).ok_or(PackError::PackMagic)?;
-    let mut pos = PACK_MAGIC.len();
+    let mut scanner = PackScanner::default();
     let mut entries = Vec::new();
-    let mut rest = rest;
-    while !rest.is_empty() {
-        let Some((header, tail)) = rest.split_first_chunk::<RECORD_HEADER>() else {
-            return Err(PackError::Truncated(pos));
-        };
-        let digest = Digest::from_bytes(header[..32].try_into().expect("32 bytes"));
-        let length = u32::from_be_bytes(header[32..36].try_into().expect("4 bytes"));
-        let size = u32::from_be_bytes(header[36..40].try_into().expect("4 bytes"));
-        if length as usize > MAX_CHUNK {
-            return Err(PackError::ChunkTooLong { digest, length });
-        }
-        if size as usize > MAX_FRAME {
-            return Err(PackError::FrameTooLarge { digest, size });
-        }
-        if tail.len() < size as usize {
-            return Err(PackError::Truncated(pos));
-        }
-        entries.push(Entry {
-            digest,
-            offset: (pos + RECORD_HEADER) as u64,
-            size,
-            length,
-        });
-        pos += RECORD_HEADER + size as usize;
-        rest = &tail[size as usize..];
-    }
-    if entries.is_empty() {
-        return Err(PackError::Empty);
-    }
+    let used = scanner.scan(body, &mut entries)?;
+    scanner.finish(body.len() - used, &entries)?;
     Ok(entries)
+}
+
+/// Reads a pack's records as its bytes arrive, so a receiver can check each frame (and
+/// refuse the pack) before the rest has come. Sans-IO: the caller keeps the bytes.
+///
+/// Feed it the bytes not yet consumed, from where it last stopped; it consumes whole records
+/// only (and the magic), and says how many bytes that was.
+#[derive(Debug, Default, Clone)]
+pub struct PackScanner {
+    /// Bytes consumed so far, magic included.
+    pos: usize,
+}
+
+impl PackScanner {
+    /// Bytes consumed so far.
+    pub fn consumed(&self) -> usize {
+        self.pos
+    }
+
+    /// Consumes the whole records at the start of `rest` (the bytes from
+    /// [`consumed`](Self::consumed) on), appending their entries (offsets from the start of
+    /// the pack). Returns how many bytes of `rest` were consumed.
+    pub fn scan(&mut self, rest: &[u8], entries: &mut Vec<Entry>) -> Result<usize, PackError> {
+        let mut used = 0;
+        if self.pos == 0 {
+            let n = rest.len().min(PACK_MAGIC.len());
+            if rest[..n] != PACK_MAGIC[..n] {
+                return Err(PackError::PackMagic);
+            }
+            if n < PACK_MAGIC.len() {
+                return Ok(0);
+            }
+            used = PACK_MAGIC.len();
+            self.pos = used;
+        }
+        loop {
+            let Some(header) = rest[used..].first_chunk::<RECORD_HEADER>() else {
+                return Ok(used);
+            };
+            let digest = Digest::from_bytes(header[..32].try_into().expect("32 bytes"));
+            let length = u32::from_be_bytes(header[32..36].try_into().expect("4 bytes"));
+            let size = u32::from_be_bytes(header[36..40].try_into().expect("4 bytes"));
+            if length as usize > MAX_CHUNK {
+                return Err(PackError::ChunkTooLong { digest, length });
+            }
+            if size as usize > MAX_FRAME {
+                return Err(PackError::FrameTooLarge { digest, size });
+            }
+            if entries.len() >= MAX_PACK_RECORDS {
+                return Err(PackError::TooManyRecords);
+            }
+            let record = RECORD_HEADER + size as usize;
+            if rest.len() - used < record {
+                return Ok(used);
+            }
+            entries.push(Entry {
+                digest,
+                offset: (self.pos + RECORD_HEADER) as u64,
+                size,
+                length,
+            });
+            self.pos += record;
+            used += record;
+            if self.pos > MAX_PACK {
+                return Err(PackError::TooLarge(self.pos));
+            }
+        }
+    }
+
+    /// Checks the end of the pack: `left` bytes were not consumed (a record cut short).
+    pub fn finish(&self, left: usize, entries: &[Entry]) -> Result<(), PackError> {
+        if self.pos < PACK_MAGIC.len() {
+            return Err(PackError::PackMagic);
+        }
+        if left > 0 {
+            return Err(PackError::Truncated(self.pos));
+        }
+        if entries.is_empty() {
+            return Err(PackError::Empty);
+        }
+        Ok(())
+    }
+}
+
+/// Checks that a pack is not made of tiny chunks: every record beyond the
+/// [`SHORT_RECORDS_ALLOWED`] shortest carries [`MIN_AVERAGE_CHUNK`] bytes on average. The
+/// registry refuses uploads that are not (SPEC.md §4.1).
+pub fn check_density(entries: &[Entry]) -> Result<(), PackError> {
+    let bytes: u64 = entries.iter().map(|e| u64::from(e.length)).sum();
+    let counted = entries.len().saturating_sub(SHORT_RECORDS_ALLOWED) as u64;
+    if bytes < counted * MIN_AVERAGE_CHUNK {
+        return Err(PackError::TooSparse {
+            records: entries.len(),
+            bytes,
+        });
+    }
+    Ok(())
 }
 
 /// The name of a pack: the sha256 of its record headers in order (each record without its
@@ -373,6 +458,58 @@ mod tests {
         let mut big = pack_of(&[(b"one", b"f")]);
         big[8 + 36..8 + 40].copy_from_slice(&(MAX_FRAME as u32 + 1).to_be_bytes());
         assert!(matches!(parse_pack(&big), Err(PackError::FrameTooLarge { .. })));
+    }
+
+    #[test]
+    fn a_pack_fed_in_pieces_scans_as_a_whole() {
+        let body = pack_of(&[(b"one", b"frame-1"), (b"two", b"frame-two"), (b"three", b"3")]);
+        let whole = parse_pack(&body).unwrap();
+        for step in [1, 3, 41, 1000] {
+            let (mut scanner, mut entries, mut pending) = (PackScanner::default(), Vec::new(), Vec::new());
+            for piece in body.chunks(step) {
+                pending.extend_from_slice(piece);
+                let used = scanner.scan(&pending, &mut entries).unwrap();
+                pending.drain(..used);
+            }
+            scanner.finish(pending.len(), &entries).unwrap();
+            assert_eq!(entries, whole, "fed {step} bytes at a time");
+        }
+        // Not a pack: refused at its first wrong byte, before the rest has come.
+        let mut scanner = PackScanner::default();
+        assert_eq!(scanner.scan(b"RELX", &mut Vec::new()), Err(PackError::PackMagic));
+    }
+
+    #[test]
+    fn packs_of_too_many_or_too_small_records_are_refused() {
+        let mut w = PackWriter::new();
+        for i in 0..=MAX_PACK_RECORDS as u32 {
+            w.push(&chunk(&i.to_be_bytes()), b"f");
+        }
+        assert_eq!(parse_pack(&w.finish()), Err(PackError::TooManyRecords));
+        let tiny: Vec<Entry> = (0..SHORT_RECORDS_ALLOWED + 2)
+            .map(|i| Entry {
+                digest: Digest::of(&i.to_be_bytes()),
+                offset: 0,
+                size: 1,
+                length: 100,
+            })
+            .collect();
+        assert!(
+            check_density(&tiny[..SHORT_RECORDS_ALLOWED]).is_ok(),
+            "a few short chunks"
+        );
+        assert_eq!(
+            check_density(&tiny).unwrap_err().to_string(),
+            "the pack holds 18 records for 1800 bytes of chunks; a pack carries at least 4096 bytes a record on average (beyond 16 short ones)"
+        );
+        let full: Vec<Entry> = tiny
+            .iter()
+            .map(|e| Entry {
+                length: 16 * 1024,
+                ..*e
+            })
+            .collect();
+        assert!(check_density(&full).is_ok());
     }
 
     #[test]

@@ -21,9 +21,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::manifest::{Kind, MAX_MANIFEST_BYTES, Manifest, ManifestError, canonical_json};
+use crate::manifest::{Kind, MAX_MANIFEST_BYTES, Manifest, ManifestError, canonical_bytes};
 use crate::version::Version;
 
 /// Domain separation for manifest signatures.
@@ -64,8 +63,10 @@ pub enum SignatureError {
     Invalid { what: &'static str, key: String },
     #[error("the registry sent {actual}, but {expected} was asked for")]
     Mismatch { expected: String, actual: String },
-    #[error("manifest envelope is not valid JSON of the form {{\"signed\": ..., \"signatures\": [...]}}")]
-    Envelope(#[source] serde_json::Error),
+    #[error(
+        "the {what} is not JSON of the form {{\"signatures\": [...], \"signed\": {{...}}}} with the fields of its schema: {detail}"
+    )]
+    Envelope { what: &'static str, detail: String },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 }
@@ -278,6 +279,8 @@ pub trait Signable: Serialize + serde::de::DeserializeOwned + Clone {
     const CONTEXT: &'static [u8];
     /// What the document is, for error messages.
     const WHAT: &'static str;
+    /// Largest signed document accepted, in bytes.
+    const MAX_BYTES: usize;
     /// Checks bounds and cross-field rules after parsing.
     fn check(&self) -> Result<(), ManifestError>;
 }
@@ -285,18 +288,24 @@ pub trait Signable: Serialize + serde::de::DeserializeOwned + Clone {
 impl Signable for Manifest {
     const CONTEXT: &'static [u8] = MANIFEST_CONTEXT;
     const WHAT: &'static str = "manifest";
+    const MAX_BYTES: usize = MAX_MANIFEST_BYTES;
     fn check(&self) -> Result<(), ManifestError> {
         self.validate()
     }
 }
 
+/// Most signatures one envelope may carry (a few keys during a rotation).
+pub const MAX_SIGNATURES: usize = 16;
+
 /// A signed document and its signatures, as stored and served:
-/// `{"signed": <document>, "signatures": ["name:base64", ...]}`.
+/// `{"signatures": ["name:base64", ...], "signed": <document>}` (fields in byte order of their
+/// names, so `serde_json`'s compact output is canonical).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, bound(deserialize = "T: serde::de::DeserializeOwned"))]
 pub struct Envelope<T> {
-    pub signed: T,
+    #[serde(deserialize_with = "crate::manifest::at_most::<_, _, MAX_SIGNATURES>")]
     pub signatures: Vec<String>,
+    pub signed: T,
 }
 
 /// A signed manifest.
@@ -320,7 +329,7 @@ impl<T: Signable> Envelope<T> {
 
     /// Adds one more signature (a second key during a rotation, say).
     pub fn add_signature(&mut self, key: &SecretKey) {
-        let canonical = canonical_json(&serde_json::to_value(&self.signed).expect("documents serialise"));
+        let canonical = canonical_bytes(&self.signed);
         let sig = key.key.sign(&message::<T>(&canonical));
         self.signatures
             .push(format!("{}:{}", key.name, B64.encode(sig.to_bytes())));
@@ -328,20 +337,38 @@ impl<T: Signable> Envelope<T> {
 
     /// The envelope's bytes: canonical JSON, so the same document stores the same bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        canonical_json(&serde_json::to_value(self).expect("an envelope always serialises"))
+        canonical_bytes(self)
+    }
+
+    /// Reads an envelope of a bounded size into its typed form: no tree of JSON values is
+    /// built, unknown fields and overlong lists are refused as they are met, so reading a
+    /// hostile document costs about what a valid one of its size would.
+    fn read(bytes: &[u8]) -> Result<Self, SignatureError> {
+        if bytes.len() > T::MAX_BYTES {
+            return Err(ManifestError::TooLarge {
+                what: T::WHAT,
+                size: bytes.len(),
+                max: T::MAX_BYTES,
+            }
+            .into());
+        }
+        serde_json::from_slice(bytes).map_err(|e| SignatureError::Envelope {
+            what: T::WHAT,
+            detail: e.to_string(),
+        })
     }
 
     /// Reads an envelope and checks its signatures against `trusted`. Returns the envelope
     /// and the name of the trusted key that signed it.
+    ///
+    /// The signature is checked over the canonical JSON of the document as read (its fields in
+    /// their canonical order): a document is accepted only if what rel understood of it is
+    /// what was signed.
     pub fn verify_signature(bytes: &[u8], trusted: &TrustedKeys) -> Result<(Self, String), SignatureError> {
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(ManifestError::TooLarge(bytes.len()).into());
-        }
-        let raw: Envelope<Value> = serde_json::from_slice(bytes).map_err(SignatureError::Envelope)?;
-        // Verify over the bytes as signed, before interpreting the document.
-        let msg = message::<T>(&canonical_json(&raw.signed));
+        let env = Self::read(bytes)?;
+        let msg = message::<T>(&canonical_bytes(&env.signed));
         let mut signers = Vec::new();
-        for sig in &raw.signatures {
+        for sig in &env.signatures {
             let (name, sig_bytes) = decode_signature(sig)?;
             if let Some(key) = trusted.keys.get(&name) {
                 let sig = ed25519_dalek::Signature::from_bytes(&sig_bytes);
@@ -349,14 +376,8 @@ impl<T: Signable> Envelope<T> {
                     what: T::WHAT,
                     key: name.clone(),
                 })?;
-                let document = Self::parse_document(raw.signed)?;
-                return Ok((
-                    Envelope {
-                        signed: document,
-                        signatures: raw.signatures.clone(),
-                    },
-                    name,
-                ));
+                env.signed.check()?;
+                return Ok((env, name));
             }
             signers.push(name);
         }
@@ -378,31 +399,19 @@ impl<T: Signable> Envelope<T> {
     /// Reads an envelope without checking any signature; for a registry that was told to
     /// trust no particular key. Signatures must still be well-formed.
     pub fn parse_unverified(bytes: &[u8]) -> Result<Self, SignatureError> {
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(ManifestError::TooLarge(bytes.len()).into());
-        }
-        let raw: Envelope<Value> = serde_json::from_slice(bytes).map_err(SignatureError::Envelope)?;
-        if raw.signatures.is_empty() {
+        let env = Self::read(bytes)?;
+        if env.signatures.is_empty() {
             return Err(SignatureError::Untrusted {
                 what: T::WHAT,
                 signers: "nobody".into(),
                 trusted: "any".into(),
             });
         }
-        for sig in &raw.signatures {
+        for sig in &env.signatures {
             decode_signature(sig)?;
         }
-        Ok(Envelope {
-            signed: Self::parse_document(raw.signed)?,
-            signatures: raw.signatures,
-        })
-    }
-
-    fn parse_document(value: Value) -> Result<T, SignatureError> {
-        let document: T =
-            serde_json::from_value(value).map_err(|e| SignatureError::Manifest(ManifestError::Json(e)))?;
-        document.check()?;
-        Ok(document)
+        env.signed.check()?;
+        Ok(env)
     }
 }
 
@@ -638,6 +647,6 @@ mod tests {
         assert_eq!(reparsed.to_bytes(), bytes);
         let huge = vec![b' '; MAX_MANIFEST_BYTES + 1];
         let err = SignedManifest::verify_signature(&huge, &TrustedKeys::new([k.public()])).unwrap_err();
-        assert!(matches!(err, SignatureError::Manifest(ManifestError::TooLarge(_))));
+        assert!(matches!(err, SignatureError::Manifest(ManifestError::TooLarge { .. })));
     }
 }

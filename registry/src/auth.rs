@@ -1,8 +1,9 @@
 //! Bearer tokens with scopes per release-name glob.
 //!
 //! Tokens are kept hashed (sha256) in a TOML file, each with a name, scopes, release-name
-//! globs and an expiry; there are no eternal tokens. The file is re-read when it changes, so
-//! revoking a token is deleting its entry. With no token file the registry is in
+//! globs and an expiry; there are no eternal tokens. The file is re-read when its contents
+//! change, so revoking a token is deleting its entry; a file that is deleted or broken makes
+//! no token valid (it fails closed). With no token file the registry is in
 //! development mode: everything is allowed, which `serve` only permits on a loopback
 //! address unless told `--insecure`.
 //!
@@ -18,8 +19,8 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
 
 use rel_format::Timestamp;
 use serde::Deserialize;
@@ -181,11 +182,57 @@ impl Principal {
     }
 }
 
-/// The token file, re-read when it changes on disk.
+/// The token file, re-read when its contents change; failing closed.
+///
+/// Each request looks at the file's metadata (size, times, inode: one `stat`) and re-reads it
+/// when that changed, and at least once a second in any case; the contents decide, so a
+/// replacement with the same mtime is seen too. A file that is missing, unreadable or does
+/// not parse makes **no token valid** (and anonymous pulls are refused) until it is fixed:
+/// a broken edit must not keep a revoked token alive. Each change of state is logged, a
+/// broken file as an error.
 #[derive(Debug)]
 pub struct Tokens {
     path: Option<PathBuf>,
-    state: Mutex<(Option<SystemTime>, TokenFile)>,
+    state: Mutex<TokenState>,
+}
+
+/// How often the file's contents are read even when its metadata did not change.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Debug)]
+struct TokenState {
+    stamp: Option<FileStamp>,
+    read_at: Instant,
+    contents: Option<rel_format::Digest>,
+    /// The tokens, or why none is valid.
+    file: Result<Arc<TokenFile>, String>,
+}
+
+/// What changes when a file is written or replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    changed: (i64, i64),
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt as _;
+        Some(FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            changed: (meta.ctime(), meta.ctime_nsec()),
+            #[cfg(unix)]
+            inode: (meta.dev(), meta.ino()),
+        })
+    }
 }
 
 impl Tokens {
@@ -193,20 +240,31 @@ impl Tokens {
     pub fn open() -> Self {
         Self {
             path: None,
-            state: Mutex::new((None, TokenFile::default())),
+            state: Mutex::new(TokenState {
+                stamp: None,
+                read_at: Instant::now(),
+                contents: None,
+                file: Ok(Arc::default()),
+            }),
         }
     }
 
+    /// Reads the token file; at start-up a missing or broken one is an error.
     pub fn from_file(path: &Path) -> Result<Self, TokenFileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TokenFileError {
+        let stamp = FileStamp::of(path);
+        let text = std::fs::read(path).map_err(|e| TokenFileError {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        let file = TokenFile::parse(path, &text)?;
-        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let file = TokenFile::parse(path, &String::from_utf8_lossy(&text))?;
         Ok(Self {
             path: Some(path.to_owned()),
-            state: Mutex::new((mtime, file)),
+            state: Mutex::new(TokenState {
+                stamp,
+                read_at: Instant::now(),
+                contents: Some(rel_format::Digest::of(&text)),
+                file: Ok(Arc::new(file)),
+            }),
         })
     }
 
@@ -214,25 +272,45 @@ impl Tokens {
         self.path.is_none()
     }
 
-    fn current(&self) -> TokenFile {
+    /// The tokens now, or why none is valid.
+    fn current(&self) -> Result<Arc<TokenFile>, String> {
         let mut state = self.state.lock().expect("not poisoned");
-        if let Some(path) = &self.path {
-            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-            if mtime != state.0 {
-                match std::fs::read_to_string(path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|t| TokenFile::parse(path, &t).map_err(|e| e.to_string()))
-                {
-                    Ok(file) => {
-                        tracing::info!(path = %path.display(), tokens = file.tokens.len(), "token file reloaded");
-                        *state = (mtime, file);
-                    }
-                    // A broken edit keeps the previous tokens working, loudly.
-                    Err(e) => tracing::error!(path = %path.display(), error = %e, "token file not reloaded"),
-                }
-            }
+        let Some(path) = &self.path else {
+            return state.file.clone();
+        };
+        let stamp = FileStamp::of(path);
+        if stamp == state.stamp && state.read_at.elapsed() < RECHECK {
+            return state.file.clone();
         }
-        state.1.clone()
+        state.stamp = stamp;
+        state.read_at = Instant::now();
+        let (contents, file) = match std::fs::read(path) {
+            Ok(text) => {
+                let digest = rel_format::Digest::of(&text);
+                if state.contents == Some(digest) {
+                    return state.file.clone();
+                }
+                let parsed = std::str::from_utf8(&text)
+                    .map_err(|e| format!("token file `{}`: not UTF-8: {e}", path.display()))
+                    .and_then(|t| TokenFile::parse(path, t).map_err(|e| e.to_string()));
+                (Some(digest), parsed.map(Arc::new))
+            }
+            Err(e) => (None, Err(format!("cannot read token file `{}`: {e}", path.display()))),
+        };
+        if state.contents == contents && state.file.as_ref().err() == file.as_ref().err() {
+            return state.file.clone();
+        }
+        match &file {
+            Ok(f) => tracing::info!(path = %path.display(), tokens = f.tokens.len(), "token file reloaded"),
+            Err(e) => tracing::error!(
+                path = %path.display(),
+                error = %e,
+                "TOKEN FILE UNUSABLE: no token is accepted and anonymous pulls are refused until it is fixed"
+            ),
+        }
+        state.contents = contents;
+        state.file = file;
+        state.file.clone()
     }
 
     /// The principal for an `Authorization` header value, at time `now`.
@@ -243,17 +321,25 @@ impl Tokens {
         let file = self.current();
         let Some(header) = authorization else {
             return Ok(Principal::Anonymous {
-                pull_allowed: file.anonymous_pull,
+                pull_allowed: file.is_ok_and(|f| f.anonymous_pull),
             });
         };
+        let file = file.map_err(|_| {
+            ApiError::Unauthorized("the registry's token file is unusable, so no token is accepted; see its log".into())
+        })?;
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let token = header
-            .strip_prefix("Bearer ")
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
-        let hash = rel_format::Digest::of(token.trim().as_bytes()).hex();
+        let hash = rel_format::Digest::of(token.as_bytes()).hex();
         let entry = file
             .tokens
-            .into_iter()
+            .iter()
             .find(|t| t.sha256 == hash)
+            .cloned()
             .ok_or_else(|| ApiError::Unauthorized("unknown or revoked token".into()))?;
         if now >= entry.expires {
             return Err(ApiError::Unauthorized(format!(

@@ -2,11 +2,16 @@
 //!
 //! The registry keeps no state of its own, so every replica builds this view from the
 //! bucket: a listing of `manifests/<name>/` and `yanked/<name>/`, plus a summary of each
-//! manifest. Manifests are write-once, so a summary read once is good forever; only the
-//! listings are refreshed, at most every `ttl` (and at once after this replica's own
+//! manifest. Manifests are write-once, so a summary read once is good until it is evicted;
+//! only the listings are refreshed, at most every `ttl` (and at once after this replica's own
 //! writes). A replica therefore sees another replica's push within `ttl`.
+//!
+//! Both caches are bounded (`quick_cache`, S3-FIFO eviction): [`MAX_NAMES`] views and
+//! [`MAX_SUMMARIES`] summaries, whatever names clients ask about. No lock is held while the
+//! store is read: a view is loaded once however many requests want it at the same time
+//! (single-flight per name, each name on its own), and other names are served meanwhile.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +19,9 @@ use rel_format::Version;
 use rel_format::manifest::{Kind, Manifest};
 use rel_format::signing::SignedManifest;
 use rel_format::upgrade_path::{ArtifactSummary, UpgradeGraph};
-use tokio::sync::Mutex;
+use std::sync::Mutex;
+
+use tokio::sync::OnceCell;
 
 use crate::keys;
 use crate::store::{Store, StoreError};
@@ -64,13 +71,30 @@ impl NameView {
     }
 }
 
-#[derive(Debug)]
+/// Most release names whose view a replica keeps.
+pub const MAX_NAMES: usize = 4096;
+/// Most manifest summaries a replica keeps.
+pub const MAX_SUMMARIES: usize = 100_000;
+
+/// A view being loaded, or loaded: every request for the name shares it.
+type Slot = Arc<OnceCell<Arc<NameView>>>;
+
 pub struct Catalog {
     store: Store,
     ttl: Duration,
-    views: Mutex<HashMap<String, Arc<NameView>>>,
+    /// Held only to find or replace a slot, never across the store's I/O.
+    views: Mutex<quick_cache::unsync::Cache<String, Slot>>,
     /// By key and e-tag: manifests are write-once, except a yanked upgrade replaced.
-    summaries: std::sync::Mutex<HashMap<ObjectId, Arc<Summary>>>,
+    summaries: quick_cache::sync::Cache<ObjectId, Arc<Summary>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("store", &self.store.url)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A stored object's key and e-tag.
@@ -81,35 +105,38 @@ impl Catalog {
         Self {
             store,
             ttl,
-            views: Mutex::default(),
-            summaries: std::sync::Mutex::default(),
+            views: Mutex::new(quick_cache::unsync::Cache::new(MAX_NAMES)),
+            summaries: quick_cache::sync::Cache::new(MAX_SUMMARIES),
         }
     }
 
     /// Forgets the view of `name`, after a write by this replica.
     pub async fn invalidate(&self, name: &str) {
-        self.views.lock().await.remove(name);
+        self.views.lock().expect("not poisoned").remove(name);
     }
 
     /// Remembers a manifest this replica just stored.
     pub fn remember(&self, summary: Summary, e_tag: Option<String>) {
-        self.summaries
-            .lock()
-            .expect("not poisoned")
-            .insert((summary.key.clone(), e_tag), Arc::new(summary));
+        self.summaries.insert((summary.key.clone(), e_tag), Arc::new(summary));
     }
 
     /// The current view of `name` (empty when nothing is stored under it).
     pub async fn view(&self, name: &str) -> Result<Arc<NameView>, StoreError> {
-        let mut views = self.views.lock().await;
-        if let Some(v) = views.get(name)
-            && v.loaded.elapsed() < self.ttl
-        {
-            return Ok(v.clone());
-        }
-        let view = Arc::new(self.load(name).await?);
-        views.insert(name.to_owned(), view.clone());
-        Ok(view)
+        let slot: Slot = {
+            let mut views = self.views.lock().expect("not poisoned");
+            match views.get(name) {
+                // Loading, or loaded and fresh: share it.
+                Some(slot) if slot.get().is_none_or(|v| v.loaded.elapsed() < self.ttl) => slot.clone(),
+                _ => {
+                    let slot = Slot::default();
+                    views.insert(name.to_owned(), slot.clone());
+                    slot
+                }
+            }
+        };
+        slot.get_or_try_init(|| async { Ok(Arc::new(self.load(name).await?)) })
+            .await
+            .cloned()
     }
 
     async fn load(&self, name: &str) -> Result<NameView, StoreError> {
@@ -131,7 +158,7 @@ impl Catalog {
                 continue;
             }
             let cache_key = (key.clone(), obj.e_tag.clone());
-            let cached = self.summaries.lock().expect("not poisoned").get(&cache_key).cloned();
+            let cached = self.summaries.get(&cache_key);
             let summary = match cached {
                 Some(s) => s,
                 None => {
@@ -139,10 +166,7 @@ impl Catalog {
                     match SignedManifest::parse_unverified(&bytes) {
                         Ok(env) => {
                             let s = Arc::new(Summary::of(key.clone(), &env.signed));
-                            self.summaries
-                                .lock()
-                                .expect("not poisoned")
-                                .insert(cache_key, s.clone());
+                            self.summaries.insert(cache_key, s.clone());
                             s
                         }
                         Err(e) => {

@@ -14,6 +14,13 @@
 //! catalog_ttl_ms = 2000
 //! gc_grace_seconds = 86400
 //!
+//! [limits]                              # what one client may hold (SPEC.md §7.6)
+//! header_timeout_ms = 10000             # a request head within this, also between requests
+//! body_timeout_ms = 10000               # no body byte for this long: 408
+//! body_min_bytes_per_second = 16384     # a body slower than this on average (after the above): 408
+//! max_connections = 512                 # more are answered 503 and closed
+//! max_expensive_requests = 8            # packs, manifests, batches, missing queries at once; 503 beyond
+//!
 //! [s3]                                  # overrides for the AWS_* environment
 //! endpoint = "http://127.0.0.1:9000"
 //! region = "us-east-1"
@@ -42,6 +49,78 @@ pub const DEFAULT_CATALOG_TTL: Duration = Duration::from_secs(2);
 /// How long a chunk stays marked before garbage collection may sweep it.
 pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(24 * 3600);
 
+/// What one client may hold of the registry: time, connections, memory (SPEC.md §7.6).
+///
+/// Bodies are read only after the caller is authorised from its headers, with their size
+/// limit enforced as they arrive; at most `max_expensive` requests that read a large body or
+/// build a large answer run at once, so the memory in bodies is at most
+/// `max_expensive` × 32 MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A connection must deliver a whole request head within this long of opening or of the
+    /// end of its previous response (so this is also the keep-alive idle timeout).
+    pub header_timeout: Duration,
+    /// A request body that sends nothing for this long is refused (408).
+    pub body_timeout: Duration,
+    /// After `body_timeout`, a body must have averaged at least this many bytes a second.
+    pub body_min_rate: u64,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Pack uploads, manifest uploads, chunk batches and missing queries served at once;
+    /// one more is answered 503 with `Retry-After`.
+    pub max_expensive: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            body_min_rate: 16 * 1024,
+            max_connections: 512,
+            max_expensive: 8,
+        }
+    }
+}
+
+/// The `[limits]` table; every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub header_timeout_ms: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
+    pub body_min_bytes_per_second: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_expensive_requests: Option<usize>,
+}
+
+impl LimitsConfig {
+    fn resolve(&self) -> Result<Limits, ConfigError> {
+        let d = Limits::default();
+        let limits = Limits {
+            header_timeout: self.header_timeout_ms.map_or(d.header_timeout, Duration::from_millis),
+            body_timeout: self.body_timeout_ms.map_or(d.body_timeout, Duration::from_millis),
+            body_min_rate: self.body_min_bytes_per_second.unwrap_or(d.body_min_rate),
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_expensive: self.max_expensive_requests.unwrap_or(d.max_expensive),
+        };
+        let zero = |what: &str| ConfigError::Limit(format!("`{what}` must be more than 0"));
+        if limits.header_timeout.is_zero() {
+            return Err(zero("header_timeout_ms"));
+        }
+        if limits.body_timeout.is_zero() {
+            return Err(zero("body_timeout_ms"));
+        }
+        if limits.max_connections == 0 {
+            return Err(zero("max_connections"));
+        }
+        if limits.max_expensive == 0 {
+            return Err(zero("max_expensive_requests"));
+        }
+        Ok(limits)
+    }
+}
+
 /// What `rel serve` was given on its command line or in `REL_*` variables.
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
@@ -67,6 +146,8 @@ pub struct Config {
     pub accept_unsafe_store: Option<bool>,
     pub catalog_ttl_ms: Option<u64>,
     pub gc_grace_seconds: Option<u64>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// S3 settings by `object_store`'s `AmazonS3ConfigKey` names (`endpoint`, `region`,
     /// `allow_http`, `access_key_id`, `secret_access_key`, ...).
     #[serde(default)]
@@ -91,6 +172,8 @@ pub enum ConfigError {
         "the store `{url}` failed the write-once self-test: {problem}. Versions could be overwritten and channels rolled back. Use a store that honours If-None-Match/If-Match, or pass --accept-unsafe-store"
     )]
     UnsafeStore { url: String, problem: String },
+    #[error("[limits]: {0}")]
+    Limit(String),
     #[error("cannot read config file `{path}`: {message}")]
     File { path: PathBuf, message: String },
     #[error("store URL `{url}`: {message}")]
@@ -114,6 +197,7 @@ pub struct Settings {
     pub accept_unsafe_store: bool,
     pub catalog_ttl: Duration,
     pub gc_grace: Duration,
+    pub limits: Limits,
 }
 
 impl Settings {
@@ -148,6 +232,7 @@ impl Settings {
             Some(path) => Tokens::from_file(&path)?,
             None => Tokens::open(),
         };
+        let limits = file.limits.resolve()?;
         let insecure = flags.insecure || file.insecure.unwrap_or(false);
         if tokens.is_open() && !listen.ip().is_loopback() && !insecure {
             return Err(ConfigError::OpenOnNetwork(listen));
@@ -165,6 +250,7 @@ impl Settings {
             accept_unsafe_store: flags.accept_unsafe_store || file.accept_unsafe_store.unwrap_or(false),
             catalog_ttl: file.catalog_ttl_ms.map_or(DEFAULT_CATALOG_TTL, Duration::from_millis),
             gc_grace: file.gc_grace_seconds.map_or(DEFAULT_GC_GRACE, Duration::from_secs),
+            limits,
         })
     }
 
@@ -194,6 +280,7 @@ impl Settings {
             publishers: self.publishers,
             catalog_ttl: self.catalog_ttl,
             gc_grace: self.gc_grace,
+            limits: self.limits,
         };
         Ok((store, options))
     }

@@ -33,6 +33,13 @@ pub enum ApiError {
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
+    UriTooLong(String),
+    #[error("{0}")]
+    Timeout(String),
+    /// Too many expensive requests at once: 503 with `Retry-After`.
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
     Internal(String),
     #[error("storage failed")]
     Storage(#[from] StoreError),
@@ -51,6 +58,9 @@ impl ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "too_large"),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Storage(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Storage(StoreError::AlreadyExists(_) | StoreError::Conflict(_)) => {
@@ -89,7 +99,7 @@ impl From<rel_format::upgrade_path::PathError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
-        let message = if status.is_server_error() {
+        let message = if status.is_server_error() && !matches!(self, ApiError::Busy(_)) {
             // The details stay in the log; clients learn that storage failed.
             let chain = std::error::Error::source(&self).map(|s| {
                 let mut text = s.to_string();
@@ -108,11 +118,12 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
+        let busy = matches!(self, ApiError::Busy(_));
         let missing = match self {
             ApiError::MissingChunks(m) => m,
             _ => Vec::new(),
         };
-        (
+        let mut response = (
             status,
             Json(ErrorBody {
                 code: code.to_owned(),
@@ -120,6 +131,13 @@ impl IntoResponse for ApiError {
                 missing,
             }),
         )
-            .into_response()
+            .into_response();
+        if busy {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }

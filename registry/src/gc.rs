@@ -118,6 +118,8 @@ pub async fn collect(state: &AppState, req: GcRequest) -> Result<GcReport, ApiEr
         chunks_in_grace: 0,
         packs_deleted: 0,
         packs_rewritten: 0,
+        debris_deleted: 0,
+        debris_bytes: 0,
         dry_run: req.dry_run,
     };
 
@@ -160,6 +162,7 @@ pub async fn collect(state: &AppState, req: GcRequest) -> Result<GcReport, ApiEr
         }
     }
     sweep_unindexed(state, now.saturating_sub(grace.as_secs()), req.dry_run, &mut report).await?;
+    sweep_debris(state, grace, req.dry_run, &mut report).await?;
     state.packs.refresh(Instant::now()).await?;
     // A chunk is gone when no pack holds it any more (a copy stored after the mark stays).
     report.chunks_deleted = doomed_digests
@@ -228,6 +231,31 @@ async fn rewrite(state: &AppState, pack: &Pack, live: &[&Entry]) -> Result<(), A
         size: body.len() as u64,
         entries: entries.into(),
     });
+    Ok(())
+}
+
+/// Deletes what interrupted writes left, once older than the grace period: the store's
+/// staging files (a local folder's `KEY#N`) and start-up probes of a registry killed during
+/// its self-test.
+async fn sweep_debris(state: &AppState, grace: Duration, dry_run: bool, report: &mut GcReport) -> Result<(), ApiError> {
+    let before = (state.now)().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
+    for (path, size) in state.store.staging_debris(before).await? {
+        report.debris_deleted += 1;
+        report.debris_bytes += size;
+        if !dry_run {
+            tracing::info!(path = %path.display(), "staging leftover deleted");
+            state.store.delete_debris(path).await?;
+        }
+    }
+    for probe in state.store.list(keys::SELFTEST).await? {
+        if probe.last_modified < before {
+            report.debris_deleted += 1;
+            report.debris_bytes += probe.size;
+            if !dry_run {
+                state.store.delete(&probe.key).await?;
+            }
+        }
+    }
     Ok(())
 }
 

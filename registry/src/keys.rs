@@ -12,6 +12,7 @@
 //! yanked-upgrades/<name>/<version>/upgrade-<fromkey>.json   marker of a yanked upgrade
 //! replaced/<name>/<version>/upgrade-<fromkey>.json.<unix>   a yanked upgrade, once replaced
 //! gc/marked.json                                        chunks marked by garbage collection
+//! registry.json                                         the registry's identity, written once
 //! selftest/<nonce>                                      the start-up probe of write-once
 //! ```
 
@@ -25,6 +26,8 @@ pub const PACKS: &str = "packs";
 pub const MANIFESTS: &str = "manifests";
 /// The garbage collector's mark.
 pub const GC_MARK: &str = "gc/marked.json";
+/// The registry's identity (`{"id": "<32 hex>"}`), created once, shared by replicas.
+pub const IDENTITY: &str = "registry.json";
 
 /// Key of the pack named `id` (`rel_format::pack::pack_id`).
 pub fn pack(id: &Digest) -> Path {
@@ -144,6 +147,9 @@ pub fn replaced(manifest: &Path, unix_seconds: i64) -> Path {
         manifest.as_ref().trim_start_matches("manifests/")
     ))
 }
+
+/// Where the start-up self-test writes its probes.
+pub const SELFTEST: &str = "selftest";
 
 /// The probe object of the start-up self-test.
 pub fn selftest(nonce: &str) -> Path {

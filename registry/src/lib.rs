@@ -16,6 +16,7 @@ pub mod keys;
 pub mod metrics;
 pub mod packs;
 mod routes;
+mod server;
 pub mod store;
 
 use std::future::Future;
@@ -26,7 +27,7 @@ use axum::Router;
 use rel_format::TrustedKeys;
 use tokio::net::TcpListener;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Limits};
 pub use error::ApiError;
 pub use store::{Store, StoreError};
 
@@ -48,6 +49,12 @@ pub struct Inner {
     /// Chunks are swept no sooner than this after garbage collection marked them.
     pub gc_grace: Duration,
     pub(crate) gc: gc::GcState,
+    /// What one client may hold: timeouts, connections, requests at once.
+    pub limits: Limits,
+    /// Permits for expensive requests (SPEC.md §7.6).
+    pub(crate) expensive: Arc<tokio::sync::Semaphore>,
+    /// The registry's identity, read from (or first written to) the store.
+    identity: tokio::sync::OnceCell<String>,
     /// The clock, replaceable in tests.
     pub now: fn() -> SystemTime,
 }
@@ -66,6 +73,7 @@ pub struct Options {
     pub publishers: TrustedKeys,
     pub catalog_ttl: Duration,
     pub gc_grace: Duration,
+    pub limits: Limits,
 }
 
 impl Default for Options {
@@ -75,6 +83,7 @@ impl Default for Options {
             publishers: TrustedKeys::default(),
             catalog_ttl: config::DEFAULT_CATALOG_TTL,
             gc_grace: config::DEFAULT_GC_GRACE,
+            limits: Limits::default(),
         }
     }
 }
@@ -90,8 +99,53 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             gc_grace: options.gc_grace,
             gc: gc::GcState::default(),
+            expensive: Arc::new(tokio::sync::Semaphore::new(options.limits.max_expensive)),
+            identity: tokio::sync::OnceCell::new(),
+            limits: options.limits,
             now: SystemTime::now,
         }))
+    }
+
+    /// The registry's identity (SPEC.md §6.2): 32 hex digits stored at `registry.json`, made
+    /// at random by the first replica to serve the store; every replica reads the same.
+    pub async fn identity(&self) -> Result<String, StoreError> {
+        self.identity
+            .get_or_try_init(|| async {
+                let key = object_store::path::Path::from(keys::IDENTITY);
+                let read = |bytes: &[u8]| {
+                    serde_json::from_slice::<rel_format::api::RegistryInfo>(bytes)
+                        .ok()
+                        .filter(|i| rel_format::channel::is_valid_registry_id(&i.id))
+                        .map(|i| i.id)
+                };
+                match self.store.get(&key).await {
+                    Ok(obj) => {
+                        return read(&obj.bytes)
+                            .ok_or_else(|| StoreError::Corrupt(format!("`{key}` is not {{\"id\": \"<32 hex>\"}}")));
+                    }
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                let mut random = [0u8; 16];
+                getrandom::getrandom(&mut random)
+                    .map_err(|e| StoreError::Corrupt(format!("no randomness for an identity: {e}")))?;
+                let info = rel_format::api::RegistryInfo {
+                    id: hex::encode(random),
+                };
+                let bytes = bytes::Bytes::from(serde_json::to_vec(&info).expect("serialises"));
+                match self.store.put_create(&key, bytes).await {
+                    Ok(()) => Ok(info.id),
+                    // Another replica made it first: theirs is the identity.
+                    Err(StoreError::AlreadyExists(_)) => {
+                        let obj = self.store.get(&key).await?;
+                        read(&obj.bytes)
+                            .ok_or_else(|| StoreError::Corrupt(format!("`{key}` is not {{\"id\": \"<32 hex>\"}}")))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .cloned()
     }
 
     /// The current time, to the second.
@@ -109,11 +163,13 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes, then finishes in-flight
-/// requests.
+/// requests. Connections are held to `state.limits` (SPEC.md §7.6): a request head within the
+/// header timeout (also between requests), bodies that keep coming, and at most
+/// `max_connections` at once.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    server::run(listener, state, shutdown).await
 }

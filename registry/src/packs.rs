@@ -38,57 +38,111 @@ pub struct Location {
     pub entry: Entry,
 }
 
+/// Every indexed pack, and which one holds each chunk.
+///
+/// Compact on purpose: a chunk costs its pack's entry (48 bytes, kept for garbage collection
+/// and to find the frame) and one slot in a map from its digest to the pack's number (36
+/// bytes and the map's slack), about 130 bytes in all, instead of a copy of its location per
+/// chunk (263 bytes). Packs are bounded (SPEC.md §4.1: 4,096 records, 4 KiB of chunk a
+/// record on average), so the index grows with content stored, not with what an uploader
+/// chooses.
 #[derive(Debug, Default)]
 struct Index {
-    packs: HashMap<Arc<Path>, Pack>,
-    /// The newest pack holding each chunk.
-    chunks: HashMap<Digest, Location>,
+    /// By slot; a removed pack leaves a hole that the next one fills.
+    slots: Vec<Option<Pack>>,
+    free: Vec<u32>,
+    by_key: HashMap<Arc<Path>, u32>,
+    /// The slot of the newest pack holding each chunk.
+    chunks: HashMap<Digest, u32>,
 }
 
 impl Index {
-    /// Points `e`'s chunk at `pack` unless a newer pack already holds it.
-    fn offer(&mut self, pack: &Pack, e: &Entry) {
+    fn pack(&self, slot: u32) -> &Pack {
+        self.slots[slot as usize].as_ref().expect("chunks point at live slots")
+    }
+
+    fn location(&self, digest: &Digest) -> Option<Location> {
+        let slot = *self.chunks.get(digest)?;
+        let pack = self.pack(slot);
+        let at = pack.entries.binary_search_by(|e| e.digest.cmp(digest)).ok()?;
+        Some(Location {
+            pack: pack.key.clone(),
+            last_modified: pack.last_modified,
+            entry: pack.entries[at],
+        })
+    }
+
+    /// Points `digest` at the pack in `slot` unless a newer pack already holds it.
+    fn offer(&mut self, slot: u32, digest: Digest) {
+        let modified = self.pack(slot).last_modified;
         let newer = self
             .chunks
-            .get(&e.digest)
-            .is_none_or(|l| l.last_modified <= pack.last_modified);
+            .get(&digest)
+            .is_none_or(|s| self.pack(*s).last_modified <= modified);
         if newer {
-            self.chunks.insert(
-                e.digest,
-                Location {
-                    pack: pack.key.clone(),
-                    last_modified: pack.last_modified,
-                    entry: *e,
-                },
-            );
+            self.chunks.insert(digest, slot);
         }
     }
 
     fn add(&mut self, pack: Pack) {
-        for e in pack.entries.iter() {
-            self.offer(&pack, e);
+        if let Some(old) = self.by_key.get(&pack.key).copied() {
+            // The same pack again (rewritten, its time refreshed): replace it in place.
+            let digests: Vec<Digest> = pack.entries.iter().map(|e| e.digest).collect();
+            self.slots[old as usize] = Some(pack);
+            for d in digests {
+                self.offer(old, d);
+            }
+            return;
         }
-        self.packs.insert(pack.key.clone(), pack);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 packs")
+            }
+        };
+        let digests: Vec<Digest> = pack.entries.iter().map(|e| e.digest).collect();
+        self.by_key.insert(pack.key.clone(), slot);
+        self.slots[slot as usize] = Some(pack);
+        for d in digests {
+            self.offer(slot, d);
+        }
     }
 
     fn remove(&mut self, gone: &HashSet<Arc<Path>>) {
+        let gone_slots: HashSet<u32> = gone.iter().filter_map(|k| self.by_key.get(k).copied()).collect();
+        if gone_slots.is_empty() {
+            return;
+        }
         let mut orphaned = HashSet::new();
-        self.chunks.retain(|d, l| {
-            let keep = !gone.contains(&l.pack);
+        self.chunks.retain(|d, slot| {
+            let keep = !gone_slots.contains(slot);
             if !keep {
                 orphaned.insert(*d);
             }
             keep
         });
-        self.packs.retain(|k, _| !gone.contains(k));
+        for slot in &gone_slots {
+            if let Some(pack) = self.slots[*slot as usize].take() {
+                self.by_key.remove(&pack.key);
+            }
+            self.free.push(*slot);
+        }
         if orphaned.is_empty() {
             return;
         }
         // Chunks that are also in another pack point there now.
-        let others: Vec<Pack> = self.packs.values().cloned().collect();
-        for pack in &others {
-            for e in pack.entries.iter().filter(|e| orphaned.contains(&e.digest)) {
-                self.offer(pack, e);
+        let live: Vec<u32> = self.by_key.values().copied().collect();
+        for slot in live {
+            let held: Vec<Digest> = self
+                .pack(slot)
+                .entries
+                .iter()
+                .map(|e| e.digest)
+                .filter(|d| orphaned.contains(d))
+                .collect();
+            for d in held {
+                self.offer(slot, d);
             }
         }
     }
@@ -113,12 +167,24 @@ impl Packs {
     }
 
     pub fn locate(&self, digest: &Digest) -> Option<Location> {
-        self.index.read().expect("index lock").chunks.get(digest).cloned()
+        self.index.read().expect("index lock").location(digest)
     }
 
     /// Every indexed pack.
     pub fn all(&self) -> Vec<Pack> {
-        self.index.read().expect("index lock").packs.values().cloned().collect()
+        self.index
+            .read()
+            .expect("index lock")
+            .slots
+            .iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Chunks indexed.
+    pub fn chunk_count(&self) -> usize {
+        self.index.read().expect("index lock").chunks.len()
     }
 
     /// Records a pack this replica just stored.
@@ -147,12 +213,13 @@ impl Packs {
         let (known, stale): (HashSet<Arc<Path>>, Vec<Pack>) = {
             let index = self.index.read().expect("index lock");
             let stale = index
-                .packs
-                .values()
+                .slots
+                .iter()
+                .flatten()
                 .filter(|p| packs.get(&*p.key).is_some_and(|o| o.last_modified != p.last_modified))
                 .cloned()
                 .collect();
-            (index.packs.keys().cloned().collect(), stale)
+            (index.by_key.keys().cloned().collect(), stale)
         };
         // Packs whose index (or body) vanished are dropped; new indexed packs are read.
         let gone: HashSet<Arc<Path>> = known

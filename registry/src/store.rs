@@ -47,6 +47,8 @@ pub enum StoreError {
     },
     #[error("`{key}` gave {actual} bytes where {expected} were asked for")]
     ShortRead { key: String, expected: u64, actual: u64 },
+    #[error("the store holds something unreadable: {0}")]
+    Corrupt(String),
     #[error("cannot lock `{path}` for compare-and-swap")]
     Lock {
         path: PathBuf,
@@ -157,25 +159,22 @@ impl Store {
         }
     }
 
-    /// Writes `bytes` only if `key` does not exist yet.
-    pub async fn put_create(&self, key: &Path, bytes: Bytes) -> Result<(), StoreError> {
+    /// Writes `bytes` (one buffer, or several in order) only if `key` does not exist yet.
+    pub async fn put_create(&self, key: &Path, bytes: impl Into<PutPayload>) -> Result<(), StoreError> {
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
         self.inner
-            .put_opts(key, PutPayload::from_bytes(bytes), opts)
+            .put_opts(key, bytes.into(), opts)
             .await
             .map_err(backend(key))?;
         Ok(())
     }
 
     /// Writes `bytes` unconditionally (markers that may be set again).
-    pub async fn put_overwrite(&self, key: &Path, bytes: Bytes) -> Result<(), StoreError> {
-        self.inner
-            .put(key, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(backend(key))?;
+    pub async fn put_overwrite(&self, key: &Path, bytes: impl Into<PutPayload>) -> Result<(), StoreError> {
+        self.inner.put(key, bytes.into()).await.map_err(backend(key))?;
         Ok(())
     }
 
@@ -258,6 +257,54 @@ impl Store {
             .try_collect()
             .await
             .map_err(backend(&prefix))
+    }
+
+    /// Leftovers of interrupted writes on a local folder, last written before `before`:
+    /// `object_store` writes `KEY#N` and renames it to `KEY`, and a process killed in
+    /// between leaves the `#N` file, which listings do not show. Returns each with its size.
+    /// Other stores have none (a PUT is whole or absent).
+    pub async fn staging_debris(&self, before: std::time::SystemTime) -> Result<Vec<(PathBuf, u64)>, StoreError> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(Vec::new());
+        };
+        let walk = move || {
+            let mut found = Vec::new();
+            let mut dirs = vec![root.clone()];
+            while let Some(dir) = dirs.pop() {
+                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let Ok(meta) = entry.metadata() else { continue };
+                    if meta.is_dir() {
+                        if path != root.join(".locks") {
+                            dirs.push(path);
+                        }
+                        continue;
+                    }
+                    let name = entry.file_name();
+                    let staged = name
+                        .to_str()
+                        .and_then(|n| n.rsplit_once('#'))
+                        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                    if staged && meta.modified().is_ok_and(|m| m < before) {
+                        found.push((path, meta.len()));
+                    }
+                }
+            }
+            found
+        };
+        tokio::task::spawn_blocking(walk)
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("walking the store stopped: {e}")))
+    }
+
+    /// Deletes a staging leftover found by [`staging_debris`](Self::staging_debris).
+    pub async fn delete_debris(&self, path: PathBuf) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Lock { path, source }),
+        }
     }
 
     /// The child "directories" of `prefix` (release names under `manifests/`).

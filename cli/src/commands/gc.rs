@@ -19,7 +19,7 @@ pub async fn run(s: &Settings, args: &GcArgs) -> Result<()> {
         crate::print_json(&report);
     } else if !s.quiet {
         crate::say(&format!(
-            "{} manifests reference {} chunks; {} chunks stored; deleted {} ({}; {} packs deleted, {} rewritten); {} waiting out the grace period{}",
+            "{} manifests reference {} chunks; {} chunks stored; deleted {} ({}; {} packs deleted, {} rewritten); {} waiting out the grace period; {} leftovers of interrupted writes deleted ({}){}",
             report.manifests,
             report.chunks_referenced,
             report.chunks_seen,
@@ -28,6 +28,8 @@ pub async fn run(s: &Settings, args: &GcArgs) -> Result<()> {
             report.packs_deleted,
             report.packs_rewritten,
             report.chunks_in_grace,
+            report.debris_deleted,
+            bytes(report.debris_bytes),
             if report.dry_run { " (dry run)" } else { "" }
         ));
     }

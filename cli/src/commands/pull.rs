@@ -48,9 +48,9 @@ pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
     };
     let Verified { manifest, signer } = fetcher.release(&trusted, &args.name, &version).await?;
     let transfer = fetcher.write(&manifest, target, "pull").await?;
-    if let (Some(channel), Some(seq)) = (&args.channel, channel_seq) {
+    if let Some(seq) = channel_seq {
         let mut state = ChannelState::load(&s.state_dir)?;
-        state.record(fetcher.client.base().as_str(), &args.name, channel, seq)?;
+        state.record(&seq)?;
     }
     let report = Report {
         name: manifest.name.clone(),

@@ -515,7 +515,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
     }
     if let (Some(channel), Some(seq), false) = (&args.channel, channel_seq, args.dry_run) {
         let mut seen = ChannelState::load(&s.state_dir)?;
-        seen.record(client.base().as_str(), &args.name, channel, seq)?;
+        seen.record(&seq)?;
         if let Some(state) = &mut host.state {
             state.channel = Some(channel.clone());
             state.save(&root)?;

@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use rel_format::archive::{ArchiveError, Limits, MemberKind, MemberSet, check_entry, decompress};
+use rel_format::archive::{ArchiveError, Limits, MemberKind, MemberSet, check_entry, decompress, path_key};
 
 /// Files up to this size are read whole, then written in one call.
 const SMALL: u64 = 1 << 20;
@@ -79,8 +79,10 @@ pub fn extract_confirmed<R: Read>(
         move |source| ExtractError::Io { path, source }
     };
     std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    // What an interrupted extraction to the same target left.
+    super::temp::sweep(parent, Some(&name));
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.rel-tmp-"))
+        .prefix(&super::temp::prefix(&name))
         .tempdir_in(parent)
         .map_err(io_err(parent))?;
     let refused = |source| ExtractError::Refused {
@@ -91,7 +93,7 @@ pub fn extract_confirmed<R: Read>(
     let mut archive = tar::Archive::new(decompress(input).map_err(refused)?);
     let mut members = MemberSet::default();
     // Directories made or checked so far: only this extraction writes in its fresh temporary
-    // directory, so they stay directories.
+    // directory, so they stay directories. Kept by path key: 32 bytes each, whatever the path.
     let mut dirs = HashSet::new();
     let mut buf = Vec::new();
     let mut order = Vec::new();
@@ -115,13 +117,13 @@ pub fn extract_confirmed<R: Read>(
         })?;
         match &member.kind {
             MemberKind::Dir => {
-                if !dirs.contains(path.as_str()) {
+                if !dirs.contains(&path_key(&path)) {
                     match fs::symlink_metadata(&dest) {
                         Ok(m) if m.is_dir() => {}
                         Ok(_) => return Err(refused(ArchiveError::Duplicate(path))),
                         Err(_) => fs::create_dir(&dest).map_err(io_err(&dest))?,
                     }
-                    dirs.insert(path.clone());
+                    dirs.insert(path_key(&path));
                 }
             }
             MemberKind::File { executable } => {
@@ -189,11 +191,11 @@ enum Parent {
 /// Creates the parents of `path` under `root`, refusing to pass through anything that is not
 /// a real directory (a symlink made by an earlier member, or a file). `dirs` holds the
 /// directories already made or checked, which need no second look.
-fn ensure_parents(root: &Path, path: &str, dirs: &mut HashSet<String>) -> Result<(), Parent> {
+fn ensure_parents(root: &Path, path: &str, dirs: &mut HashSet<[u8; 32]>) -> Result<(), Parent> {
     let Some((parent, _)) = path.rsplit_once('/') else {
         return Ok(());
     };
-    if dirs.contains(parent) {
+    if dirs.contains(&path_key(parent)) {
         return Ok(());
     }
     let mut current = root.to_path_buf();
@@ -204,7 +206,8 @@ fn ensure_parents(root: &Path, path: &str, dirs: &mut HashSet<String>) -> Result
             shown.push('/');
         }
         shown.push_str(part);
-        if dirs.contains(&shown) {
+        let key = path_key(&shown);
+        if dirs.contains(&key) {
             continue;
         }
         match fs::symlink_metadata(&current) {
@@ -215,7 +218,7 @@ fn ensure_parents(root: &Path, path: &str, dirs: &mut HashSet<String>) -> Result
             }
             Err(e) => return Err(Parent::Io(current.clone(), e)),
         }
-        dirs.insert(shown.clone());
+        dirs.insert(key);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod folder;
 mod pipe;
 mod snapshot;
 mod tarfile;
+pub mod temp;
 
 pub use extract::{ExtractError, ExtractReport, extract, extract_confirmed};
 pub use folder::{FolderError, archive_folder};

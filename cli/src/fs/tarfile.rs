@@ -38,7 +38,10 @@ impl TarFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
-        let tmp = tempfile::NamedTempFile::new_in(&parent)
+        super::temp::sweep(&parent, Some(&name));
+        let tmp = tempfile::Builder::new()
+            .prefix(&super::temp::prefix(&name))
+            .tempfile_in(&parent)
             .with_context(|| format!("cannot write in `{}`", parent.display()))?;
         let file = BufWriter::with_capacity(1 << 20, tmp.reopen()?);
         let encoder = if name.ends_with(".tar.gz") || name.ends_with(".tgz") {

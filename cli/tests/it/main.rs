@@ -7,6 +7,7 @@ mod cli;
 mod deploys;
 mod dist;
 mod host;
+mod hostile;
 mod hot_upgrade;
 mod install;
 mod layouts;

@@ -50,6 +50,11 @@ impl Registry {
         }
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -103,6 +108,27 @@ impl Home {
         if let Some(r) = registry {
             cmd.env("REL_REGISTRY", &r.url);
         }
+        cmd
+    }
+
+    /// `rel` as a plain process (to spawn and watch), with the same environment as
+    /// [`Home::rel`] and `REL_REGISTRY` set to `url`.
+    pub(crate) fn process(&self, url: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rel"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("REL_CACHE_DIR", self.path("cache"))
+            .env("REL_STATE_DIR", self.path("state"))
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
+            .env("REL_TRUSTED_KEYS", self.path("keys/ci.pub"))
+            .env("REL_KEY", self.path("keys/ci.key"))
+            .env("REL_REGISTRY", url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd
     }
 

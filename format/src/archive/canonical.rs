@@ -10,6 +10,12 @@ use crate::release::{ReleaseError, ReleaseSpec};
 
 /// `.rel` files larger than this are not release files; they are not kept for parsing.
 const MAX_REL_FILE: u64 = 1 << 20;
+/// Most `.rel` candidates kept, and their bytes together.
+const MAX_REL_FILES: usize = 1024;
+const MAX_REL_BYTES: usize = 32 << 20;
+/// Most distinct `lib/<dir>` and `erts-<vsn>` directories an archive may hold (a release has a
+/// few dozen; a folder of several versions a few hundred).
+const MAX_TOP_DIRS: usize = 4096;
 /// Bytes of each file kept to recognise native code; an ELF interpreter path sits in the
 /// first page.
 const HEAD_LEN: usize = 4096;
@@ -135,7 +141,7 @@ impl<W: Write> CanonicalTar<W> {
             0
         };
         self.members.admit(&path, kind, size, &self.limits)?;
-        self.observe_path(&path, kind);
+        self.observe_path(&path, kind)?;
 
         let mut header = tar::Header::new_ustar();
         header.set_mtime(0);
@@ -177,6 +183,14 @@ impl<W: Write> CanonicalTar<W> {
                     });
                 }
                 if keep_all {
+                    let kept: usize = self.seen.rel_files.iter().map(|(_, b)| b.len()).sum();
+                    if self.seen.rel_files.len() >= MAX_REL_FILES || kept + reader.head.len() > MAX_REL_BYTES {
+                        return Err(ArchiveError::TooMany {
+                            what: "`.rel` files (or 32 MiB of them)",
+                            max: MAX_REL_FILES,
+                            path,
+                        });
+                    }
                     self.seen.rel_files.push((path.clone(), reader.head));
                 } else if self.seen.native.as_ref().is_none_or(|n| n.libc.is_none()) {
                     // Prefer an executable that names its libc over a NIF that does not.
@@ -201,22 +215,28 @@ impl<W: Write> CanonicalTar<W> {
         Ok(())
     }
 
-    fn observe_path(&mut self, path: &str, kind: &MemberKind) {
+    fn observe_path(&mut self, path: &str, kind: &MemberKind) -> Result<(), ArchiveError> {
         let parts: Vec<&str> = path.splitn(3, '/').collect();
-        match parts.as_slice() {
-            ["lib", dir, _] => {
-                self.seen.lib_dirs.insert((*dir).to_owned());
+        let (set, name, what) = match parts.as_slice() {
+            ["lib", dir, _] => (&mut self.seen.lib_dirs, *dir, "directories under `lib/`"),
+            ["lib", dir] if *kind == MemberKind::Dir => (&mut self.seen.lib_dirs, *dir, "directories under `lib/`"),
+            [top, ..] => match top.strip_prefix("erts-").filter(|v| !v.is_empty()) {
+                Some(vsn) => (&mut self.seen.erts_dirs, vsn, "`erts-*` directories"),
+                None => return Ok(()),
+            },
+            [] => return Ok(()),
+        };
+        if !set.contains(name) {
+            if set.len() >= MAX_TOP_DIRS {
+                return Err(ArchiveError::TooMany {
+                    what,
+                    max: MAX_TOP_DIRS,
+                    path: path.to_owned(),
+                });
             }
-            ["lib", dir] if *kind == MemberKind::Dir => {
-                self.seen.lib_dirs.insert((*dir).to_owned());
-            }
-            [top, ..] => {
-                if let Some(vsn) = top.strip_prefix("erts-").filter(|v| !v.is_empty()) {
-                    self.seen.erts_dirs.insert(vsn.to_owned());
-                }
-            }
-            [] => {}
+            set.insert(name.to_owned());
         }
+        Ok(())
     }
 
     /// Ends the stream and returns the writer and what was seen.

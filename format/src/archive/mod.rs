@@ -18,7 +18,9 @@ pub use canonical::{
     CanonicalTar, CheckedMember, IngestError, Ingested, NativeCode, canonicalize, check_entry, decompress,
 };
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use crate::untrusted::Escaped;
 
 /// Limits applied to every archive rel reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,34 +95,42 @@ impl Selection {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ArchiveError {
-    #[error("archive member `{0}` has an absolute path")]
+    #[error("archive member `{}` has an absolute path", Escaped(.0))]
     AbsolutePath(String),
-    #[error("archive member `{0}` has a `..` component")]
+    #[error("archive member `{}` has a `..` component", Escaped(.0))]
     ParentDir(String),
-    #[error("archive member `{0}` has an invalid path (empty, NUL, backslash or not UTF-8)")]
+    #[error("archive member `{}` has an invalid path (empty, NUL, backslash or not UTF-8)", Escaped(.0))]
     BadPath(String),
-    #[error("archive member `{path}` has a path of {len} bytes; at most {max} are allowed")]
+    #[error("archive member `{}` has a path of {len} bytes; at most {max} are allowed", Escaped(.path))]
     PathTooLong { path: String, len: usize, max: usize },
-    #[error("archive member `{0}` appears twice")]
+    #[error("archive member `{}` appears twice", Escaped(.0))]
     Duplicate(String),
-    #[error("archive member `{path}` is a symlink to `{target}`, which leaves the archive's root")]
+    #[error("archive member `{}` is a symlink to `{}`, which leaves the archive's root", Escaped(.path), Escaped(.target))]
     SymlinkEscape { path: String, target: String },
     #[error(
-        "archive member `{path}` is a hard link to `{target}`, which is not an earlier regular file of the archive"
+        "archive member `{}` is a hard link to `{}`, which is not an earlier regular file of the archive",
+        Escaped(.path),
+        Escaped(.target)
     )]
     HardLinkTarget { path: String, target: String },
-    #[error("archive member `{path}` is a {kind}; only files, directories and links are allowed")]
+    #[error("archive member `{}` is a {kind}; only files, directories and links are allowed", Escaped(.path))]
     SpecialFile { path: String, kind: String },
-    #[error("archive member `{path}` has mode {mode:o} with the setuid or setgid bit")]
+    #[error("archive member `{}` has mode {mode:o} with the setuid or setgid bit", Escaped(.path))]
     SetId { path: String, mode: u32 },
-    #[error("archive member `{path}` goes through `{through}`, which is not a directory")]
+    #[error("archive member `{}` goes through `{}`, which is not a directory", Escaped(.path), Escaped(.through))]
     ThroughNonDir { path: String, through: String },
-    #[error("archive holds more than {max} bytes of contents (at member `{path}`)")]
+    #[error("archive holds more than {max} bytes of contents (at member `{}`)", Escaped(.path))]
     TooLarge { path: String, max: u64 },
-    #[error("archive holds more than {max} members (at member `{path}`)")]
+    #[error("archive holds more than {max} members (at member `{}`)", Escaped(.path))]
     TooManyEntries { path: String, max: u64 },
-    #[error("archive member `{path}` is {expected} bytes in its header but {actual} bytes were read")]
+    #[error("archive member `{}` is {expected} bytes in its header but {actual} bytes were read", Escaped(.path))]
     SizeMismatch { path: String, expected: u64, actual: u64 },
+    #[error("archive holds more than {max} {what} (at member `{}`)", Escaped(.path))]
+    TooMany {
+        what: &'static str,
+        max: usize,
+        path: String,
+    },
     #[error("archive is {0}-compressed, and this build of rel cannot read that")]
     Unsupported(&'static str),
     #[error("cannot read the archive")]
@@ -262,11 +272,19 @@ pub fn member_kind(
     }
 }
 
+/// The key a member path is remembered by: its SHA-256, so that what an archive costs to
+/// check does not grow with the length of its paths (32 bytes a member, whatever the path).
+pub fn path_key(path: &str) -> [u8; 32] {
+    *crate::Digest::of(path.as_bytes()).as_bytes()
+}
+
 /// Tracks the members already seen in one archive: duplicates, hard link targets, totals.
+/// Paths are kept as [`path_key`]s: a million members cost about 70 MiB, whatever their
+/// paths' lengths.
 #[derive(Debug, Default)]
 pub struct MemberSet {
-    all: HashSet<String>,
-    files: HashSet<String>,
+    /// Every member, and whether it is a regular file.
+    all: HashMap<[u8; 32], bool>,
     entries: u64,
     bytes: u64,
 }
@@ -289,18 +307,16 @@ impl MemberSet {
             });
         }
         if let MemberKind::HardLink { target } = kind
-            && !self.files.contains(target)
+            && self.all.get(&path_key(target)) != Some(&true)
         {
             return Err(ArchiveError::HardLinkTarget {
                 path: path.to_owned(),
                 target: target.clone(),
             });
         }
-        if !self.all.insert(path.to_owned()) {
+        let is_file = matches!(kind, MemberKind::File { .. });
+        if self.all.insert(path_key(path), is_file).is_some() {
             return Err(ArchiveError::Duplicate(path.to_owned()));
-        }
-        if matches!(kind, MemberKind::File { .. }) {
-            self.files.insert(path.to_owned());
         }
         Ok(())
     }

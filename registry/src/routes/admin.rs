@@ -6,6 +6,7 @@ use axum::{Json, Router};
 use rel_format::api::{GcReport, GcRequest};
 
 use super::Caller;
+use super::extract::Unread;
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
@@ -14,12 +15,16 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/v1/admin/gc", post(gc))
 }
 
-async fn gc(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    body: Option<Json<GcRequest>>,
-) -> Result<Json<GcReport>, ApiError> {
+async fn gc(State(state): State<AppState>, Caller(caller): Caller, body: Unread) -> Result<Json<GcReport>, ApiError> {
     caller.require_global(Scope::Admin)?;
-    let req = body.map(|Json(b)| b).unwrap_or_default();
+    // The body is optional.
+    let bytes = body
+        .bytes(super::SMALL_BODY, "collection request", &state.limits)
+        .await?;
+    let req: GcRequest = if bytes.is_empty() {
+        GcRequest::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("collection request: {e}")))?
+    };
     crate::gc::collect(&state, req).await.map(Json)
 }

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use rel_format::channel::{ChannelPointer, SignedChannel};
 
 use super::Caller;
-use super::extract::{Channel, Name, Params};
+use super::extract::{Channel, Name, Params, Unread};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
@@ -52,9 +52,12 @@ async fn promote(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Params((Name(name), Channel(channel))): Params<(Name, Channel)>,
-    body: Bytes,
+    body: Unread,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Push, Some(&name))?;
+    let body = body
+        .bytes(rel_format::channel::MAX_POINTER_BYTES, "channel pointer", &state.limits)
+        .await?;
     let env = if state.publishers.is_empty() {
         SignedChannel::parse_unverified(&body)?
     } else {
@@ -65,6 +68,13 @@ async fn promote(
         return Err(ApiError::BadRequest(format!(
             "the pointer is for `{}/{}`, not `{name}/{channel}`",
             p.name, p.channel
+        )));
+    }
+    let identity = state.identity().await?;
+    if p.registry != identity {
+        return Err(ApiError::BadRequest(format!(
+            "the pointer was signed for registry `{}`, and this is registry `{identity}` (GET /v1/registry)",
+            p.registry
         )));
     }
     let view = state.catalog.view(&name).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,10 +14,12 @@ use futures::StreamExt;
 use rel_format::Digest;
 use rel_format::api::{Digests, MAX_BATCH, MAX_MISSING_QUERY, PackStored};
 use rel_format::chunk::check_frame;
-use rel_format::pack::{MAX_PACK, PACK_MAGIC, RECORD_HEADER, encode_index, index_entries, pack_id, parse_pack};
+use rel_format::pack::{
+    Entry, MAX_PACK, PACK_MAGIC, PackScanner, RECORD_HEADER, check_density, encode_index, index_entries, pack_id,
+};
 
 use super::Caller;
-use super::extract::{Body, Params};
+use super::extract::{Params, Unread};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
@@ -25,18 +27,17 @@ use crate::keys;
 use crate::packs::Pack;
 use crate::store::StoreError;
 
-pub(super) fn router() -> Router<AppState> {
+/// Largest body of a "which are missing?" query.
+const MAX_MISSING_BODY: usize = MAX_MISSING_QUERY * 80 + 1024;
+/// Largest body of a batch request.
+const MAX_BATCH_BODY: usize = MAX_BATCH * 80 + 1024;
+
+pub(super) fn router(expensive: &super::Expensive) -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/chunks/missing",
-            post(missing).layer(DefaultBodyLimit::max(MAX_MISSING_QUERY * 80 + 1024)),
-        )
+        .route("/v1/chunks/missing", expensive.limit(post(missing)))
         .route("/v1/chunks/{digest}", get(download).head(download))
-        .route(
-            "/v1/chunks/batch",
-            post(batch).layer(DefaultBodyLimit::max(MAX_BATCH * 80 + 1024)),
-        )
-        .route("/v1/packs", post(upload).layer(DefaultBodyLimit::max(MAX_PACK)))
+        .route("/v1/chunks/batch", expensive.limit(post(batch)))
+        .route("/v1/packs", expensive.limit(post(upload)))
 }
 
 /// How stale a replica's pack listing may be when it answers "which are missing?": a chunk
@@ -80,9 +81,10 @@ pub(crate) async fn find_missing(state: &AppState, digests: &[Digest], strict: b
 async fn missing(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Body(query): Body<Digests>,
+    body: Unread,
 ) -> Result<Json<Digests>, ApiError> {
     caller.require(Scope::Push, None)?;
+    let query: Digests = body.json(MAX_MISSING_BODY, "digest query", &state.limits).await?;
     if query.digests.len() > MAX_MISSING_QUERY {
         return Err(ApiError::TooLarge(format!(
             "at most {MAX_MISSING_QUERY} digests per query"
@@ -93,23 +95,16 @@ async fn missing(
     }))
 }
 
-/// `POST /v1/packs`: every frame is decompressed and checked against its digest before the
-/// pack is stored, then its index makes the chunks visible.
-async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Response, ApiError> {
+/// `POST /v1/packs`: the caller is authorised before any byte of the body is read; then each
+/// frame is decompressed and checked against its digest as the pack arrives (a bad one ends
+/// the upload there), the pack is stored, and its index makes the chunks visible.
+async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Unread) -> Result<Response, ApiError> {
     caller.require(Scope::Push, None)?;
-    let received = body.len() as u64;
-    let checked = body.clone();
-    let (id, entries) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let refused = |e: String| ApiError::Invalid(format!("pack refused: {e}"));
-        let entries = parse_pack(&checked).map_err(|e| refused(e.to_string()))?;
-        for e in &entries {
-            check_frame(&e.chunk(), &checked[e.offset as usize..][..e.size as usize])
-                .map_err(|e| refused(e.to_string()))?;
-        }
-        Ok((pack_id(&entries), entries))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("pack check stopped: {e}")))??;
+    let (parts, entries) = receive_pack(&state, body).await?;
+    let received: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    let id = pack_id(&entries);
+    // Stored from the pieces it arrived in, without joining them.
+    let body: object_store::PutPayload = parts.into_iter().collect();
     let key = keys::pack(&id);
     let created = match state.store.put_create(&key, body.clone()).await {
         Ok(()) => true,
@@ -138,9 +133,7 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
         size: received,
         entries: indexed.into(),
     });
-    state
-        .metrics
-        .add("rel_chunk_bytes_received_total", String::new(), received);
+    state.metrics.chunk_bytes_received(received);
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((
         status,
@@ -152,18 +145,78 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
         .into_response())
 }
 
+/// Frames are checked in batches of about this many bytes, off the async threads.
+const CHECK_BATCH: usize = 1 << 20;
+
+/// Reads a pack body as it arrives, checking records and frames as they complete: the pack
+/// is refused at its first malformed record or bad frame, without waiting for the rest.
+/// Returns the body (in pieces, each of whole records) and its records.
+async fn receive_pack(state: &AppState, body: Unread) -> Result<(Vec<Bytes>, Vec<Entry>), ApiError> {
+    let refused = |e: String| ApiError::Invalid(format!("pack refused: {e}"));
+    let mut reader = body.reader(MAX_PACK, "pack", &state.limits)?;
+    let mut scanner = PackScanner::default();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut pending = bytes::BytesMut::new();
+    let mut parts: Vec<Bytes> = Vec::new();
+    // Records scanned but not yet checked: from this entry, in parts from this one.
+    let (mut unchecked_entry, mut unchecked_part, mut unchecked_bytes) = (0, 0, 0);
+    let mut at_end = false;
+    while !at_end {
+        match reader.next().await? {
+            Some(data) => pending.extend_from_slice(&data),
+            None => at_end = true,
+        }
+        let used = scanner
+            .scan(&pending, &mut entries)
+            .map_err(|e| refused(e.to_string()))?;
+        if used > 0 {
+            parts.push(pending.split_to(used).freeze());
+            unchecked_bytes += used;
+        }
+        if unchecked_bytes >= CHECK_BATCH || (at_end && unchecked_entry < entries.len()) {
+            let base: u64 = parts[..unchecked_part].iter().map(|p| p.len() as u64).sum();
+            check_frames(&parts[unchecked_part..], base, &entries[unchecked_entry..]).await?;
+            (unchecked_entry, unchecked_part, unchecked_bytes) = (entries.len(), parts.len(), 0);
+        }
+    }
+    scanner
+        .finish(pending.len(), &entries)
+        .map_err(|e| refused(e.to_string()))?;
+    check_density(&entries).map_err(|e| refused(e.to_string()))?;
+    Ok((parts, entries))
+}
+
+/// Checks the frames of `entries`, which lie in `parts` (the first starting at pack offset
+/// `base`), on a blocking thread.
+async fn check_frames(parts: &[Bytes], base: u64, entries: &[Entry]) -> Result<(), ApiError> {
+    let parts = parts.to_vec();
+    let entries = entries.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let (mut part, mut part_start) = (0, base);
+        for e in &entries {
+            while e.offset >= part_start + parts[part].len() as u64 {
+                part_start += parts[part].len() as u64;
+                part += 1;
+            }
+            let at = (e.offset - part_start) as usize;
+            check_frame(&e.chunk(), &parts[part][at..at + e.size as usize])
+                .map_err(|err| ApiError::Invalid(format!("pack refused: {err}")))?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("pack check stopped: {e}")))?
+}
+
 /// Longest single read of a pack while serving a batch.
 const MAX_RUN: u64 = 4 * 1024 * 1024;
 
 /// `POST /v1/chunks/batch`: the asked chunks as one pack, in the order asked. A chunk's record
 /// is read from its pack as stored (header and frame), and records that lie side by side in
 /// a pack — the usual case, since a push packs chunks in tar order — are read at once.
-async fn batch(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Body(query): Body<Digests>,
-) -> Result<Response, ApiError> {
+async fn batch(State(state): State<AppState>, Caller(caller): Caller, body: Unread) -> Result<Response, ApiError> {
     caller.require(Scope::Pull, None)?;
+    let query: Digests = body.json(MAX_BATCH_BODY, "batch request", &state.limits).await?;
     if query.digests.len() > MAX_BATCH {
         return Err(ApiError::TooLarge(format!("at most {MAX_BATCH} chunks per batch")));
     }
@@ -192,7 +245,7 @@ async fn batch(
         }
     }
     let sent: u64 = runs.iter().map(|(_, r)| r.end - r.start).sum();
-    state.metrics.add("rel_chunk_bytes_sent_total", String::new(), sent);
+    state.metrics.chunk_bytes_sent(sent);
     let records = futures::stream::iter(runs)
         .map(move |(pack, range)| {
             let state = state.clone();
@@ -225,9 +278,7 @@ async fn download(
     let Some((_, frame)) = state.packs.frame(&digest).await? else {
         return Err(ApiError::NotFound(format!("chunk {digest} is not stored")));
     };
-    state
-        .metrics
-        .add("rel_chunk_bytes_sent_total", String::new(), frame.len() as u64);
+    state.metrics.chunk_bytes_sent(frame.len() as u64);
     Ok((
         [
             (header::CONTENT_TYPE, "application/zstd".to_owned()),

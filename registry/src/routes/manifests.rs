@@ -1,7 +1,7 @@
 //! Manifests: upload (signature and chunks checked, write-once) and download.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -14,7 +14,7 @@ use rel_format::signing::SignedManifest;
 use serde::Deserialize;
 
 use super::Caller;
-use super::extract::{Name, Params, QueryParams};
+use super::extract::{Name, Params, QueryParams, Unread};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::catalog::Summary;
@@ -22,25 +22,32 @@ use crate::error::ApiError;
 use crate::keys;
 use crate::store::StoreError;
 
-pub(super) fn router() -> Router<AppState> {
+pub(super) fn router(expensive: &super::Expensive) -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/manifests",
-            put(upload).layer(DefaultBodyLimit::max(MAX_MANIFEST_BYTES)),
-        )
+        .route("/v1/manifests", expensive.limit(put(upload)))
         .route("/v1/releases/{name}/versions/{version}/release", get(get_release))
         .route("/v1/releases/{name}/versions/{version}/upgrade", get(get_upgrade))
 }
 
-async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Response, ApiError> {
-    let (env, signer) = if state.publishers.is_empty() {
-        (SignedManifest::parse_unverified(&body)?, None)
-    } else {
-        let (env, signer) = SignedManifest::verify_signature(&body, &state.publishers)?;
-        (env, Some(signer))
-    };
+/// `PUT /v1/manifests`: a caller without push scope is refused before the body is read; the
+/// release name it may push is checked once the manifest is parsed, before its signature.
+async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Unread) -> Result<Response, ApiError> {
+    caller.require(Scope::Push, None)?;
+    let body = body.bytes(MAX_MANIFEST_BYTES, "manifest", &state.limits).await?;
+    let publishers = state.publishers.clone();
+    let (env, signer) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let (env, signer) = if publishers.is_empty() {
+            (SignedManifest::parse_unverified(&body)?, None)
+        } else {
+            let (env, signer) = SignedManifest::verify_signature(&body, &publishers)?;
+            (env, Some(signer))
+        };
+        caller.require(Scope::Push, Some(&env.signed.name))?;
+        Ok((env, signer))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("manifest check stopped: {e}")))??;
     let m = &env.signed;
-    caller.require(Scope::Push, Some(&m.name))?;
 
     // Content first, pointer last: every chunk must already be stored.
     let digests: Vec<_> = m.tar.chunks.iter().map(|c| c.digest).collect();
@@ -59,9 +66,7 @@ async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Byt
     let e_tag = state.store.inner().head(&key).await.ok().and_then(|meta| meta.e_tag);
     state.catalog.remember(Summary::of(key.to_string(), m), e_tag);
     state.catalog.invalidate(&m.name).await;
-    state
-        .metrics
-        .add("rel_manifests_stored_total", format!("kind=\"{}\"", m.kind), 1);
+    state.metrics.manifest_stored(m.kind);
     tracing::info!(name = %m.name, version = %m.version, kind = %m.kind, signer = signer.as_deref().unwrap_or("-"), "manifest stored");
     let stored = Stored {
         name: m.name.clone(),

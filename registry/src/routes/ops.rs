@@ -1,4 +1,4 @@
-//! `/healthz`, `/metrics`, `/v1/openapi.json`.
+//! `/healthz`, `/metrics`, `/v1/registry`, `/v1/openapi.json`.
 
 use axum::Router;
 use axum::http::header;
@@ -17,9 +17,18 @@ pub(super) fn router() -> Router<AppState> {
             get(
                 |axum::extract::State(state): axum::extract::State<AppState>| async move {
                     (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
                         state.metrics.render(),
                     )
+                },
+            ),
+        )
+        .route(
+            "/v1/registry",
+            get(
+                |axum::extract::State(state): axum::extract::State<AppState>| async move {
+                    let id = state.identity().await.map_err(crate::error::ApiError::from)?;
+                    Ok::<_, crate::error::ApiError>(axum::Json(rel_format::api::RegistryInfo { id }))
                 },
             ),
         )

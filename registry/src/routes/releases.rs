@@ -13,7 +13,7 @@ use rel_format::upgrade_path::{Plan, Strategy, delta_bytes};
 use serde::Deserialize;
 
 use super::Caller;
-use super::extract::{Body, Name, Params, QueryParams};
+use super::extract::{Name, Params, QueryParams, Unread};
 use crate::AppState;
 use crate::auth::Scope;
 use crate::error::ApiError;
@@ -120,9 +120,10 @@ async fn yank(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Params((Name(name), version)): Params<(Name, Version)>,
-    Body(body): Body<Yank>,
+    body: Unread,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Admin, Some(&name))?;
+    let body: Yank = body.json(super::SMALL_BODY, "yank request", &state.limits).await?;
     let view = state.catalog.view(&name).await?;
     if !view.versions.contains_key(&version) {
         return Err(ApiError::NotFound(format!("`{name}` `{version}` is not stored")));
@@ -142,7 +143,7 @@ async fn yank(
     };
     if body.yanked {
         let marker = serde_json::json!({ "yanked_at": state.now_timestamp() });
-        state.store.put_overwrite(&key, marker.to_string().into()).await?;
+        state.store.put_overwrite(&key, marker.to_string()).await?;
     } else {
         state.store.delete(&key).await?;
     }

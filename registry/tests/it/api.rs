@@ -254,11 +254,12 @@ fn enc(v: &str) -> String {
     v.replace('+', "%2B")
 }
 
-fn pointer(version: &str, seq: u64) -> Vec<u8> {
+fn pointer(version: &str, seq: u64, registry: &str) -> Vec<u8> {
     let p = ChannelPointer {
         schema: CHANNEL_SCHEMA.into(),
         name: "demo".into(),
         channel: "production".into(),
+        registry: registry.into(),
         version: version.parse().unwrap(),
         sequence: seq,
         expires: "2099-01-01T00:00:00Z".parse().unwrap(),
@@ -273,12 +274,38 @@ async fn channels_move_by_growing_sequence_only() {
     push(&app, None, &release("1.0.0", 30)).await;
     push(&app, None, &release("1.1.0", 31)).await;
     let url = "/v1/releases/demo/channels/production";
+    let registry = get(&app, "/v1/registry").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(get(&app, url).await.status, 404);
-    assert_eq!(call(&app, "PUT", url, None, &[], pointer("1.0.0", 1)).await.status, 200);
-    let r = call(&app, "PUT", url, None, &[], pointer("1.1.0", 1)).await;
+    // A pointer signed for another registry is refused.
+    let r = call(
+        &app,
+        "PUT",
+        url,
+        None,
+        &[],
+        pointer("1.0.0", 1, "0123456789abcdef0123456789abcdef"),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("signed for registry"), "{}", r.text());
+    assert_eq!(
+        call(&app, "PUT", url, None, &[], pointer("1.0.0", 1, &registry))
+            .await
+            .status,
+        200
+    );
+    let r = call(&app, "PUT", url, None, &[], pointer("1.1.0", 1, &registry)).await;
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.text().contains("must carry 2, not 1"), "{}", r.text());
-    assert_eq!(call(&app, "PUT", url, None, &[], pointer("1.1.0", 2)).await.status, 200);
+    assert_eq!(
+        call(&app, "PUT", url, None, &[], pointer("1.1.0", 2, &registry))
+            .await
+            .status,
+        200
+    );
     let r = get(&app, url).await;
     let (env, _) =
         SignedChannel::verify_signature(&r.body, &rel_format::TrustedKeys::new([key("ci").public()])).unwrap();
@@ -286,7 +313,12 @@ async fn channels_move_by_growing_sequence_only() {
     let listing = get(&app, "/v1/releases/demo").await.json();
     assert_eq!(listing["versions"][1]["channels"], serde_json::json!(["production"]));
     // A version that is not stored cannot be promoted.
-    assert_eq!(call(&app, "PUT", url, None, &[], pointer("9.9.9", 3)).await.status, 404);
+    assert_eq!(
+        call(&app, "PUT", url, None, &[], pointer("9.9.9", 3, &registry))
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -358,6 +390,7 @@ async fn operations_endpoints() {
         "/v1/packs",
         "/v1/releases/{name}/upgrade-path",
         "/v1/admin/gc",
+        "/v1/registry",
     ] {
         assert!(spec["paths"][path].is_object(), "openapi lacks {path}");
     }
@@ -589,7 +622,10 @@ async fn a_pack_left_without_its_index_is_collected_after_the_grace_period() {
     // An upload that stopped between the pack and its index.
     let stray = object_store::path::Path::from("packs/ab/abandoned.pack");
     let body = pack_of(&release("2.0.0", 96).chunks);
-    store.put_create(&stray, body.clone().into()).await.unwrap();
+    store
+        .put_create(&stray, bytes::Bytes::from(body.clone()))
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let report = gc(&app).await;
     assert_eq!(report["packs_deleted"], 1, "{report}");

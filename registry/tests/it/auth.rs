@@ -57,11 +57,12 @@ fn release(v: &str, seed: u64) -> crate::support::Artifact {
     artifact("demo", v, Kind::Release, &[], &noise(seed, 20_000), &key("ci"))
 }
 
-fn pointer(seq: u64) -> Vec<u8> {
+fn pointer(seq: u64, registry: &str) -> Vec<u8> {
     let p = ChannelPointer {
         schema: CHANNEL_SCHEMA.into(),
         name: "demo".into(),
         channel: "staging".into(),
+        registry: registry.into(),
         version: "1.0.0".parse().unwrap(),
         sequence: seq,
         expires: "2099-01-01T00:00:00Z".parse().unwrap(),
@@ -91,6 +92,7 @@ async fn matrix() {
     let rows: Vec<Row> = vec![
         ("GET", "/healthz".into(), vec![], [200, 200, 200, 200, 200]),
         ("GET", "/v1/openapi.json".into(), vec![], [200, 200, 200, 200, 200]),
+        ("GET", "/v1/registry".into(), vec![], [200, 200, 200, 200, 200]),
         ("GET", "/v1/releases".into(), vec![], [401, 200, 200, 200, 200]),
         ("GET", "/v1/releases/demo".into(), vec![], [401, 200, 200, 200, 403]),
         (
@@ -175,6 +177,10 @@ async fn matrix() {
             ));
         }
     }
+    let registry = get(&app, "/v1/registry").await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut seq = 1;
     for (caller, want) in CALLERS.iter().zip([401, 403, 200, 200, 403]) {
         let r = call(
@@ -183,7 +189,7 @@ async fn matrix() {
             "/v1/releases/demo/channels/staging",
             *caller,
             &[],
-            pointer(seq),
+            pointer(seq, &registry),
         )
         .await;
         if r.status.as_u16() != want {

@@ -2,14 +2,26 @@
 
 use crate::support::{artifact, key, noise};
 use rel_format::Kind;
-use rel_registry::{AppState, Options, Store, serve};
+use rel_registry::{AppState, Limits, Options, Store, serve};
 
 /// Serves `store` on a loopback port until the returned sender is dropped.
 async fn start(store: Store) -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(store, Options::default());
+    // Sixteen pushes at once, all admitted: this is about the store's write-once, not the
+    // registry's limit on expensive requests (tested in `hostile`).
+    let limits = Limits {
+        max_expensive: 16,
+        ..Limits::default()
+    };
+    let state = AppState::new(
+        store,
+        Options {
+            limits,
+            ..Options::default()
+        },
+    );
     tokio::spawn(async move {
         serve(listener, state, async {
             let _ = rx.await;

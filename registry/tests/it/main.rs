@@ -5,5 +5,6 @@
 mod api;
 mod auth;
 mod listener;
+mod memory;
 mod storage;
 mod support;
