@@ -28,12 +28,12 @@ use crate::settings::Settings;
 pub const JOBS: usize = 8;
 
 /// What a transfer took from the registry (the rest came from the cache).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Transfer {
     pub fetched_chunks: usize,
     pub fetched_bytes: u64,
     /// For an extraction, every member in the order of the stream.
-    pub members: Vec<(String, rel_format::archive::MemberKind)>,
+    pub members: Option<crate::fs::MemberLog>,
 }
 
 /// Chunks per window: the cached ones are read locally, the rest asked for in one request
@@ -312,7 +312,7 @@ impl Fetcher {
                 // own error is the one to report.
                 let report = extracted?;
                 Transfer {
-                    members: report.members,
+                    members: Some(report.members),
                     ..streamed?
                 }
             }

@@ -100,7 +100,11 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
     let root = &staging.path().join("root");
     let transfer = fetcher.write(&manifest, Target::Dir(root), "install").await?;
     Host::keep_manifest(root, &manifest)?;
-    crate::target::content::keep_members(root, version.as_str(), &transfer.members)?;
+    crate::target::content::keep_members(
+        root,
+        version.as_str(),
+        transfer.members.context("an extraction lists its members")?,
+    )?;
 
     // Make it a target system: the .rel where release_handler looks, RELEASES,
     // start_erl.data, ERTS, and the host's own configuration and cookie.

@@ -19,12 +19,63 @@ use rel_format::archive::{ArchiveError, Limits, MemberKind, MemberSet, check_ent
 const SMALL: u64 = 1 << 20;
 
 /// What an extraction wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ExtractReport {
     pub entries: u64,
     pub bytes: u64,
     /// Every member, in the order of the stream.
-    pub members: Vec<(String, MemberKind)>,
+    pub members: MemberLog,
+}
+
+/// The members of a stream in its order, spooled to an unnamed temporary file as they are
+/// met, one line each (`kind<TAB>path[<TAB>link target]`, kind `d`, `f`, `x` for an
+/// executable, `l` or `h`): what it costs in memory does not grow with the member count or
+/// the path lengths. It is the format of a root's `.rel/releases/<vsn>.members`.
+#[derive(Debug)]
+pub struct MemberLog {
+    file: io::BufWriter<fs::File>,
+}
+
+impl MemberLog {
+    /// A new, empty log in a temporary file of `dir`'s file system, gone when dropped.
+    pub fn new_in(dir: &Path) -> io::Result<Self> {
+        Ok(Self {
+            file: io::BufWriter::new(tempfile::tempfile_in(dir)?),
+        })
+    }
+
+    pub fn push(&mut self, path: &str, kind: &MemberKind) -> io::Result<()> {
+        match kind {
+            MemberKind::Dir => writeln!(self.file, "d\t{path}"),
+            MemberKind::File { executable: false } => writeln!(self.file, "f\t{path}"),
+            MemberKind::File { executable: true } => writeln!(self.file, "x\t{path}"),
+            MemberKind::Symlink { target } => writeln!(self.file, "l\t{path}\t{target}"),
+            MemberKind::HardLink { target } => writeln!(self.file, "h\t{path}\t{target}"),
+        }
+    }
+
+    /// Reads one line of a log back.
+    pub fn parse_line(line: &str) -> Option<(String, MemberKind)> {
+        let mut parts = line.splitn(3, '\t');
+        let (kind, path, target) = (parts.next()?, parts.next()?, parts.next());
+        let kind = match (kind, target) {
+            ("d", _) => MemberKind::Dir,
+            ("f", _) => MemberKind::File { executable: false },
+            ("x", _) => MemberKind::File { executable: true },
+            ("l", Some(t)) => MemberKind::Symlink { target: t.to_owned() },
+            ("h", Some(t)) => MemberKind::HardLink { target: t.to_owned() },
+            _ => return None,
+        };
+        Some((path.to_owned(), kind))
+    }
+
+    /// The log's lines, from the start.
+    pub fn into_reader(self) -> io::Result<fs::File> {
+        use std::io::Seek as _;
+        let mut file = self.file.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.rewind()?;
+        Ok(file)
+    }
 }
 
 /// Why an archive was not extracted.
@@ -96,7 +147,7 @@ pub fn extract_confirmed<R: Read>(
     // directory, so they stay directories. Kept by path key: 32 bytes each, whatever the path.
     let mut dirs = HashSet::new();
     let mut buf = Vec::new();
-    let mut order = Vec::new();
+    let mut order = MemberLog::new_in(parent).map_err(io_err(parent))?;
     for entry in archive.entries().map_err(|e| refused(ArchiveError::Read(e)))? {
         let mut entry = entry.map_err(|e| refused(ArchiveError::Read(e)))?;
         let Some(member) = check_entry(&entry, &limits).map_err(refused)? else {
@@ -106,7 +157,7 @@ pub fn extract_confirmed<R: Read>(
         members
             .admit(&path, &member.kind, member.size, &limits)
             .map_err(refused)?;
-        order.push((path.clone(), member.kind.clone()));
+        order.push(&path, &member.kind).map_err(io_err(parent))?;
         let dest = tmp.path().join(&path);
         ensure_parents(tmp.path(), &path, &mut dirs).map_err(|e| match e {
             Parent::Through(through) => refused(ArchiveError::ThroughNonDir {

@@ -12,7 +12,7 @@ mod snapshot;
 mod tarfile;
 pub mod temp;
 
-pub use extract::{ExtractError, ExtractReport, extract, extract_confirmed};
+pub use extract::{ExtractError, ExtractReport, MemberLog, extract, extract_confirmed};
 pub use folder::{FolderError, archive_folder};
 pub use pipe::pipe;
 pub use snapshot::snapshot_dir;

@@ -15,46 +15,25 @@ use rel_format::Manifest;
 use rel_format::chunk::{ChunkRef, ChunkedStream, Chunker, compress_chunk};
 
 use crate::cache::PackCache;
+use crate::fs::MemberLog;
 use rel_format::archive::{CanonicalTar, MemberKind};
 
 /// Keeps the order of a release's members as its stream had them, beside its manifest
-/// (`ROOT/.rel/releases/<vsn>.members`, one `kind<TAB>path[<TAB>link target]` per line, kind
-/// `d`, `f`, `x` (executable), `l` or `h`): with it the root gives back the very stream.
-pub fn keep_members(root: &Path, vsn: &str, members: &[(String, MemberKind)]) -> Result<()> {
-    let mut text = String::new();
-    for (path, kind) in members {
-        let line = match kind {
-            MemberKind::Dir => format!("d\t{path}"),
-            MemberKind::File { executable: false } => format!("f\t{path}"),
-            MemberKind::File { executable: true } => format!("x\t{path}"),
-            MemberKind::Symlink { target } => format!("l\t{path}\t{target}"),
-            MemberKind::HardLink { target } => format!("h\t{path}\t{target}"),
-        };
-        text.push_str(&line);
-        text.push('\n');
-    }
+/// (`ROOT/.rel/releases/<vsn>.members`, in the format of [`MemberLog`]): with it the root
+/// gives back the very stream.
+pub fn keep_members(root: &Path, vsn: &str, members: MemberLog) -> Result<()> {
     let dir = root.join(".rel/releases");
     std::fs::create_dir_all(&dir)?;
-    super::write_atomic(&dir.join(format!("{vsn}.members")), text.as_bytes())
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    std::io::copy(&mut members.into_reader()?, &mut tmp)?;
+    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    tmp.persist(dir.join(format!("{vsn}.members"))).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn kept_members(root: &Path, vsn: &str) -> Option<Vec<(String, MemberKind)>> {
     let text = std::fs::read_to_string(root.join(format!(".rel/releases/{vsn}.members"))).ok()?;
-    text.lines()
-        .map(|line| {
-            let mut parts = line.splitn(3, '\t');
-            let (kind, path, target) = (parts.next()?, parts.next()?, parts.next());
-            let kind = match (kind, target) {
-                ("d", _) => MemberKind::Dir,
-                ("f", _) => MemberKind::File { executable: false },
-                ("x", _) => MemberKind::File { executable: true },
-                ("l", Some(t)) => MemberKind::Symlink { target: t.to_owned() },
-                ("h", Some(t)) => MemberKind::HardLink { target: t.to_owned() },
-                _ => return None,
-            };
-            Some((path.to_owned(), kind))
-        })
-        .collect()
+    text.lines().map(MemberLog::parse_line).collect()
 }
 
 /// Copies `from` into `to` (files and folders; links are not followed), the release's own

@@ -38,7 +38,11 @@ pub async fn stage(host: &Host, fetcher: &Fetcher, trusted: &TrustedKeys, versio
         std::fs::remove_dir_all(&unpacked)?;
     }
     let transfer = fetcher.write(&manifest, Target::Dir(&unpacked), "fetch").await?;
-    super::content::keep_members(root, version.as_str(), &transfer.members)?;
+    super::content::keep_members(
+        root,
+        version.as_str(),
+        transfer.members.context("an extraction lists its members")?,
+    )?;
     // Into place: what the root lacks. Libraries are immutable per version, so one that is
     // already there is the same.
     let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
