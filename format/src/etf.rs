@@ -310,10 +310,18 @@ impl Decoder<'_> {
                 Term::Map(pairs)
             }
             113 => {
+                // `fun M:F/A`: two atoms and a small integer. Anything else is refused, not
+                // shown: an export fun nested as the module of another would print its
+                // escaped text into it, doubling the backslashes at each level.
                 let m = self.term(depth + 1)?;
                 let f = self.term(depth + 1)?;
                 let a = self.term(depth + 1)?;
-                Term::Opaque(format!("fun {m}:{f}/{a}"))
+                match (&m, &f, &a) {
+                    (Term::Atom(_), Term::Atom(_), Term::Integer(arity)) if (0..=255).contains(arity) => {
+                        Term::Opaque(format!("fun {m}:{f}/{a}"))
+                    }
+                    _ => return Err(self.err("an export fun is not of an atom module, atom function and arity")),
+                }
             }
             112 => {
                 let size = self.len32()?;
@@ -618,6 +626,22 @@ fn enc(term: &Term, out: &mut Vec<u8>, depth: usize) -> Result<(), EncodeError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `etf` fuzz target: export funs nested as each other's module printed
+    /// their escaped text into one another, doubling its backslashes at each level (an input
+    /// of 300 bytes took minutes). Only `fun Atom:Atom/Arity` is an export fun.
+    #[test]
+    fn export_funs_are_of_atoms_and_an_arity() {
+        let export = |m: &[u8], f: &[u8], a: &[u8]| [&[113u8][..], m, f, a].concat();
+        let map = export(&[119, 5, b'l', b'i', b's', b't', b's'], &[119, 3, b'm', b'a', b'p'], &[97, 2]);
+        assert_eq!(decode(&[&[131u8][..], &map].concat()).unwrap(), Term::Opaque("fun lists:map/2".into()));
+        let mut nested = map;
+        for _ in 0..40 {
+            nested = export(&nested, &[119, 1, b'f'], &[97, 0]);
+        }
+        let e = decode(&[&[131u8][..], &nested].concat()).unwrap_err();
+        assert!(e.to_string().contains("an export fun is not of an atom module"), "{e}");
+    }
 
     #[test]
     fn decodes_common_terms() {
