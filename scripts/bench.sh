@@ -6,6 +6,7 @@
 #   rss       peak RSS of rel push and rel pull for a 1 GiB release
 #   appup     rel appup on ~4,700 modules vs an escript running beam_lib:cmp_dirs
 #   load      wrk on registry metadata endpoints vs nginx serving a static file
+#   limits    the same wrk runs against the registry before its limits against hostile load
 #   path      upgrade-path query over 10,000 versions and 30,000 upgrades (criterion)
 #   synth     a synthesised upgrade between two 5,000-module releases (5% of modules changed):
 #             the bytes a host fetches for it, and the time to build it vs systools:make_relup
@@ -267,6 +268,51 @@ say "load:  GET versions $listing req/s, GET upgrade-path $path req/s vs nginx s
 
 )
 [[ $? -eq 0 ]] || say "load: FAILED (see the output above); the other parts go on"
+set -e
+fi
+
+# limits: the same wrk runs against this registry and against one built from the commit
+# before its limits (connection cap, timeouts, streamed bodies, load shedding, metrics by
+# route; REL_BENCH_BASELINE, default 2e36a02), each on its own store holding the same two
+# releases, in alternating rounds; the baseline binary is built once into target/.
+if part limits; then
+set +e
+( trap cleanup EXIT; set -e
+baseline=${REL_BENCH_BASELINE:-2e36a02}
+base_rel=$root/target/bench-baseline/rel-$baseline
+if [[ ! -x $base_rel ]]; then
+  say "limits: building the baseline $baseline (once)"
+  mkdir -p "$work/baseline-src" "$root/target/bench-baseline"
+  git -C "$root" archive "$baseline" | tar -x -C "$work/baseline-src"
+  (cd "$work/baseline-src" && CARGO_TARGET_DIR=$root/target/bench-baseline/build cargo build --release -q -p rel)
+  cp "$root/target/bench-baseline/build/release/rel" "$base_rel"
+fi
+for which in new old; do
+  bin=$rel; [[ $which == old ]] && bin=$base_rel
+  "$bin" serve --listen 127.0.0.1:0 --store "file://$work/store-$which" 2> "$work/serve-$which.log" & pids+=($!)
+  for _ in $(seq 100); do grep -q 'listening on' "$work/serve-$which.log" && break; sleep 0.1; done
+  url=$(grep -o 'http://[0-9.:]*' "$work/serve-$which.log" | head -1)
+  REL_REGISTRY=$url "$bin" push "$work/a" --quiet
+  REL_REGISTRY=$url "$bin" push "$work/b" --quiet
+  eval "url_$which=$url"
+done
+wrk_rps() { wrk -t2 -c32 -d5s "$1" | awk '/Requests\/sec/ {print $2}'; }
+median() { python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+declare -A rps
+for q in "v1/releases/bench" "v1/releases/bench/upgrade-path?from=1.0.0&to=1.0.1"; do
+  for which in new old; do rps[$which]=""; done
+  for _ in 1 2 3; do
+    for which in new old; do
+      u=url_$which
+      rps[$which]+=" $(wrk_rps "${!u}/$q")"
+    done
+  done
+  # shellcheck disable=SC2086
+  read -r new old < <(echo "$(median ${rps[new]}) $(median ${rps[old]})")
+  say "limits: GET /$q $new req/s vs $old req/s before the limits ($baseline), medians of 3 -> $(python3 -c "print(f'{$new/$old:.2f}')")x (target >= 0.95x: $(met "$new/$old >= 0.95"))"
+done
+)
+[[ $? -eq 0 ]] || say "limits: FAILED (see the output above); the other parts go on"
 set -e
 fi
 

@@ -276,9 +276,17 @@ pub struct PathArgs {
 pub struct PromoteArgs {
     #[arg(value_parser = parse_name)]
     pub name: String,
-    pub version: Version,
+    /// The version to point at (not with --renew).
+    #[arg(required_unless_present = "renew")]
+    pub version: Option<Version>,
     #[arg(long, value_parser = parse_channel)]
     pub channel: String,
+    /// Sign the channel's current version again, with the next sequence and a new expiry:
+    /// the current pointer must verify with your key or a --trusted-key.
+    #[arg(long, conflicts_with = "version")]
+    pub renew: bool,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Secret key to sign with (the NAME.key file of `rel keygen`).
     #[arg(long, env = env::REL_KEY, value_name = "FILE", value_parser = SecretKeyFile::parse)]
     pub key: Option<SecretKeyFile>,

@@ -402,6 +402,91 @@ fn channels_refuse_replayed_and_expired_pointers() {
     refused_pull(&fresh, &reg, &args, "channel pointer demo/staging expired at");
 }
 
+/// `promote --renew` signs the channel's current version again with the next sequence and a
+/// new expiry, but only a pointer signed by the promoter's key or a trusted one: a registry
+/// cannot choose what gets renewed.
+#[test]
+fn a_channel_is_renewed_at_its_version_only_from_a_pointer_it_trusts() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in &vs[..2] {
+        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
+    }
+    let channel = home.path("store/channels/demo/production.json");
+    let pointer = || -> serde_json::Value { serde_json::from_slice(&fs::read(&channel).unwrap()).unwrap() };
+    let renew = |home: &Home, extra: &[&str]| {
+        home.rel(Some(&reg))
+            .args(["promote", "demo", "--channel", "production", "--renew"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    // Nothing to renew yet.
+    let out = renew(&home, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot renew channel production of demo: it has no pointer to renew"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[0], "--channel", "production", "--expires-in", "1h"])
+        .assert()
+        .success();
+    let first = pointer();
+    let out = renew(&home, &["--expires-in", "400d"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("channel production of demo still points at {}", vs[0])),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let renewed = pointer();
+    assert_eq!(renewed["signed"]["version"], vs[0].as_str());
+    assert_eq!(renewed["signed"]["sequence"], 2);
+    assert!(
+        renewed["signed"]["expires"].as_str().unwrap() > first["signed"]["expires"].as_str().unwrap(),
+        "{renewed} vs {first}"
+    );
+
+    // Another publisher's pointer is renewed only if trusted.
+    let other = Home::new();
+    other
+        .rel(None)
+        .args(["keygen", "other", "--out-dir"])
+        .arg(other.path("keys"))
+        .assert()
+        .success();
+    other
+        .rel(Some(&reg))
+        .args(["promote", "demo", &vs[1], "--channel", "production", "--key"])
+        .arg(other.path("keys/other.key"))
+        .assert()
+        .success();
+    let out = renew(&home, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the current pointer of channel production of demo is not signed by your key or a --trusted-key"),
+        "{stderr}"
+    );
+    assert_eq!(pointer()["signed"]["sequence"], 3, "nothing was promoted");
+    let trusted = other.path("keys/other.pub");
+    let out = renew(&home, &["--trusted-key", trusted.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        (pointer()["signed"]["version"].as_str(), pointer()["signed"]["sequence"].as_u64()),
+        (Some(vs[1].as_str()), Some(4))
+    );
+
+    // A version and --renew together is a usage error.
+    let out = renew(&home, &[&vs[0]]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn a_registry_killed_during_a_push_shows_nothing_partial() {
     let home = Home::new();
