@@ -16,7 +16,7 @@ use crate::values::{Lifetime, ReleaseRef, existing_dir, existing_file, parse_cha
     name = "rel",
     version,
     about = "Signed, content-addressed OTP releases for zero-downtime hot upgrades",
-    after_help = "Examples:\n  rel serve                                    # a registry on ./rel-data\n  rel keygen ci --out-dir keys\n  rel push _build/prod/rel/shop/shop-0.1.0.tar.gz --key keys/ci.key\n  rel versions shop\n  rel path shop --from 0.1.0 --to 0.2.0\n  rel pull shop --version 0.2.0 -o shop.tar.gz --trusted-key keys/ci.pub\n\nExit codes: 0 success, 1 failure (not found, verification failed, refused), 2 usage error."
+    after_help = "Examples:\n  rel serve                                    # a registry on ./rel-data\n  rel keygen ci --out-dir keys\n  rel push _build/prod/rel/shop/shop-0.1.0.tar.gz --key keys/ci.key\n  rel list\n  rel versions shop\n  rel path shop --from 0.1.0 --to 0.2.0\n  rel pull shop --version 0.2.0 -o shop.tar.gz --trusted-key keys/ci.pub\n\nExit codes: 0 success, 1 failure (not found, verification failed, refused), 2 usage error."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -59,6 +59,8 @@ pub enum Command {
     Push(PushArgs),
     /// Fetch and verify a release, then write it as a tarball or a folder.
     Pull(PullArgs),
+    /// List the releases the registry holds, with their latest version and channels.
+    List(ListArgs),
     /// List a release's versions in order.
     Versions(NameArgs),
     /// Summarise one stored version.
@@ -242,6 +244,13 @@ pub struct PullArgs {
 pub struct NameArgs {
     #[arg(value_parser = parse_name)]
     pub name: String,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,

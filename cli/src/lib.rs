@@ -122,6 +122,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen(a) => keygen::run(a, cli.global.quiet),
         Command::Push(a) => rt.block_on(push::run(&settings()?, a)),
         Command::Pull(a) => rt.block_on(pull::run(&settings()?, a)),
+        Command::List(a) => rt.block_on(list::run(&settings()?, a)),
         Command::Versions(a) => rt.block_on(versions::run(&settings()?, a)),
         Command::Show(a) => rt.block_on(show::run(&settings()?, a)),
         Command::Path(a) => rt.block_on(path::run(&settings()?, a)),

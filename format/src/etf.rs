@@ -633,8 +633,15 @@ mod tests {
     #[test]
     fn export_funs_are_of_atoms_and_an_arity() {
         let export = |m: &[u8], f: &[u8], a: &[u8]| [&[113u8][..], m, f, a].concat();
-        let map = export(&[119, 5, b'l', b'i', b's', b't', b's'], &[119, 3, b'm', b'a', b'p'], &[97, 2]);
-        assert_eq!(decode(&[&[131u8][..], &map].concat()).unwrap(), Term::Opaque("fun lists:map/2".into()));
+        let map = export(
+            &[119, 5, b'l', b'i', b's', b't', b's'],
+            &[119, 3, b'm', b'a', b'p'],
+            &[97, 2],
+        );
+        assert_eq!(
+            decode(&[&[131u8][..], &map].concat()).unwrap(),
+            Term::Opaque("fun lists:map/2".into())
+        );
         let mut nested = map;
         for _ in 0..40 {
             nested = export(&nested, &[119, 1, b'f'], &[97, 0]);

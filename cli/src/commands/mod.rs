@@ -8,6 +8,7 @@ pub mod completions;
 pub mod gc;
 pub mod install;
 pub mod keygen;
+pub mod list;
 pub mod path;
 pub mod promote;
 pub mod pull;

@@ -17,9 +17,13 @@ pub async fn run(s: &Settings, args: &PromoteArgs) -> Result<()> {
         None => {
             // Renewing signs what the registry says the channel holds: only a pointer this
             // key or a trusted one signed is taken as that, or a registry could choose it.
-            let trusted = TrustedKeys::new(std::iter::once(key.public()).chain(args.trust.trusted_keys.iter().cloned()));
+            let trusted =
+                TrustedKeys::new(std::iter::once(key.public()).chain(args.trust.trusted_keys.iter().cloned()));
             let bytes = client.channel(&args.name, &args.channel).await.with_context(|| {
-                format!("cannot renew channel {} of {}: it has no pointer to renew", args.channel, args.name)
+                format!(
+                    "cannot renew channel {} of {}: it has no pointer to renew",
+                    args.channel, args.name
+                )
             })?;
             let (current, signer) = SignedChannel::verify_signature(&bytes, &trusted).with_context(|| {
                 format!(

@@ -427,13 +427,22 @@ fn a_channel_is_renewed_at_its_version_only_from_a_pointer_it_trusts() {
     let out = renew(&home, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot renew channel production of demo: it has no pointer to renew"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot renew channel production of demo: it has no pointer to renew"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
 
     home.rel(Some(&reg))
-        .args(["promote", "demo", &vs[0], "--channel", "production", "--expires-in", "1h"])
+        .args([
+            "promote",
+            "demo",
+            &vs[0],
+            "--channel",
+            "production",
+            "--expires-in",
+            "1h",
+        ])
         .assert()
         .success();
     let first = pointer();
@@ -470,7 +479,8 @@ fn a_channel_is_renewed_at_its_version_only_from_a_pointer_it_trusts() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("the current pointer of channel production of demo is not signed by your key or a --trusted-key"),
+        stderr
+            .contains("the current pointer of channel production of demo is not signed by your key or a --trusted-key"),
         "{stderr}"
     );
     assert_eq!(pointer()["signed"]["sequence"], 3, "nothing was promoted");
@@ -478,13 +488,54 @@ fn a_channel_is_renewed_at_its_version_only_from_a_pointer_it_trusts() {
     let out = renew(&home, &["--trusted-key", trusted.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
-        (pointer()["signed"]["version"].as_str(), pointer()["signed"]["sequence"].as_u64()),
+        (
+            pointer()["signed"]["version"].as_str(),
+            pointer()["signed"]["sequence"].as_u64()
+        ),
         (Some(vs[1].as_str()), Some(4))
     );
 
     // A version and --renew together is a usage error.
     let out = renew(&home, &[&vs[0]]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `rel list`: every release with its latest version that is not yanked, its counts and
+/// channels, as text and as JSON.
+#[test]
+fn list_shows_each_release_with_its_latest_version_and_channels() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let out = home.rel(Some(&reg)).arg("list").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no releases stored yet"));
+
+    let vs = versions();
+    for v in &vs[..3] {
+        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
+    }
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &vs[0], "--channel", "production", "--quiet"])
+        .assert()
+        .success();
+    home.rel(Some(&reg))
+        .args(["yank", "demo", &vs[2], "--quiet"])
+        .assert()
+        .success();
+    let out = home.rel(Some(&reg)).args(["list", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"releases": [{
+            "name": "demo", "latest": vs[1], "versions": 3, "yanked": 1,
+            "channels": {"production": vs[0]},
+        }]})
+    );
+    let out = home.rel(Some(&reg)).arg("list").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&format!("demo  {}", vs[1])), "{text}");
+    assert!(text.contains("3 versions, 1 yanked  [production="), "{text}");
 }
 
 #[test]
