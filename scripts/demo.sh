@@ -44,6 +44,7 @@ for _ in $(seq 100); do grep -q 'listening on' "$work/serve.log" && break; sleep
 export REL_REGISTRY=$(grep -o 'http://[0-9.:]*' "$work/serve.log" | head -1)
 export REL_CACHE_DIR=$work/ci-cache REL_STATE_DIR=$work/state
 echo "registry: $REL_REGISTRY, store $work/rel-data"
+echo "web view: $REL_REGISTRY/ui/releases/shop (versions, the upgrade graph, what changed), while the demo runs"
 
 # --- CI: publish two versions and the hot upgrade between them ---------------------------
 mapfile -t versions < fixtures/out/shop/VERSIONS

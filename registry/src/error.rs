@@ -46,6 +46,19 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The status and the message a client is shown: for a failure of the registry itself,
+    /// a sentence (the details go to the log), else the error's own text.
+    pub(crate) fn public_message(&self) -> (StatusCode, String) {
+        let (status, _) = self.parts();
+        let message = match self {
+            ApiError::Storage(_) => "the registry's storage failed; try again".to_owned(),
+            ApiError::Busy(m) => m.clone(),
+            _ if status.is_server_error() => "the registry failed internally; the details are in its log".to_owned(),
+            _ => self.to_string(),
+        };
+        (status, message)
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

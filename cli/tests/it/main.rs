@@ -16,3 +16,4 @@ mod snapshots;
 mod support;
 mod synthesis;
 mod usage;
+mod web;

@@ -7,6 +7,7 @@ mod extract;
 mod manifests;
 mod ops;
 mod releases;
+mod web;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +38,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(releases::router())
         .merge(channels::router())
         .merge(admin::router())
+        .merge(web::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /v1/openapi.json".into()) })
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::MethodNotAllowed(format!("{method} is not allowed here; see /v1/openapi.json"))
@@ -90,11 +92,12 @@ async fn json_errors(req: Request, next: Next) -> Response {
     }
     let response = next.run(req).await;
     let status = response.status();
-    let is_json = response
+    // JSON, and the web view's own error pages, are answered as they are.
+    let is_json_or_page = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json_or_page {
         return response;
     }
     let (parts, body) = response.into_parts();
