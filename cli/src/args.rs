@@ -316,6 +316,14 @@ pub struct YankArgs {
     /// replace it).
     #[arg(long, value_name = "FROM")]
     pub upgrade_from: Option<Version>,
+    /// Why, shown beside the version in listings and the web view (one line, at most 500
+    /// bytes).
+    #[arg(long, value_name = "TEXT", value_parser = parse_yank_reason, conflicts_with = "undo")]
+    pub reason: Option<String>,
+}
+
+fn parse_yank_reason(s: &str) -> Result<String, String> {
+    rel_format::api::Yank::check_reason(s).map(|()| s.to_owned())
 }
 
 #[derive(Debug, Args)]

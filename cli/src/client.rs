@@ -335,9 +335,14 @@ impl Client {
         version: &Version,
         yanked: bool,
         upgrade_from: Option<Version>,
+        reason: Option<String>,
     ) -> Result<(), ClientError> {
         let url = self.at(&["v1", "releases", name, "versions", version.as_str(), "yank"]);
-        let yank = Yank { yanked, upgrade_from };
+        let yank = Yank {
+            yanked,
+            upgrade_from,
+            reason,
+        };
         self.send("PUT", url, |r| r.json(&yank)).await?;
         Ok(())
     }

@@ -91,6 +91,9 @@ pub struct VersionInfo {
     pub channels: Vec<String>,
     #[serde(default)]
     pub yanked: bool,
+    /// Why it was yanked, as the admin said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yank_reason: Option<String>,
 }
 
 /// `GET /v1/releases/{name}` response: versions in rel's order, oldest first.
@@ -107,6 +110,28 @@ pub struct Yank {
     pub yanked: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_from: Option<Version>,
+    /// Why, for people reading listings: at most [`MAX_YANK_REASON`] bytes of one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Longest reason a yank may give, in bytes.
+pub const MAX_YANK_REASON: usize = 500;
+
+impl Yank {
+    /// Refuses a reason that is too long or not one line of printable text.
+    pub fn check_reason(reason: &str) -> Result<(), String> {
+        if reason.len() > MAX_YANK_REASON {
+            return Err(format!(
+                "a yank reason of {} bytes; at most {MAX_YANK_REASON}",
+                reason.len()
+            ));
+        }
+        if reason.trim().is_empty() || reason.chars().any(char::is_control) {
+            return Err("a yank reason is one line of text, without control characters".into());
+        }
+        Ok(())
+    }
 }
 
 /// `POST /v1/admin/gc` request.

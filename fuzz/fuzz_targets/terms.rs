@@ -2,11 +2,11 @@
 //! refused; a parsed term printed by rel reads back as the same term.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rel_format::{appup, release::Release, sysconfig::SysConfig, term};
+use rel_format::{appup, release::ReleaseSpec, sysconfig::SysConfig, term};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let _ = Release::parse("fuzz.rel", text);
+    let _ = ReleaseSpec::parse("fuzz.rel", text);
     let _ = SysConfig::parse("sys.config", text);
     let _ = appup::Extra::parse("fuzz.extra", text);
     if let Ok(terms) = term::parse_terms("fuzz.config", text) {

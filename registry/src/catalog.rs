@@ -26,6 +26,14 @@ use tokio::sync::OnceCell;
 use crate::keys;
 use crate::store::{Store, StoreError};
 
+/// A yank marker's contents (SPEC.md §7.1).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct YankMarker {
+    pub yanked_at: rel_format::Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// What the catalog keeps of one manifest.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -62,6 +70,8 @@ pub struct NameView {
     /// By version, in rel's order.
     pub versions: BTreeMap<Version, Vec<Arc<Summary>>>,
     pub yanked: Vec<Version>,
+    /// The reasons given for yanked versions, where one was.
+    pub yank_reasons: BTreeMap<Version, String>,
     pub graph: UpgradeGraph,
 }
 
@@ -187,8 +197,20 @@ impl Catalog {
             versions.entry(summary.version.clone()).or_default().push(summary);
         }
         let mut yanked = Vec::new();
+        let mut yank_reasons = BTreeMap::new();
         for obj in self.store.list(&keys::yanked_of(name)).await? {
-            yanked.extend(keys::parse_yank(&obj.key));
+            let Some(version) = keys::parse_yank(&obj.key) else {
+                continue;
+            };
+            // Markers are small JSON written by this registry; one without a reason (or
+            // unreadable) is still a yank.
+            if let Ok(got) = self.store.get(&obj.key).await
+                && let Ok(marker) = serde_json::from_slice::<YankMarker>(&got.bytes)
+                && let Some(reason) = marker.reason
+            {
+                yank_reasons.insert(version.clone(), reason);
+            }
+            yanked.push(version);
         }
         let graph = UpgradeGraph::new(
             versions
@@ -207,6 +229,7 @@ impl Catalog {
             loaded: Instant::now(),
             versions,
             yanked,
+            yank_reasons,
             graph,
         })
     }

@@ -39,8 +39,12 @@ pub async fn run(s: &Settings, args: &NameArgs) -> Result<()> {
         if !v.channels.is_empty() {
             let _ = write!(flags, "  [{}]", v.channels.join(", "));
         }
-        if v.yanked {
-            flags.push_str("  (yanked)");
+        match (v.yanked, &v.yank_reason) {
+            (true, Some(reason)) => {
+                let _ = write!(flags, "  (yanked: {})", rel_format::untrusted::escape_controls(reason));
+            }
+            (true, None) => flags.push_str("  (yanked)"),
+            _ => {}
         }
         let _ = writeln!(out, "{:<32} {created}  {}{flags}", v.version.as_str(), parts.join("; "));
     }

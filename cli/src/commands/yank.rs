@@ -7,7 +7,9 @@ use crate::settings::Settings;
 
 pub async fn run(s: &Settings, args: &YankArgs) -> Result<()> {
     let (version, from) = (&args.version, &args.upgrade_from);
-    s.client().yank(&args.name, version, !args.undo, from.clone()).await?;
+    s.client()
+        .yank(&args.name, version, !args.undo, from.clone(), args.reason.clone())
+        .await?;
     if !s.quiet {
         let subject = match from {
             Some(f) => format!("the upgrade of {} to {version} from {f}", args.name),

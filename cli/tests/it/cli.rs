@@ -518,10 +518,27 @@ fn list_shows_each_release_with_its_latest_version_and_channels() {
         .args(["promote", "demo", &vs[0], "--channel", "production", "--quiet"])
         .assert()
         .success();
+    // A reason is one line of text.
+    let out = home
+        .rel(Some(&reg))
+        .args(["yank", "demo", &vs[2], "--reason", "two\nlines"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     home.rel(Some(&reg))
-        .args(["yank", "demo", &vs[2], "--quiet"])
+        .args([
+            "yank",
+            "demo",
+            &vs[2],
+            "--quiet",
+            "--reason",
+            "crashes at boot without PORT",
+        ])
         .assert()
         .success();
+    let versions = home.rel(Some(&reg)).args(["versions", "demo"]).output().unwrap();
+    let text = String::from_utf8_lossy(&versions.stdout);
+    assert!(text.contains("(yanked: crashes at boot without PORT)"), "{text}");
     let out = home.rel(Some(&reg)).args(["list", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -104,7 +104,7 @@ fn the_web_view_shows_releases_versions_the_upgrade_graph_and_what_changed() {
         .assert()
         .success();
     home.rel(Some(&reg))
-        .args(["yank", "demo", &vs[2], "--quiet"])
+        .args(["yank", "demo", &vs[2], "--quiet", "--reason", "<b>leaks</b> sockets"])
         .assert()
         .success();
 
@@ -134,7 +134,15 @@ fn the_web_view_shows_releases_versions_the_upgrade_graph_and_what_changed() {
         .collect();
     assert!(rows[2] < rows[1] && rows[1] < rows[0], "newest first");
     assert!(
-        page.contains(&format!(r#"<td class="v yanked">{}</td>"#, vs[2])),
+        page.contains(&format!(
+            r#"<td class="v yanked" title="&lt;b&gt;leaks&lt;/b&gt; sockets">{}</td>"#,
+            vs[2]
+        )),
+        "{page}"
+    );
+    // The reason, escaped: text, not markup.
+    assert!(
+        page.contains(r#"<span class="tag y">yanked: &lt;b&gt;leaks&lt;/b&gt; sockets</span>"#),
         "{page}"
     );
     // Signers, the channel, the upgrade artifact, and how much the previous release holds.
@@ -148,7 +156,7 @@ fn the_web_view_shows_releases_versions_the_upgrade_graph_and_what_changed() {
     let shared = page
         .split(&format!(r#"id="v-{}""#, vs[1]))
         .nth(1)
-        .and_then(|row| row.split("<td>").nth(3))
+        .and_then(|row| row.split(r#"<td class="share">"#).nth(1))
         .and_then(|cell| cell.split('%').next())
         .and_then(|n| n.parse::<u32>().ok())
         .expect("a share for the second version");

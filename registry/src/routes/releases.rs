@@ -77,6 +77,7 @@ async fn versions(
                 .map(|p| p.channel.clone())
                 .collect(),
             yanked: view.is_yanked(version),
+            yank_reason: view.yank_reasons.get(version).cloned(),
         })
         .collect();
     Ok(Json(VersionList { name, versions }))
@@ -124,6 +125,9 @@ async fn yank(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Admin, Some(&name))?;
     let body: Yank = body.json(super::SMALL_BODY, "yank request", &state.limits).await?;
+    if let Some(reason) = &body.reason {
+        Yank::check_reason(reason).map_err(ApiError::BadRequest)?;
+    }
     let view = state.catalog.view(&name).await?;
     if !view.versions.contains_key(&version) {
         return Err(ApiError::NotFound(format!("`{name}` `{version}` is not stored")));
@@ -142,8 +146,12 @@ async fn yank(
         }
     };
     if body.yanked {
-        let marker = serde_json::json!({ "yanked_at": state.now_timestamp() });
-        state.store.put_overwrite(&key, marker.to_string()).await?;
+        let marker = crate::catalog::YankMarker {
+            yanked_at: state.now_timestamp(),
+            reason: body.reason.clone(),
+        };
+        let marker = serde_json::to_string(&marker).expect("markers serialise");
+        state.store.put_overwrite(&key, marker).await?;
     } else {
         state.store.delete(&key).await?;
     }

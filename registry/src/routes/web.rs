@@ -272,7 +272,7 @@ async fn release(
             table {
                 thead { tr {
                     th { "Version" } th { "Created" } th { "Release" } th { "Already held by the previous" }
-                    th { "Upgrades to it from" } th { "Signed by" } th { "Channels" }
+                    th { "Upgrades to it from" } th { "Signed by" } th { "Channels, yanks" }
                 } }
                 tbody {
                     @for v in shown.iter().rev() {
@@ -280,10 +280,10 @@ async fn release(
                         @let yanked = view.is_yanked(v);
                         @let f = facts.get(v);
                         tr id=(format!("v-{v}")) {
-                            td class={ "v" @if yanked { " yanked" } } { (v) }
+                            td class={ "v" @if yanked { " yanked" } } title=[view.yank_reasons.get(*v)] { (v) }
                             td.nw { (artifacts.iter().map(|a| a.created).min().map(|c| c.to_string()).unwrap_or_default()) }
                             td { @if let Some(f) = f { (format_size(f.bytes, BINARY)) } @else { "—" } }
-                            td {
+                            td.share {
                                 @if let Some(shared) = f.and_then(|f| f.shared_with_previous.map(|s| (s, f.bytes))) {
                                     (format!("{:.0}%", 100.0 * shared.0 as f64 / shared.1.max(1) as f64))
                                     " (" (format_size(shared.0, BINARY)) ")"
@@ -299,7 +299,10 @@ async fn release(
                                 }
                             }
                             td { @if let Some(f) = f { (f.signers.join(", ")) } }
-                            td { @for p in channels.iter().filter(|p| &&p.version == v) { span.tag { (p.channel) } } }
+                            td {
+                                @for p in channels.iter().filter(|p| &&p.version == v) { span.tag { (p.channel) } }
+                                @if yanked { span.tag.y { "yanked" @if let Some(r) = view.yank_reasons.get(*v) { ": " (r) } } }
+                            }
                         }
                     }
                 }

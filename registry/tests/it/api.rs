@@ -210,16 +210,30 @@ async fn versions_are_listed_in_rel_order_with_upgrade_paths() {
     assert_eq!(r.status, 404);
 
     // Yanking v2 breaks the chain: with both releases stored, a host running v1 builds the
-    // upgrade itself, fetching what v3 adds to v1.
-    let r = call(
-        &app,
-        "PUT",
-        &format!("/v1/releases/demo/versions/{}/yank", enc(v2)),
-        None,
-        &[("content-type", "application/json".into())],
-        r#"{"yanked":true}"#,
-    )
-    .await;
+    // upgrade itself, fetching what v3 adds to v1. A reason is one short line.
+    let yank = |body: String| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                "PUT",
+                &format!("/v1/releases/demo/versions/{}/yank", enc(v2)),
+                None,
+                &[("content-type", "application/json".into())],
+                body,
+            )
+            .await
+        }
+    };
+    for bad in ["x".repeat(501), "two\nlines".into(), " ".into()] {
+        let r = yank(serde_json::json!({"yanked": true, "reason": bad}).to_string()).await;
+        assert_eq!(r.status, 400, "{bad:?}: {}", r.text());
+    }
+    assert_eq!(
+        get(&app, "/v1/releases/demo").await.json()["versions"][1]["yanked"],
+        false
+    );
+    let r = yank(r#"{"yanked":true,"reason":"loses sessions on upgrade (#412)"}"#.into()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let plan = get(&app, &path).await.json();
     assert_eq!(plan["strategy"], "synthesised", "{plan}");
@@ -245,6 +259,10 @@ async fn versions_are_listed_in_rel_order_with_upgrade_paths() {
     assert_eq!(plan["steps"][0]["bytes"].as_u64(), Some(fetched));
     let listing = get(&app, "/v1/releases/demo").await.json();
     assert_eq!(listing["versions"][1]["yanked"], true);
+    assert_eq!(
+        listing["versions"][1]["yank_reason"],
+        "loses sessions on upgrade (#412)"
+    );
     // A yanked target is refused.
     let to_yanked = format!("/v1/releases/demo/upgrade-path?from={}&to={}", enc(v1), enc(v2));
     assert_eq!(get(&app, &to_yanked).await.status, 409);
