@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(terms) = term::parse_terms("fuzz.config", text) {
         for t in terms {
             let printed = t.to_string();
-            let back = term::parse_term("printed", &printed)
+            let back = term::parse_term("printed", &format!("{printed}."))
                 .unwrap_or_else(|e| panic!("{printed:?} does not read back: {e}"));
             assert_eq!(back, t, "{printed}");
         }
