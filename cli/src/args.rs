@@ -162,6 +162,10 @@ pub struct PushArgs {
     /// Also point this channel at the pushed version.
     #[arg(long, value_name = "CHANNEL", value_parser = parse_channel)]
     pub channel: Option<String>,
+    /// Read and chunk the artifact and ask the registry which chunks it lacks, but upload
+    /// nothing: what a push would send, and whether the version is already stored.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Release name (default: from the .rel file).
     #[arg(long, value_parser = parse_name)]
     pub name: Option<String>,

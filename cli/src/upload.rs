@@ -66,6 +66,7 @@ async fn ingest_and_upload(
     selection: &Selection,
     jobs: usize,
     only: Option<HashSet<Digest>>,
+    dry_run: bool,
     progress: &Progress,
 ) -> Result<(ChunkedStream, Ingested, Uploaded)> {
     let retry = only.is_some();
@@ -117,6 +118,16 @@ async fn ingest_and_upload(
             }
             let chunks = todo.len();
             let length: u64 = todo.iter().map(|(c, _)| c.length).sum();
+            if dry_run {
+                // What would go up, uncompressed: compressing only to count would cost the
+                // push's whole CPU time.
+                progress.inc(length);
+                return Ok(Uploaded {
+                    unique,
+                    chunks,
+                    bytes: length,
+                });
+            }
             let body = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
                 let mut pack = PackWriter::new();
                 for (c, data) in &todo {
@@ -217,6 +228,8 @@ pub struct PushRequest {
     pub jobs: usize,
     /// Push `releases/COOKIE` too (left out by default: hosts keep their own).
     pub include_secrets: bool,
+    /// Ask the registry what it lacks, upload nothing.
+    pub dry_run: bool,
 }
 
 /// What of `path` makes the release asked for. A folder (`_build/prod/rel/<name>` keeps every
@@ -317,7 +330,8 @@ pub struct PushOutcome {
 
 /// Chunks, signs and uploads the artifact of `req`: packs of the chunks the registry lacks,
 /// then the signed manifest. A push of an artifact already stored uploads nothing.
-pub async fn push(s: &Settings, key: &SecretKey, req: &PushRequest) -> Result<PushOutcome> {
+/// A dry run (`req.dry_run`) needs no key: it signs nothing.
+pub async fn push(s: &Settings, key: Option<&SecretKey>, req: &PushRequest) -> Result<PushOutcome> {
     if req.kind == Kind::Upgrade && req.from.is_empty() {
         return Err(UsageError::new("an upgrade needs --from VERSION (the version it upgrades from)").into());
     }
@@ -330,8 +344,33 @@ pub async fn push(s: &Settings, key: &SecretKey, req: &PushRequest) -> Result<Pu
     let (client, path, jobs) = (s.client(), req.path.as_path(), req.jobs);
     // The uncompressed size is only known once packed: count uploaded bytes.
     let progress = Progress::bytes(0, "push", s.quiet);
-    let (stream, seen, uploaded) = ingest_and_upload(&client, path, &selection, jobs, None, &progress).await?;
+    let (stream, seen, uploaded) =
+        ingest_and_upload(&client, path, &selection, jobs, None, req.dry_run, &progress).await?;
     let manifest = manifest_for(stream, &seen, req)?;
+    if req.dry_run {
+        progress.finish();
+        let stored = match client.release_or_upgrade(&manifest).await {
+            Ok(bytes) => Some(SignedManifest::parse_unverified(&bytes)?.signed.tar.digest),
+            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if stored.is_some_and(|d| d != manifest.tar.digest) {
+            bail!(
+                "{} `{}` `{}` is already stored with different contents; a push would be refused",
+                manifest.kind,
+                manifest.name,
+                manifest.version
+            );
+        }
+        return Ok(PushOutcome {
+            manifest,
+            unique_chunks: uploaded.unique,
+            uploaded_chunks: uploaded.chunks,
+            uploaded_bytes: uploaded.bytes,
+            already_stored: stored.is_some(),
+        });
+    }
+    let key = key.ok_or_else(|| UsageError::new("no signing key: pass --key FILE or set REL_KEY"))?;
     let envelope = key.sign(&manifest)?.to_bytes();
     let mut uploaded_chunks = uploaded.chunks;
     let mut uploaded_bytes = uploaded.bytes;
@@ -347,7 +386,7 @@ pub async fn push(s: &Settings, key: &SecretKey, req: &PushRequest) -> Result<Pu
                 // replica's view): read the artifact again, upload those, try once more.
                 let only = missing.iter().copied().collect();
                 let (again, _, more) =
-                    ingest_and_upload(&client, path, &selection, jobs, Some(only), &progress).await?;
+                    ingest_and_upload(&client, path, &selection, jobs, Some(only), false, &progress).await?;
                 if again.digest != manifest.tar.digest {
                     bail!("`{}` changed while it was being pushed", path.display());
                 }

@@ -72,8 +72,9 @@ pub async fn run(s: &Settings, args: &BuildUpgradeArgs) -> Result<()> {
             version: None,
             jobs: 8,
             include_secrets: false,
+            dry_run: false,
         };
-        push(s, key, &req).await?;
+        push(s, Some(key), &req).await?;
     }
     let report = Report {
         name: args.name.clone(),

@@ -25,10 +25,18 @@ struct Report {
     uploaded_bytes: u64,
     already_stored: bool,
     channel: Option<String>,
+    /// Nothing was uploaded: `uploaded_*` say what would be (bytes uncompressed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
 }
 
 pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
-    let key = s.secret_key(args.key.as_ref())?;
+    // A dry run signs nothing, unless it is asked to check a channel's promotion too.
+    let key = if args.dry_run && args.key.is_none() {
+        None
+    } else {
+        Some(s.secret_key(args.key.as_ref())?)
+    };
     let kind = match args.kind {
         KindArg::Release => Kind::Release,
         KindArg::Upgrade => Kind::Upgrade,
@@ -41,17 +49,19 @@ pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
         version: args.version.clone(),
         jobs: args.jobs,
         include_secrets: args.include_cookie,
+        dry_run: args.dry_run,
     };
-    let outcome = push(s, &key, &req).await?;
+    let outcome = push(s, key.as_deref(), &req).await?;
     let manifest = &outcome.manifest;
-    if let Some(channel) = &args.channel {
+    if let (Some(channel), false) = (&args.channel, args.dry_run) {
         let promotion = Promotion {
             name: &manifest.name,
             version: &manifest.version,
             channel,
             lifetime: crate::channels::DEFAULT_LIFETIME,
         };
-        promote(&s.client(), &key, promotion).await?;
+        let key = key.as_deref().expect("a push that is not a dry run has its key");
+        promote(&s.client(), key, promotion).await?;
     }
     let report = Report {
         name: manifest.name.clone(),
@@ -65,9 +75,29 @@ pub async fn run(s: &Settings, args: &PushArgs) -> Result<()> {
         uploaded_bytes: outcome.uploaded_bytes,
         already_stored: outcome.already_stored,
         channel: args.channel.clone(),
+        dry_run: args.dry_run,
     };
     if args.json {
         crate::print_json(&report);
+    } else if args.dry_run {
+        let what = if report.already_stored {
+            "is already stored with the same contents: a push would upload nothing"
+        } else {
+            "is not stored"
+        };
+        crate::say(&format!(
+            "{} {} ({}) {what}; {} in {} chunks, of which the registry lacks {} ({} before compression); nothing was uploaded",
+            report.name,
+            report.version,
+            report.kind,
+            bytes(report.bytes),
+            report.chunks,
+            report.uploaded_chunks,
+            bytes(report.uploaded_bytes),
+        ));
+        if let Some(c) = &report.channel {
+            crate::say(&format!("channel {c} would point at {}", report.version));
+        }
     } else if !s.quiet {
         let what = if report.already_stored {
             "already stored"

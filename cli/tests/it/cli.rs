@@ -555,6 +555,64 @@ fn list_shows_each_release_with_its_latest_version_and_channels() {
     assert!(text.contains("3 versions, 1 yanked  [production="), "{text}");
 }
 
+/// `push --dry-run` says what a push would upload and whether the version is stored, and
+/// stores nothing; it needs no key.
+#[test]
+fn a_dry_run_push_uploads_nothing_and_says_what_a_push_would() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    let dry = |v: &str| -> serde_json::Value {
+        let out = home
+            .rel(Some(&reg))
+            .env_remove("REL_KEY")
+            .args(["push", "--dry-run", "--json"])
+            .arg(tarball(v))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = dry(&vs[0]);
+    assert_eq!(first["dry_run"], true);
+    assert_eq!(first["already_stored"], false);
+    assert!(first["uploaded_chunks"].as_u64().unwrap() > 0);
+    assert_eq!(
+        first["uploaded_chunks"], first["chunks"],
+        "an empty registry lacks every chunk"
+    );
+    assert!(!home.path("store/manifests").exists(), "nothing stored");
+    assert!(!home.path("store/packs").exists(), "nothing uploaded");
+
+    home.rel(Some(&reg)).arg("push").arg(tarball(&vs[0])).assert().success();
+    let again = dry(&vs[0]);
+    assert_eq!(
+        (again["already_stored"].as_bool(), again["uploaded_chunks"].as_u64()),
+        (Some(true), Some(0))
+    );
+    let next = dry(&vs[1]);
+    let (lacked, all) = (
+        next["uploaded_chunks"].as_u64().unwrap(),
+        next["chunks"].as_u64().unwrap(),
+    );
+    assert!(
+        lacked > 0 && lacked < all / 2,
+        "the next version shares most chunks: {lacked} of {all}"
+    );
+
+    let out = home
+        .rel(Some(&reg))
+        .args(["push", "--dry-run"])
+        .arg(tarball(&vs[1]))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("is not stored;") && said.contains("nothing was uploaded"),
+        "{said}"
+    );
+}
+
 #[test]
 fn a_registry_killed_during_a_push_shows_nothing_partial() {
     let home = Home::new();
