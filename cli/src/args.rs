@@ -53,6 +53,10 @@ pub enum Command {
     /// Run a registry.
     #[cfg(feature = "serve")]
     Serve(ServeArgs),
+    /// Mint, list and revoke the registry's tokens (its tokens file)
+    #[cfg(feature = "serve")]
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Make an ed25519 key pair: NAME.key (secret, mode 0600) and NAME.pub.
     Keygen(KeygenArgs),
     /// Chunk, sign and upload a release (or an upgrade).
@@ -136,6 +140,89 @@ pub struct ServeArgs {
     /// Stop after this many seconds (for demos and tests).
     #[arg(long, hide = true, value_name = "SECONDS")]
     pub exit_after: Option<u64>,
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and add it, hashed, to the tokens file; the token is printed once.
+    Create(TokenCreateArgs),
+    /// The tokens of the file: names, scopes, releases and expiry (never the secrets).
+    List(TokenListArgs),
+    /// Remove a token from the file; a running registry refuses it from its next request.
+    Revoke(TokenRevokeArgs),
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Args)]
+pub struct TokenFileArg {
+    /// The registry's tokens file (its `tokens` setting).
+    #[arg(long, env = env::REL_TOKENS, value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    Pull,
+    Push,
+    Admin,
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// A name for people and logs (e.g. `ci`, `host-eu-1`), unique in the file.
+    #[arg(value_parser = parse_token_name)]
+    pub name: String,
+    #[command(flatten)]
+    pub file: TokenFileArg,
+    /// What it may do: pull, push (and pull) or admin (and push).
+    #[arg(long, value_enum)]
+    pub scope: ScopeArg,
+    /// Release names (globs: `shop_*`) it applies to (repeatable; default: all).
+    #[arg(long = "release", value_name = "GLOB")]
+    pub releases: Vec<String>,
+    /// How long it stays valid (e.g. 90d, 12h).
+    #[arg(long, default_value = "90d", value_name = "DURATION")]
+    pub expires_in: Lifetime,
+    /// Print the token and its entry as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    #[command(flatten)]
+    pub file: TokenFileArg,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub file: TokenFileArg,
+}
+
+#[cfg(feature = "serve")]
+fn parse_token_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{}` is not a token name: letters, digits, `-`, `_` and `.`, at most 64",
+            s.escape_debug()
+        ))
+    }
 }
 
 #[derive(Debug, Args)]

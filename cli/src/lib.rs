@@ -120,6 +120,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "serve")]
         Command::Serve(a) => rt.block_on(serve::run(a)),
         Command::Keygen(a) => keygen::run(a, cli.global.quiet),
+        #[cfg(feature = "serve")]
+        Command::Token(a) => token::run(a, cli.global.quiet),
         Command::Push(a) => rt.block_on(push::run(&settings()?, a)),
         Command::Pull(a) => rt.block_on(pull::run(&settings()?, a)),
         Command::List(a) => rt.block_on(list::run(&settings()?, a)),

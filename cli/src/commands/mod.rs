@@ -19,6 +19,8 @@ pub mod rollback;
 pub mod serve;
 pub mod show;
 pub mod status;
+#[cfg(feature = "serve")]
+pub mod token;
 pub mod upgrade;
 pub mod verify;
 pub mod version;

@@ -613,6 +613,85 @@ fn a_dry_run_push_uploads_nothing_and_says_what_a_push_would() {
     );
 }
 
+/// `rel token`: minted tokens work against a running registry at once, are listed without
+/// their secrets, and stop working when revoked; the file keeps what the operator wrote.
+#[test]
+fn tokens_are_minted_listed_and_revoked_in_the_file_the_registry_reads() {
+    let home = Home::new();
+    let file = home.path("tokens.toml");
+    fs::write(
+        &file,
+        "# Who may do what on the release registry.\nanonymous_pull = false\n",
+    )
+    .unwrap();
+    let token = |args: &[&str]| {
+        home.rel(None)
+            .arg("token")
+            .args(args)
+            .arg("--file")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let created = token(&["create", "ci", "--scope", "push", "--release", "demo", "--json"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let ci = created["token"].as_str().unwrap().to_owned();
+    assert!(ci.starts_with("rel_") && ci.len() == 68, "{ci}");
+    let host = token(&["create", "host", "--scope", "pull", "--expires-in", "30d"]);
+    assert!(host.status.success());
+    let host = String::from_utf8(host.stdout).unwrap().trim().to_owned();
+    let again = token(&["create", "ci", "--scope", "pull"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already has a token named `ci`"));
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with("# Who may do what on the release registry.\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&ci) && !text.contains(&host),
+        "secrets are stored hashed: {text}"
+    );
+
+    let listed = token(&["list", "--json"]);
+    let out = String::from_utf8(listed.stdout).unwrap();
+    assert!(!out.contains(&ci) && !out.contains("sha256"), "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["tokens"][0]["name"], "ci");
+    assert_eq!(listed["tokens"][0]["scopes"], serde_json::json!(["push"]));
+    assert_eq!(listed["tokens"][0]["releases"], serde_json::json!(["demo"]));
+    assert_eq!(listed["tokens"][1]["releases"], serde_json::json!(["*"]));
+    assert_eq!(listed["tokens"][1]["expired"], false);
+
+    let reg = Registry::start(&home.path("store"), &["--tokens", file.to_str().unwrap()]);
+    let vs = versions();
+    let push = |token: &str, v: &str| {
+        home.rel(Some(&reg))
+            .env("REL_TOKEN", token)
+            .arg("push")
+            .arg(tarball(v))
+            .output()
+            .unwrap()
+    };
+    let pushed = push(&ci, &vs[0]);
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    let refused = push(&host, &vs[1]);
+    assert_eq!(refused.status.code(), Some(1));
+    let revoked = token(&["revoke", "ci"]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let after = push(&ci, &vs[1]);
+    assert_eq!(after.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&after.stderr).contains("unknown or revoked token"),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    let unknown = token(&["revoke", "ci"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no token named `ci`"));
+}
+
 #[test]
 fn a_registry_killed_during_a_push_shows_nothing_partial() {
     let home = Home::new();
