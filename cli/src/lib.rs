@@ -27,6 +27,7 @@ pub mod keys;
 pub mod output;
 pub mod progress;
 pub mod settings;
+pub mod shorthand;
 pub mod target;
 pub mod upgrades;
 pub mod upload;

@@ -29,9 +29,14 @@ struct Report {
 
 /// Into a root that holds a release already: the version is laid beside the installed ones
 /// (as a restart deploy stages it), and the node is left as it is.
-async fn beside(s: &Settings, args: &InstallArgs, fetcher: &Fetcher, trusted: &rel_format::TrustedKeys) -> Result<()> {
+async fn beside(
+    s: &Settings,
+    args: &InstallArgs,
+    version: &rel_format::Version,
+    fetcher: &Fetcher,
+    trusted: &rel_format::TrustedKeys,
+) -> Result<()> {
     let mut host = Host::open(&args.root, &args.name, None)?;
-    let version = &args.version;
     let (_, boots) = read_start_erl_data(host.root())?;
     let signer = deploy::stage(&host, fetcher, trusted, version).await?;
     let Some(signer) = signer else {
@@ -72,8 +77,9 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
     let final_root = &args.root;
     let trusted = s.trusted(&args.trust.trusted_keys)?;
     let fetcher = Fetcher::new(s, JOBS);
+    let version = &crate::shorthand::resolve(&fetcher.client, &args.name, &args.version, s.quiet).await?;
     if final_root.join("releases/start_erl.data").exists() {
-        return beside(s, args, &fetcher, &trusted).await;
+        return beside(s, args, version, &fetcher, &trusted).await;
     }
     if final_root.exists() && std::fs::read_dir(final_root)?.next().is_some() {
         bail!(
@@ -81,7 +87,6 @@ pub async fn run(s: &Settings, args: &InstallArgs) -> Result<()> {
             final_root.display()
         );
     }
-    let version = &args.version;
     let Verified { manifest, signer } = fetcher.release(&trusted, &args.name, version).await?;
     // Whether it can run here, before a byte is written.
     let link_erts = check(&manifest, &HostPlatform::detect(), args.erts.as_deref())?;

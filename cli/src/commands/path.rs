@@ -10,11 +10,10 @@ use crate::output::bytes;
 use crate::settings::Settings;
 
 pub async fn run(s: &Settings, args: &PathArgs) -> Result<()> {
-    let plan = s
-        .client()
-        .path(&args.name, &args.from, &args.to)
-        .await
-        .context("no upgrade path")?;
+    let client = s.client();
+    let from = crate::shorthand::resolve(&client, &args.name, &args.from, s.quiet).await?;
+    let to = crate::shorthand::resolve(&client, &args.name, &args.to, s.quiet).await?;
+    let plan = client.path(&args.name, &from, &to).await.context("no upgrade path")?;
     if args.json {
         crate::print_json(&plan);
         return Ok(());

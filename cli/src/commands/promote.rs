@@ -13,7 +13,7 @@ pub async fn run(s: &Settings, args: &PromoteArgs) -> Result<()> {
     let key = s.secret_key(args.key.as_ref())?;
     let client = s.client();
     let version = match &args.version {
-        Some(v) => v.clone(),
+        Some(v) => crate::shorthand::resolve(&client, &args.name, v, s.quiet).await?,
         None => {
             // Renewing signs what the registry says the channel holds: only a pointer this
             // key or a trusted one signed is taken as that, or a registry could choose it.

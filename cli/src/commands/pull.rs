@@ -39,7 +39,10 @@ pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
     let trusted = s.trusted(&args.trust.trusted_keys)?;
     let fetcher = Fetcher::new(s, args.jobs);
     let (version, channel_seq) = match (&args.version, &args.channel) {
-        (Some(v), _) => (v.clone(), None),
+        (Some(v), _) => (
+            crate::shorthand::resolve(&fetcher.client, &args.name, v, s.quiet).await?,
+            None,
+        ),
         (_, Some(c)) => {
             let (v, seq) = resolve(s, &fetcher.client, &trusted, &args.name, c, args.allow_downgrade).await?;
             (v, Some(seq))

@@ -22,7 +22,7 @@ struct Shown {
 
 pub async fn run(s: &Settings, args: &ShowArgs) -> Result<()> {
     let client = s.client();
-    let version = args.version.clone();
+    let version = crate::shorthand::resolve(&client, &args.name, &args.version, s.quiet).await?;
     let bytes = client.release_manifest(&args.name, &version).await?;
     let (manifest, signer) = if args.trust.trusted_keys.is_empty() && s.trusted_keys.is_empty() {
         (SignedManifest::parse_unverified(&bytes)?.signed, None)

@@ -296,7 +296,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
     let running: Version = running.parse()?;
     let node = node.ok();
     let (target, channel_seq) = match (&args.to, &args.channel) {
-        (Some(v), _) => (v.clone(), None),
+        (Some(v), _) => (crate::shorthand::resolve(client, &args.name, v, s.quiet).await?, None),
         (_, Some(c)) => {
             let (v, seq) = resolve(s, client, &trusted, &args.name, c, args.allow_downgrade).await?;
             (v, Some(seq))

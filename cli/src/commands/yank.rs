@@ -6,8 +6,13 @@ use crate::args::YankArgs;
 use crate::settings::Settings;
 
 pub async fn run(s: &Settings, args: &YankArgs) -> Result<()> {
-    let (version, from) = (&args.version, &args.upgrade_from);
-    s.client()
+    let client = s.client();
+    let version = &crate::shorthand::resolve(&client, &args.name, &args.version, s.quiet).await?;
+    let from = &match &args.upgrade_from {
+        Some(f) => Some(crate::shorthand::resolve(&client, &args.name, f, s.quiet).await?),
+        None => None,
+    };
+    client
         .yank(&args.name, version, !args.undo, from.clone(), args.reason.clone())
         .await?;
     if !s.quiet {

@@ -692,6 +692,48 @@ fn tokens_are_minted_listed_and_revoked_in_the_file_the_registry_reads() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no token named `ci`"));
 }
 
+/// A version typed short stands for the one stored version it begins, in every command
+/// that names a stored version; an ambiguous one lists the candidates.
+#[test]
+fn short_versions_stand_for_the_one_stored_version_they_begin() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in &vs {
+        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
+    }
+    let short = vs[2].split('+').next().unwrap().to_owned();
+    assert!(vs[..2].iter().all(|v| !v.starts_with(&short)), "{short} is unique");
+    let out = home
+        .rel(Some(&reg))
+        .args(["show", "demo", &short, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["manifest"]["version"], vs[2].as_str());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("demo {short} is {}", vs[2])));
+    home.rel(Some(&reg))
+        .args(["promote", "demo", &short, "--channel", "production", "--quiet"])
+        .assert()
+        .success();
+    let pointer: serde_json::Value =
+        serde_json::from_slice(&fs::read(home.path("store/channels/demo/production.json")).unwrap()).unwrap();
+    assert_eq!(pointer["signed"]["version"], vs[2].as_str());
+
+    let ambiguous = vs[0].split('+').next().unwrap();
+    let out = home.rel(Some(&reg)).args(["yank", "demo", ambiguous]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "`{ambiguous}` could be any of 2 stored versions: {}, {}",
+            vs[1], vs[0]
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_registry_killed_during_a_push_shows_nothing_partial() {
     let home = Home::new();
