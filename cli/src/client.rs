@@ -7,6 +7,12 @@
 //! 64 KiB are read. Messages from the registry reach the terminal with their control
 //! characters escaped. A `503` with `Retry-After` (the registry's limit on uploads at once)
 //! is retried a few times.
+//!
+//! Every request rel makes is safe to send again: chunks and packs are content-addressed,
+//! manifests write-once (the same one again is "already stored"), channel pointers
+//! compare-and-swap on their sequence, yanks and collections idempotent. So a request that
+//! did not get an answer (the registry restarting, a connection reset, a proxy's 502 or 504)
+//! is retried with exponential backoff and jitter (`backon`), for about 8 s in all.
 
 use std::time::Duration;
 
@@ -58,6 +64,18 @@ const MAX_JSON: u64 = 32 << 20;
 /// How many times a `503` with `Retry-After` is retried, and the longest wait honoured.
 const BUSY_RETRIES: u32 = 5;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// The waits between attempts of a request that got no answer: 0.25 s doubling to 4 s, five
+/// of them, each with jitter so that many clients do not come back at once.
+fn unanswered_backoff() -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(4))
+        .with_max_times(5)
+        .with_jitter()
+        .build()
+}
 
 /// Reads `response`'s body as it streams, refusing it past `limit` bytes (a declared
 /// `Content-Length` over it before any byte is read).
@@ -152,6 +170,7 @@ impl Client {
         build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
         let mut attempt = 0;
+        let mut unanswered = unanswered_backoff();
         loop {
             let mut req = self.http.request(
                 reqwest::Method::from_bytes(method.as_bytes()).expect("valid method"),
@@ -160,14 +179,33 @@ impl Client {
             if let Some(t) = &self.token {
                 req = req.bearer_auth(t);
             }
-            let response = build(req).send().await.map_err(|source| ClientError::Transport {
-                url: url.to_string(),
-                source,
-            })?;
+            let response = match build(req).send().await {
+                Ok(response) => response,
+                Err(source) => match unanswered.next() {
+                    Some(wait) if !source.is_builder() => {
+                        tracing::info!(%url, error = %source, "no answer from the registry; retrying in {wait:?}");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    _ => {
+                        return Err(ClientError::Transport {
+                            url: url.to_string(),
+                            source,
+                        });
+                    }
+                },
+            };
             if response.status().is_success() {
                 return Ok(response);
             }
             let status = response.status();
+            if matches!(status, StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT)
+                && let Some(wait) = unanswered.next()
+            {
+                tracing::info!(%url, %status, "the registry's proxy had no answer; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
             let retry_after = response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)

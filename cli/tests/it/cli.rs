@@ -734,12 +734,8 @@ fn short_versions_stand_for_the_one_stored_version_they_begin() {
     );
 }
 
-#[test]
-fn a_registry_killed_during_a_push_shows_nothing_partial() {
-    let home = Home::new();
-    let store = home.path("store");
-    let mut reg = Registry::start(&store, &[]);
-    // A release big enough that the upload takes a while: 40 MB of noise in a folder.
+/// A release big enough that its upload takes a while: 40 MB of noise in a folder.
+fn big_release(home: &Home) -> std::path::PathBuf {
     let rel_dir = home.path("big");
     fs::create_dir_all(rel_dir.join("releases/1.0.0")).unwrap();
     fs::create_dir_all(rel_dir.join("lib/big-1.0.0/priv")).unwrap();
@@ -756,6 +752,68 @@ fn a_registry_killed_during_a_push_shows_nothing_partial() {
         })
         .collect();
     fs::write(rel_dir.join("lib/big-1.0.0/priv/blob"), noise).unwrap();
+    rel_dir
+}
+
+/// A registry restarted in the middle of a push: the push waits for it (retries with
+/// backoff) and completes, reusing what was uploaded before the restart.
+#[test]
+fn a_push_survives_a_registry_restart_in_the_middle() {
+    let home = Home::new();
+    let store = home.path("store");
+    let mut reg = Registry::start(&store, &[]);
+    let rel_dir = big_release(&home);
+    let url = reg.url.clone();
+    let push = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
+        .args(["push", "--jobs", "1", "--json", "-v"])
+        .arg(&rel_dir)
+        .env("REL_REGISTRY", &url)
+        .env("REL_KEY", home.path("keys/ci.key"))
+        .env("REL_CACHE_DIR", home.path("cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while pack_files(&store).len() < 3 {
+        assert!(started.elapsed().as_secs() < 120, "the push never started uploading");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    reg.kill();
+    let before = pack_files(&store).len();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let reg = Registry::start_on(&store, url.trim_start_matches("http://"), &[]);
+    let out = push.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no answer from the registry; retrying"),
+        "it did retry: {stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["already_stored"], false, "{report}");
+    assert!(before >= 3, "the registry was killed after {before} packs");
+    let host = Home::new();
+    let pulled = host.pull(
+        &reg,
+        home.path("keys/ci.pub"),
+        &[
+            "big",
+            "--version",
+            "1.0.0",
+            "-o",
+            host.path("big.tar").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(pulled["version"], "1.0.0");
+}
+
+#[test]
+fn a_registry_killed_during_a_push_shows_nothing_partial() {
+    let home = Home::new();
+    let store = home.path("store");
+    let mut reg = Registry::start(&store, &[]);
+    let rel_dir = big_release(&home);
 
     let mut push = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
         .args(["push", "--jobs", "1", "--quiet"])

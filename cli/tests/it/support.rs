@@ -23,8 +23,13 @@ impl Drop for Registry {
 
 impl Registry {
     pub(crate) fn start(store: &Path, extra: &[&str]) -> Registry {
+        Self::start_on(store, "127.0.0.1:0", extra)
+    }
+
+    /// On a given address (a restarted registry on the port its clients know).
+    pub(crate) fn start_on(store: &Path, listen: &str, extra: &[&str]) -> Registry {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rel"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--exit-after", "300"])
+            .args(["serve", "--listen", listen, "--exit-after", "300"])
             .arg("--store")
             .arg(format!("file://{}", store.display()))
             .args(extra)
