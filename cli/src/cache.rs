@@ -4,10 +4,13 @@
 //! from that artifact's pack and fetches only the rest. An artifact's entry is a pack in the
 //! registry's own format (SPEC.md §4.1) holding each of its chunks once, as the compressed
 //! frame that arrived, plus the pack's index: one sequential file per artifact, at less than half
-//! of the tar's size, so keeping it costs a pull little. Entries are written under a temporary
-//! name and renamed when complete; every chunk read from the cache is decompressed and
-//! verified against its digest like a fetched one, so a damaged cache costs a refetch, never a
-//! wrong byte. The newest [`KEEP`] artifacts are kept, and every artifact a host root pins:
+//! of the tar's size, so keeping it costs a pull little. A pack being written is
+//! `<digest>.partial`, renamed to `<digest>.pack` (and given its index) once the whole stream
+//! verified; a pull that was interrupted leaves it, and the next pull of the same artifact reads
+//! the chunks it holds and appends to it, so it fetches only what is missing (a pull holds the
+//! partial pack's lock; a second one at the same time writes no cache). Every chunk read from
+//! the cache is decompressed and verified against its digest like a fetched one, so a damaged
+//! cache costs a refetch, never a wrong byte. The newest [`KEEP`] artifacts are kept, and every artifact a host root pins:
 //! the releases installed there, from which the next upgrade is built (`<digest>.pin` lists
 //! the roots, one per line; a root that is gone no longer pins).
 
@@ -23,6 +26,9 @@ use rel_format::pack::{Entry, PACK_MAGIC, decode_index, encode_index, record_hea
 
 /// How many artifacts the cache keeps.
 pub const KEEP: usize = 8;
+
+/// A partial pack no pull has touched for this long is deleted.
+const PARTIAL_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 /// Where a chunk's frame can be read locally.
 #[derive(Debug, Clone)]
@@ -42,6 +48,15 @@ impl PackCache {
         // Entries an interrupted pull was writing.
         crate::fs::temp::sweep(dir, Some("cache"));
         crate::fs::temp::sweep_unnamed(dir);
+        for e in std::fs::read_dir(dir)?.flatten() {
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > PARTIAL_AGE));
+            if stale && e.path().extension().is_some_and(|x| x == "partial") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         Ok(Self { dir: dir.to_owned() })
     }
 
@@ -68,16 +83,18 @@ impl PackCache {
         };
         for e in entries.flatten() {
             let path = e.path();
-            if path.extension().is_none_or(|x| x != "idx") {
-                continue;
-            }
-            let Ok(entries) = std::fs::read(&path)
-                .map_err(|_| ())
-                .and_then(|b| decode_index(&b).map_err(|_| ()))
-            else {
-                continue;
+            let (entries, pack) = match path.extension().and_then(|x| x.to_str()) {
+                Some("idx") => match std::fs::read(&path).map(|b| decode_index(&b)) {
+                    Ok(Ok(entries)) => (entries, path.with_extension("pack")),
+                    _ => continue,
+                },
+                // What an interrupted pull kept.
+                Some("partial") => match std::fs::read(&path) {
+                    Ok(bytes) => (complete_records(&bytes).1, path.clone()),
+                    Err(_) => continue,
+                },
+                _ => continue,
             };
-            let pack = path.with_extension("pack");
             for entry in entries {
                 index.entry(entry.digest).or_insert(Location {
                     pack: pack.clone(),
@@ -103,23 +120,50 @@ impl PackCache {
         Some((data, frame))
     }
 
-    /// Starts writing the pack of `stream` into the cache (nothing, when it is there).
+    /// Starts writing the pack of `stream` into the cache, or goes on with the one an
+    /// interrupted pull left; nothing when the artifact is cached, or when another pull is
+    /// writing it.
     pub fn begin(&self, stream: &ChunkedStream) -> io::Result<CacheWriter> {
-        let file = if self.has(&stream.digest) {
-            None
-        } else {
-            let mut file = io::BufWriter::with_capacity(1 << 20, self.temp_file()?);
-            file.write_all(PACK_MAGIC)?;
-            Some(file)
-        };
-        Ok(CacheWriter {
-            file,
-            offset: PACK_MAGIC.len() as u64,
+        let mut writer = CacheWriter {
+            file: None,
+            offset: 0,
             entries: Vec::new(),
             seen: HashSet::new(),
             stream: stream.digest,
             cache: self.clone(),
-        })
+        };
+        if self.has(&stream.digest) {
+            return Ok(writer);
+        }
+        let path = self.paths(&stream.digest).0.with_extension("partial");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        if file.try_lock().is_err() {
+            tracing::info!("another pull is writing {} into the cache", path.display());
+            return Ok(writer);
+        }
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut file, &mut bytes)?;
+        let (kept, entries) = complete_records(&bytes);
+        // A record cut short by the interruption is dropped; a file that is no pack starts over.
+        let kept = kept as u64;
+        file.set_len(kept)?;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(kept))?;
+        let mut file = io::BufWriter::with_capacity(1 << 20, file);
+        if kept == 0 {
+            file.write_all(PACK_MAGIC)?;
+            writer.offset = PACK_MAGIC.len() as u64;
+        } else {
+            writer.offset = kept;
+            writer.seen = entries.iter().map(|e| e.digest).collect();
+            writer.entries = entries;
+        }
+        writer.file = Some((file, path));
+        Ok(writer)
     }
 
     /// Makes the artifacts of `streams` the ones `root` pins (and no other).
@@ -200,10 +244,22 @@ impl PackCache {
     }
 }
 
+/// The bytes of `pack` up to its last complete record (0 when it is not a pack), and its
+/// records.
+fn complete_records(pack: &[u8]) -> (usize, Vec<Entry>) {
+    let mut scanner = rel_format::pack::PackScanner::default();
+    let mut entries = Vec::new();
+    match scanner.scan(pack, &mut entries) {
+        Ok(used) if used >= PACK_MAGIC.len() => (used, entries),
+        _ => (0, Vec::new()),
+    }
+}
+
 /// The pack of an artifact being pulled, entering the cache when complete.
 #[derive(Debug)]
 pub struct CacheWriter {
-    file: Option<io::BufWriter<tempfile::NamedTempFile>>,
+    /// The partial pack, locked while this writer has it.
+    file: Option<(io::BufWriter<File>, PathBuf)>,
     offset: u64,
     entries: Vec<Entry>,
     seen: HashSet<Digest>,
@@ -214,7 +270,7 @@ pub struct CacheWriter {
 impl CacheWriter {
     /// Adds a chunk's frame (verified by the caller), once per digest.
     pub fn add(&mut self, chunk: &ChunkRef, frame: &[u8]) -> io::Result<()> {
-        let Some(file) = &mut self.file else { return Ok(()) };
+        let Some((file, _)) = &mut self.file else { return Ok(()) };
         if !self.seen.insert(chunk.digest) {
             return Ok(());
         }
@@ -234,10 +290,14 @@ impl CacheWriter {
 
     /// Keeps the pack (the whole stream was verified by the caller), then its index.
     pub fn commit(mut self) -> io::Result<()> {
-        let Some(file) = self.file.take() else { return Ok(()) };
+        let Some((file, partial)) = self.file.take() else {
+            return Ok(());
+        };
         let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()?;
         let (pack, index) = self.cache.paths(&self.stream);
-        file.persist(&pack).map_err(|e| e.error)?;
+        std::fs::rename(&partial, &pack)?;
+        drop(file);
         let mut tmp = self.cache.temp_file()?;
         tmp.write_all(&encode_index(&self.entries))?;
         tmp.persist(&index).map_err(|e| e.error)?;

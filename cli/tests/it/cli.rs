@@ -808,6 +808,94 @@ fn a_push_survives_a_registry_restart_in_the_middle() {
     assert_eq!(pulled["version"], "1.0.0");
 }
 
+/// A pull killed half-way keeps the chunks it verified: the next pull of the same release
+/// fetches only the rest, and the one after that nothing.
+#[test]
+fn a_pull_killed_half_way_resumes_with_what_it_fetched() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let rel_dir = big_release(&home);
+    home.rel(Some(&reg))
+        .arg("push")
+        .arg(&rel_dir)
+        .arg("--quiet")
+        .assert()
+        .success();
+    let host = Home::new();
+    let cache = host.path("cache");
+    let partial_size = || -> u64 {
+        fs::read_dir(&cache)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "partial"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let mut pull = host
+        .process(&reg.url)
+        .args(["pull", "big", "--version", "1.0.0", "--jobs", "1", "-o"])
+        .arg(host.path("first.tar"))
+        .arg("--trusted-key")
+        .arg(home.path("keys/ci.pub"))
+        .env("REL_CACHE_DIR", &cache)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while partial_size() < 8 << 20 {
+        assert!(started.elapsed().as_secs() < 120, "the pull never got going");
+        assert!(
+            pull.try_wait().unwrap().is_none(),
+            "the pull ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    pull.kill().unwrap();
+    pull.wait().unwrap();
+    let kept = partial_size();
+
+    let again = host.pull(
+        &reg,
+        home.path("keys/ci.pub"),
+        &[
+            "big",
+            "--version",
+            "1.0.0",
+            "-o",
+            host.path("second.tar").to_str().unwrap(),
+        ],
+    );
+    let (fetched, chunks) = (
+        again["fetched_chunks"].as_u64().unwrap(),
+        again["chunks"].as_u64().unwrap(),
+    );
+    let fetched_bytes = again["fetched_bytes"].as_u64().unwrap();
+    assert!(
+        fetched > 0 && fetched < chunks,
+        "{fetched} of {chunks} chunks fetched again"
+    );
+    // What was kept (less a record cut short and the pack's magic) is not fetched again.
+    let total = fs::metadata(host.path("second.tar")).unwrap().len();
+    assert!(
+        fetched_bytes + kept >= total * 99 / 100 && fetched_bytes <= (total + (1 << 20)).saturating_sub(kept),
+        "fetched {fetched_bytes} bytes after keeping {kept} of a {total}-byte release"
+    );
+    let third = host.pull(
+        &reg,
+        home.path("keys/ci.pub"),
+        &[
+            "big",
+            "--version",
+            "1.0.0",
+            "-o",
+            host.path("third.tar").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(third["fetched_chunks"], 0, "{third}");
+    assert_eq!(partial_size(), 0, "the partial pack became the cached one");
+}
+
 #[test]
 fn a_registry_killed_during_a_push_shows_nothing_partial() {
     let home = Home::new();
