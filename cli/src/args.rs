@@ -291,16 +291,12 @@ pub struct TrustArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["version", "channel"])))]
 pub struct PullArgs {
     #[arg(value_parser = parse_name)]
     pub name: String,
     /// Exact version to pull.
-    #[arg(
-        long = "version",
-        value_name = "VERSION",
-        conflicts_with = "channel",
-        required_unless_present = "channel"
-    )]
+    #[arg(long = "version", value_name = "VERSION")]
     pub version: Option<Version>,
     /// Pull what this channel points at.
     #[arg(long, value_parser = parse_channel)]
@@ -577,16 +573,12 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to", "channel"])))]
 pub struct HostUpgradeArgs {
     #[arg(value_parser = parse_name)]
     pub name: String,
     /// The version to reach.
-    #[arg(
-        long,
-        value_name = "VERSION",
-        conflicts_with = "channel",
-        required_unless_present = "channel"
-    )]
+    #[arg(long, value_name = "VERSION")]
     pub to: Option<Version>,
     /// Reach what this channel points at.
     #[arg(long, value_parser = parse_channel)]

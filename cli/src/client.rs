@@ -12,7 +12,7 @@
 //! manifests write-once (the same one again is "already stored"), channel pointers
 //! compare-and-swap on their sequence, yanks and collections idempotent. So a request that
 //! did not get an answer (the registry restarting, a connection reset, a proxy's 502 or 504)
-//! is retried with exponential backoff and jitter (`backon`), for about 8 s in all.
+//! is retried with exponential backoff and jitter (`backon`), for about 4 s in all.
 
 use std::time::Duration;
 
@@ -28,7 +28,8 @@ use reqwest::{StatusCode, Url};
 /// A failed registry call.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("registry answered {status} to {method} {url}: {message}")]
+    /// The registry's own message; its status and the request are logged (`-v`).
+    #[error("{message}")]
     Api {
         method: &'static str,
         url: String,
@@ -65,14 +66,14 @@ const MAX_JSON: u64 = 32 << 20;
 const BUSY_RETRIES: u32 = 5;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
-/// The waits between attempts of a request that got no answer: 0.25 s doubling to 4 s, five
+/// The waits between attempts of a request that got no answer: 0.25 s doubling to 2 s, four
 /// of them, each with jitter so that many clients do not come back at once.
 fn unanswered_backoff() -> impl Iterator<Item = Duration> {
     use backon::BackoffBuilder as _;
     backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(250))
         .with_max_delay(Duration::from_secs(4))
-        .with_max_times(5)
+        .with_max_times(4)
         .with_jitter()
         .build()
 }
@@ -221,14 +222,18 @@ impl Client {
                 continue;
             }
             let text = error_text(response).await;
-            let body: ErrorBody = serde_json::from_str(&text).unwrap_or(ErrorBody {
-                code: "http".into(),
-                message: if text.is_empty() {
-                    status.canonical_reason().unwrap_or("error").to_owned()
-                } else {
-                    text
-                },
-                missing: vec![],
+            tracing::info!(%method, %url, %status, "the registry answered with an error");
+            let body: ErrorBody = serde_json::from_str(&text).unwrap_or_else(|_| {
+                // Not a rel registry's error (a proxy's page, another server): its body is
+                // not shown, only said to be foreign.
+                tracing::info!(body = %rel_format::untrusted::escape_controls(&text.chars().take(500).collect::<String>()), "the answer's body");
+                ErrorBody {
+                    code: "http".into(),
+                    message: format!(
+                        "{method} {url} was answered {status}, and not with a rel registry's error: is the registry's URL right?"
+                    ),
+                    missing: vec![],
+                }
             });
             return Err(ClientError::Api {
                 method,

@@ -1,8 +1,8 @@
 //! Versions as people type them: `rel promote shop 0.2.0` where the registry holds
 //! `0.2.0+20240110-1012-77aa0c1`. A version that is not stored as typed stands for the one
 //! stored version it is a prefix of, cut where a version's parts are cut (before `.`, `-` or
-//! `+`); several such versions are an error that lists them, and none leaves the version
-//! as typed, for the command to report as not found.
+//! `+`); several such versions are an error that lists them, and none (or no listing) leaves
+//! the version as typed, for the command to report as not found.
 
 use anyhow::{Result, bail};
 use rel_format::Version;
@@ -13,9 +13,12 @@ use crate::client::Client;
 pub async fn resolve(client: &Client, name: &str, typed: &Version, quiet: bool) -> Result<Version> {
     let list = match client.versions(name).await {
         Ok(list) => list,
-        // Unknown release, or no listing: the command's own request says what is wrong.
-        Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => return Ok(typed.clone()),
-        Err(e) => return Err(e.into()),
+        // No listing (an unknown release, no registry, a refusal): the version stays as
+        // typed, and the command's own request says what is wrong.
+        Err(e) => {
+            tracing::debug!(error = %e, "no listing to resolve {typed} against");
+            return Ok(typed.clone());
+        }
     };
     let stored: Vec<&Version> = list.versions.iter().map(|v| &v.version).collect();
     match expand(typed, &stored)? {

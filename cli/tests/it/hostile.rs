@@ -644,7 +644,7 @@ fn the_client_reads_no_more_than_its_bound() {
     );
     let (status, stderr, error) = pull(&endless_registry("404 Not Found"), &["--version", "1.0.0"]);
     assert!(
-        !status.success() && stderr.contains("registry answered 404"),
+        !status.success() && stderr.contains("was answered 404 Not Found, and not with a rel registry's error"),
         "{stderr}"
     );
     assert!(stderr.len() < 128 * 1024, "{} bytes of stderr", stderr.len());
