@@ -755,6 +755,33 @@ fn big_release(home: &Home) -> std::path::PathBuf {
     rel_dir
 }
 
+/// A push of `rel_dir` to `url`, returned once it stored three packs.
+fn push_under_way(
+    home: &Home,
+    url: &str,
+    rel_dir: &std::path::Path,
+    store: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Child {
+    let push = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
+        .args(["push", "--jobs", "1"])
+        .args(extra)
+        .arg(rel_dir)
+        .env("REL_REGISTRY", url)
+        .env("REL_KEY", home.path("keys/ci.key"))
+        .env("REL_CACHE_DIR", home.path("cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while pack_files(store).len() < 3 {
+        assert!(started.elapsed().as_secs() < 120, "the push never started uploading");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    push
+}
+
 /// A registry restarted in the middle of a push: the push waits for it (retries with
 /// backoff) and completes, reusing what was uploaded before the restart.
 #[test]
@@ -764,21 +791,7 @@ fn a_push_survives_a_registry_restart_in_the_middle() {
     let mut reg = Registry::start(&store, &[]);
     let rel_dir = big_release(&home);
     let url = reg.url.clone();
-    let push = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
-        .args(["push", "--jobs", "1", "--json", "-v"])
-        .arg(&rel_dir)
-        .env("REL_REGISTRY", &url)
-        .env("REL_KEY", home.path("keys/ci.key"))
-        .env("REL_CACHE_DIR", home.path("cache"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while pack_files(&store).len() < 3 {
-        assert!(started.elapsed().as_secs() < 120, "the push never started uploading");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let push = push_under_way(&home, &url, &rel_dir, &store, &["--json", "-v"]);
     reg.kill();
     let before = pack_files(&store).len();
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -903,21 +916,8 @@ fn a_registry_killed_during_a_push_shows_nothing_partial() {
     let mut reg = Registry::start(&store, &[]);
     let rel_dir = big_release(&home);
 
-    let mut push = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
-        .args(["push", "--jobs", "1", "--quiet"])
-        .arg(&rel_dir)
-        .env("REL_REGISTRY", &reg.url)
-        .env("REL_KEY", home.path("keys/ci.key"))
-        .env("REL_CACHE_DIR", home.path("cache"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill the registry once the upload is under way.
-    let started = std::time::Instant::now();
-    while pack_files(&store).len() < 3 {
-        assert!(started.elapsed().as_secs() < 120, "the push never started uploading");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let mut push = push_under_way(&home, &reg.url, &rel_dir, &store, &["--quiet"]);
     reg.kill();
     let status = push.wait().unwrap();
     assert!(

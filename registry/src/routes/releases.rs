@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::Caller;
 use super::extract::{Name, Params, QueryParams, Unread};
 use crate::AppState;
-use crate::auth::Scope;
+use crate::auth::{Principal, Scope};
 use crate::error::ApiError;
 use crate::keys;
 
@@ -28,9 +28,15 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 async fn names(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<ReleaseNames>, ApiError> {
-    caller.require(Scope::Pull, None).or_else(|e| match &caller {
+    let releases = visible_names(&state, &caller).await?;
+    Ok(Json(ReleaseNames { releases }))
+}
+
+/// The release names `caller` may see, sorted.
+pub(super) async fn visible_names(state: &AppState, caller: &Principal) -> Result<Vec<String>, ApiError> {
+    caller.require(Scope::Pull, None).or_else(|e| match caller {
         // A token limited to some names may still list those.
-        crate::auth::Principal::Token(_) => Ok(()),
+        Principal::Token(_) => Ok(()),
         _ => Err(e),
     })?;
     let mut releases: Vec<String> = state
@@ -41,7 +47,7 @@ async fn names(State(state): State<AppState>, Caller(caller): Caller) -> Result<
         .filter(|n| caller.may_see(n))
         .collect();
     releases.sort();
-    Ok(Json(ReleaseNames { releases }))
+    Ok(releases)
 }
 
 async fn versions(

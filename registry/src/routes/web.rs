@@ -119,19 +119,7 @@ form{margin:.5em 0 1em}select,button{font:inherit;margin-right:.5em}
 ";
 
 async fn index(State(state): State<AppState>, Caller(caller): Caller) -> Result<Response, WebError> {
-    caller.require(Scope::Pull, None).or_else(|e| match &caller {
-        // A token limited to some names may still list those.
-        crate::auth::Principal::Token(_) => Ok(()),
-        _ => Err(e),
-    })?;
-    let mut names: Vec<String> = state
-        .store
-        .list_dirs(keys::MANIFESTS)
-        .await?
-        .into_iter()
-        .filter(|n| caller.may_see(n))
-        .collect();
-    names.sort();
+    let names = super::releases::visible_names(&state, &caller).await?;
     let mut rows = Vec::new();
     for name in names {
         let view = state.catalog.view(&name).await?;
