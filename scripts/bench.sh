@@ -292,8 +292,10 @@ for which in new old; do
   "$bin" serve --listen 127.0.0.1:0 --store "file://$work/store-$which" 2> "$work/serve-$which.log" & pids+=($!)
   for _ in $(seq 100); do grep -q 'listening on' "$work/serve-$which.log" && break; sleep 0.1; done
   url=$(grep -o 'http://[0-9.:]*' "$work/serve-$which.log" | head -1)
-  REL_REGISTRY=$url "$bin" push "$work/a" --quiet
-  REL_REGISTRY=$url "$bin" push "$work/b" --quiet
+  # Each build with a key of its own making (key files changed format since).
+  "$bin" keygen "bench-$which" --out-dir "$work/keys-$which" --quiet
+  REL_REGISTRY=$url REL_KEY=$work/keys-$which/bench-$which.key "$bin" push "$work/a" --quiet
+  REL_REGISTRY=$url REL_KEY=$work/keys-$which/bench-$which.key "$bin" push "$work/b" --quiet
   eval "url_$which=$url"
 done
 wrk_rps() { wrk -t2 -c32 -d5s "$1" | awk '/Requests\/sec/ {print $2}'; }

@@ -96,7 +96,13 @@ pub struct Catalog {
     views: Mutex<quick_cache::unsync::Cache<String, Slot>>,
     /// By key and e-tag: manifests are write-once, except a yanked upgrade replaced.
     summaries: quick_cache::sync::Cache<ObjectId, Arc<Summary>>,
+    /// The bytes a host running one release fetches to synthesise the upgrade to another:
+    /// computed from both (immutable) release manifests once, then remembered.
+    deltas: quick_cache::sync::Cache<(String, Version, Version), u64>,
 }
+
+/// Most synthesised deltas a replica remembers.
+pub const MAX_DELTAS: usize = 10_000;
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,7 +123,24 @@ impl Catalog {
             ttl,
             views: Mutex::new(quick_cache::unsync::Cache::new(MAX_NAMES)),
             summaries: quick_cache::sync::Cache::new(MAX_SUMMARIES),
+            deltas: quick_cache::sync::Cache::new(MAX_DELTAS),
         }
+    }
+
+    /// The delta of `name` from `from` to `to`, computed by `compute` the first time it is
+    /// asked for (and whenever it was evicted).
+    pub async fn delta<F, Fut, E>(&self, name: &str, from: &Version, to: &Version, compute: F) -> Result<u64, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<u64, E>>,
+    {
+        let key = (name.to_owned(), from.clone(), to.clone());
+        if let Some(bytes) = self.deltas.get(&key) {
+            return Ok(bytes);
+        }
+        let bytes = compute().await?;
+        self.deltas.insert(key, bytes);
+        Ok(bytes)
     }
 
     /// Forgets the view of `name`, after a write by this replica.

@@ -235,7 +235,11 @@ pub(crate) fn oracles(
 }
 
 async fn live(name: &'static str, tool: Tool, pairs: &[(usize, usize)]) {
-    let fixture = fixture(name);
+    live_fixture(fixture(name), tool, pairs).await;
+}
+
+async fn live_fixture(fixture: Fixture, tool: Tool, pairs: &[(usize, usize)]) {
+    let name = fixture.name;
     let vs = fixture.versions();
     let (home, reg) = world(&fixture, pairs);
     let oracles = oracles(&home, &reg, &fixture, tool);
@@ -299,4 +303,24 @@ async fn mix_releases_upgrade_hot_and_keep_the_hosts_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebar3_releases_upgrade_hot_and_restart_on_the_permanent_version() {
     live("ledger", Tool::Relx, &[(0, 1), (1, 2), (0, 2)]).await;
+}
+
+/// relx without ERTS (`{include_erts, false}`): the host's ERTS is linked in at install, and
+/// the release upgrades hot, rolls back and restarts like the one that ships ERTS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebar3_releases_without_erts_upgrade_hot_on_the_hosts_erts() {
+    let fixture = Fixture {
+        name: "ledger",
+        dir: out_dir().join("ledger/noerts"),
+    };
+    let first = fixture.dir.join("build/v1");
+    assert!(first.join("releases").is_dir(), "{} is built", first.display());
+    assert!(
+        !fs::read_dir(&first)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("erts-")),
+        "the variant ships no ERTS"
+    );
+    live_fixture(fixture, Tool::Relx, &[(0, 1)]).await;
 }

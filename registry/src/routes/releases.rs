@@ -105,8 +105,8 @@ async fn upgrade_path(
     let view = state.catalog.view(&name).await?;
     let mut plan = view.graph.path(&from, &to)?;
     if plan.strategy == Strategy::Synthesised {
-        // What a host that runs `from` fetches: the target's chunks it lacks. Two manifests
-        // read per query; synthesised plans are asked for once per upgrade.
+        // What a host that runs `from` fetches: the target's chunks it lacks, from the two
+        // release manifests, read once per pair (the catalog remembers the figure).
         let tar = |version: Version| {
             let (state, name) = (state.clone(), name.clone());
             async move {
@@ -117,8 +117,14 @@ async fn upgrade_path(
                     .map_err(|e| ApiError::Internal(format!("stored manifest `{key}` does not parse: {e}")))
             }
         };
-        let (from_tar, to_tar) = (tar(from.clone()).await?, tar(to.clone()).await?);
-        plan.set_synthesised_bytes(delta_bytes(&from_tar, &to_tar));
+        let bytes = state
+            .catalog
+            .delta(&name, &from, &to, || async {
+                let (from_tar, to_tar) = (tar(from.clone()).await?, tar(to.clone()).await?);
+                Ok::<_, ApiError>(delta_bytes(&from_tar, &to_tar))
+            })
+            .await?;
+        plan.set_synthesised_bytes(bytes);
     }
     Ok(Json(plan))
 }
