@@ -1,7 +1,7 @@
 //! What a release name holds, read from the store and cached.
 //!
 //! The registry keeps no state of its own, so every replica builds this view from the
-//! bucket: a listing of `manifests/<name>/` and `yanked/<name>/`, plus a summary of each
+//! bucket: a listing of `manifests/<name>/`, `yanked/<name>/` and `channels/<name>/`, plus a summary of each
 //! manifest. Manifests are write-once, so a summary read once is good until it is evicted;
 //! only the listings are refreshed, at most every `ttl` (and at once after this replica's own
 //! writes). A replica therefore sees another replica's push within `ttl`.
@@ -72,6 +72,9 @@ pub struct NameView {
     pub yanked: Vec<Version>,
     /// The reasons given for yanked versions, where one was.
     pub yank_reasons: BTreeMap<Version, String>,
+    /// Where the channels point, as listed with the rest (listings and the web view show
+    /// them; a host reads the pointer itself, never this).
+    pub channels: Vec<rel_format::channel::ChannelPointer>,
     pub graph: UpgradeGraph,
 }
 
@@ -219,6 +222,14 @@ impl Catalog {
             };
             versions.entry(summary.version.clone()).or_default().push(summary);
         }
+        let mut channels = Vec::new();
+        for obj in self.store.list(&keys::channels_of(name)).await? {
+            let bytes = self.store.get(&obj.key).await?.bytes;
+            match rel_format::channel::SignedChannel::parse_unverified(&bytes) {
+                Ok(env) => channels.push(env.signed),
+                Err(e) => tracing::error!(key = %obj.key, error = %e, "stored channel pointer does not parse"),
+            }
+        }
         let mut yanked = Vec::new();
         let mut yank_reasons = BTreeMap::new();
         for obj in self.store.list(&keys::yanked_of(name)).await? {
@@ -253,6 +264,7 @@ impl Catalog {
             versions,
             yanked,
             yank_reasons,
+            channels,
             graph,
         })
     }

@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use rel_format::channel::{ChannelPointer, SignedChannel};
+use rel_format::channel::SignedChannel;
 
 use super::Caller;
 use super::extract::{Channel, Name, Params, Unread};
@@ -18,19 +18,6 @@ use crate::store::StoreError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/v1/releases/{name}/channels/{channel}", get(read).put(promote))
-}
-
-/// The current pointers of every channel of `name`.
-pub(super) async fn current(state: &AppState, name: &str) -> Result<Vec<ChannelPointer>, ApiError> {
-    let mut out = Vec::new();
-    for obj in state.store.list(&keys::channels_of(name)).await? {
-        let bytes = state.store.get(&obj.key).await?.bytes;
-        match SignedChannel::parse_unverified(&bytes) {
-            Ok(env) => out.push(env.signed),
-            Err(e) => tracing::error!(key = %obj.key, error = %e, "stored channel pointer does not parse"),
-        }
-    }
-    Ok(out)
 }
 
 async fn read(
@@ -111,6 +98,7 @@ async fn promote(
             )),
             e => e.into(),
         })?;
+    state.catalog.invalidate(&name).await;
     tracing::info!(%name, %channel, version = %p.version, sequence = p.sequence, "channel promoted");
     Ok(Json(p.clone()).into_response())
 }

@@ -60,7 +60,7 @@ async fn versions(
     if view.versions.is_empty() {
         return Err(ApiError::NotFound(format!("release `{name}` is not stored")));
     }
-    let channels = super::channels::current(&state, &name).await?;
+    let channels = &view.channels;
     let versions = view
         .versions
         .iter()

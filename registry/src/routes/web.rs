@@ -123,7 +123,7 @@ async fn index(State(state): State<AppState>, Caller(caller): Caller) -> Result<
     let mut rows = Vec::new();
     for name in names {
         let view = state.catalog.view(&name).await?;
-        let channels = super::channels::current(&state, &name).await?;
+        let channels = view.channels.clone();
         let latest = view.versions.keys().rev().find(|v| !view.is_yanked(v)).cloned();
         rows.push((name, latest, view.versions.len(), channels));
     }
@@ -182,7 +182,7 @@ async fn release(
     if view.versions.is_empty() {
         return Err(ApiError::NotFound(format!("release `{name}` is not stored")).into());
     }
-    let channels = super::channels::current(&state, &name).await?;
+    let channels = &view.channels;
     let all: Vec<&Version> = view.versions.keys().collect();
     let shown = &all[all.len().saturating_sub(PAGE_VERSIONS)..];
 
