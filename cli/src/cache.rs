@@ -89,8 +89,8 @@ impl PackCache {
                     _ => continue,
                 },
                 // What an interrupted pull kept.
-                Some("partial") => match std::fs::read(&path) {
-                    Ok(bytes) => (complete_records(&bytes).1, path.clone()),
+                Some("partial") => match File::open(&path) {
+                    Ok(file) => (complete_records(&file).1, path.clone()),
                     Err(_) => continue,
                 },
                 _ => continue,
@@ -146,11 +146,8 @@ impl PackCache {
             tracing::info!("another pull is writing {} into the cache", path.display());
             return Ok(writer);
         }
-        let mut bytes = Vec::new();
-        io::Read::read_to_end(&mut file, &mut bytes)?;
-        let (kept, entries) = complete_records(&bytes);
         // A record cut short by the interruption is dropped; a file that is no pack starts over.
-        let kept = kept as u64;
+        let (kept, entries) = complete_records(&file);
         file.set_len(kept)?;
         io::Seek::seek(&mut file, io::SeekFrom::Start(kept))?;
         let mut file = io::BufWriter::with_capacity(1 << 20, file);
@@ -244,15 +241,35 @@ impl PackCache {
     }
 }
 
-/// The bytes of `pack` up to its last complete record (0 when it is not a pack), and its
-/// records.
-fn complete_records(pack: &[u8]) -> (usize, Vec<Entry>) {
-    let mut scanner = rel_format::pack::PackScanner::default();
-    let mut entries = Vec::new();
-    match scanner.scan(pack, &mut entries) {
-        Ok(used) if used >= PACK_MAGIC.len() => (used, entries),
-        _ => (0, Vec::new()),
+/// The length of the pack in `file` up to its last complete record (0 when it is not a
+/// pack), and its records: headers are read, frames skipped, so a partial pack of any size
+/// costs its entries in memory, not its bytes.
+fn complete_records(file: &File) -> (u64, Vec<Entry>) {
+    use rel_format::pack::{MAX_FRAME, RECORD_HEADER};
+    let Ok(len) = file.metadata().map(|m| m.len()) else { return (0, Vec::new()) };
+    let mut magic = [0u8; PACK_MAGIC.len()];
+    if file.read_exact_at(&mut magic, 0).is_err() || &magic != PACK_MAGIC {
+        return (0, Vec::new());
     }
+    let (mut at, mut entries) = (PACK_MAGIC.len() as u64, Vec::new());
+    let mut header = [0u8; RECORD_HEADER];
+    while at + RECORD_HEADER as u64 <= len && file.read_exact_at(&mut header, at).is_ok() {
+        let digest = Digest::from_bytes(header[..32].try_into().expect("32 bytes"));
+        let length = u32::from_be_bytes(header[32..36].try_into().expect("4 bytes"));
+        let size = u32::from_be_bytes(header[36..40].try_into().expect("4 bytes"));
+        let end = at + RECORD_HEADER as u64 + u64::from(size);
+        if size as usize > MAX_FRAME || end > len {
+            break;
+        }
+        entries.push(Entry {
+            digest,
+            offset: at + RECORD_HEADER as u64,
+            size,
+            length,
+        });
+        at = end;
+    }
+    (at, entries)
 }
 
 /// The pack of an artifact being pulled, entering the cache when complete.
