@@ -246,7 +246,9 @@ impl PackCache {
 /// costs its entries in memory, not its bytes.
 fn complete_records(file: &File) -> (u64, Vec<Entry>) {
     use rel_format::pack::{MAX_FRAME, RECORD_HEADER};
-    let Ok(len) = file.metadata().map(|m| m.len()) else { return (0, Vec::new()) };
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return (0, Vec::new());
+    };
     let mut magic = [0u8; PACK_MAGIC.len()];
     if file.read_exact_at(&mut magic, 0).is_err() || &magic != PACK_MAGIC {
         return (0, Vec::new());
