@@ -16,7 +16,7 @@ use crate::values::{Lifetime, ReleaseRef, existing_dir, existing_file, parse_cha
     name = "rel",
     version,
     about = "Signed, content-addressed OTP releases for zero-downtime hot upgrades",
-    after_help = "Examples:\n  rel serve                                    # a registry on ./rel-data\n  rel keygen ci --out-dir keys\n  rel push _build/prod/rel/shop/shop-0.1.0.tar.gz --key keys/ci.key\n  rel list\n  rel versions shop\n  rel path shop --from 0.1.0 --to 0.2.0\n  rel pull shop --version 0.2.0 -o shop.tar.gz --trusted-key keys/ci.pub\n\nExit codes: 0 success, 1 failure (not found, verification failed, refused), 2 usage error."
+    after_help = "Examples:\n  rel serve                                    # a registry on ./rel-data\n  rel keygen ci --out-dir keys\n  rel push _build/prod/rel/shop/shop-0.1.0.tar.gz --key keys/ci.key\n  rel list\n  rel versions shop\n  rel path shop --from 0.1.0 --to 0.2.0\n  rel pull shop@0.2.0 -o shop.tar.gz --trusted-key keys/ci.pub  # NAME@VERSION, or --version\n\nExit codes: 0 success, 1 failure (not found, verification failed, refused), 2 usage error."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -231,6 +231,9 @@ pub struct KeygenArgs {
     pub name: String,
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub out_dir: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -386,6 +389,9 @@ pub struct PromoteArgs {
     /// Secret key to sign with (the NAME.key file of `rel keygen`).
     #[arg(long, env = env::REL_KEY, value_name = "FILE", value_parser = SecretKeyFile::parse)]
     pub key: Option<SecretKeyFile>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
     /// How long the pointer stays valid; hosts refuse it afterwards (e.g. 90d, 12h).
     #[arg(long, default_value_t = crate::channels::DEFAULT_LIFETIME, value_name = "DURATION")]
     pub expires_in: Lifetime,
@@ -407,6 +413,9 @@ pub struct YankArgs {
     /// bytes).
     #[arg(long, value_name = "TEXT", value_parser = parse_yank_reason, conflicts_with = "undo")]
     pub reason: Option<String>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_yank_reason(s: &str) -> Result<String, String> {
@@ -437,6 +446,9 @@ pub struct VersionArgs {
     /// The git work tree.
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub dir: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -30,8 +30,8 @@ pub struct Promotion<'a> {
     pub lifetime: Lifetime,
 }
 
-/// Signs and stores the next pointer of `channel`.
-pub async fn promote(client: &Client, key: &SecretKey, pointer: Promotion<'_>) -> Result<u64> {
+/// Signs and stores the next pointer of `channel`; returns it.
+pub async fn promote(client: &Client, key: &SecretKey, pointer: Promotion<'_>) -> Result<ChannelPointer> {
     let Promotion {
         name,
         version,
@@ -57,7 +57,7 @@ pub async fn promote(client: &Client, key: &SecretKey, pointer: Promotion<'_>) -
     };
     let env = SignedChannel::sign(pointer, key)?;
     client.put_channel(name, channel, env.to_bytes()).await?;
-    Ok(current + 1)
+    Ok(env.signed)
 }
 
 /// The pointer this host last accepted, per registry identity, release and channel.

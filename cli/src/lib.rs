@@ -24,6 +24,7 @@ pub mod fault;
 pub mod fetch;
 pub mod fs;
 pub mod keys;
+pub mod name_at;
 pub mod output;
 pub mod progress;
 pub mod settings;
@@ -85,8 +86,15 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args = name_at::expand(args.into_iter().map(Into::into).collect());
+    // With --json, errors are JSON too (on stderr), usage errors included.
+    let json = args.iter().any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
+        Err(e) if json && e.use_stderr() => {
+            output::report_json(&e.kind().to_string(), &e.render().to_string(), &[], None, 2);
+            return ExitCode::from(2);
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
@@ -100,12 +108,15 @@ where
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            output::report(&e);
-            if e.chain().any(|c| c.is::<UsageError>()) {
-                ExitCode::from(2)
+            let code = if e.chain().any(|c| c.is::<UsageError>()) { 2 } else { 1 };
+            if json {
+                let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+                let kind = if code == 2 { "usage" } else { "failure" };
+                output::report_json(kind, &e.to_string(), &causes, output::hint(&e).as_deref(), code);
             } else {
-                ExitCode::from(1)
+                output::report(&e);
             }
+            ExitCode::from(code)
         }
     }
 }

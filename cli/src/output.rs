@@ -43,7 +43,7 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// A hint for errors where the next step is not obvious.
-fn hint(err: &anyhow::Error) -> Option<String> {
+pub fn hint(err: &anyhow::Error) -> Option<String> {
     for cause in err.chain() {
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             return match c {
@@ -74,6 +74,21 @@ fn terminal_safe(text: &str) -> String {
         .map(rel_format::untrusted::escape_controls)
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Prints an error as one JSON object on stderr, for `--json` callers:
+/// `{"error": {"kind", "message", "causes", "hint", "exit_code"}}` (README, "Using it").
+pub fn report_json(kind: &str, message: &str, causes: &[String], hint: Option<&str>, exit_code: u8) {
+    let value = serde_json::json!({
+        "error": {
+            "kind": kind,
+            "message": message.trim_end(),
+            "causes": causes,
+            "hint": hint,
+            "exit_code": exit_code,
+        }
+    });
+    let _ = writeln!(std::io::stderr(), "{value}");
 }
 
 /// Prints an error, its causes and a hint (stderr), control characters escaped.

@@ -164,7 +164,7 @@ fn with_swap(
 }
 
 /// Adds the swaps to a relup made by [`crate::relup::make_relup`] for `to` from `froms`
-/// (see [`with_swap`] for where they go).
+/// (`with_swap`, below, says where they go).
 pub fn add_swaps(relup: Term, to: &ReleaseSnapshot, froms: &[&ReleaseSnapshot]) -> Term {
     let Term::Tuple(mut parts) = relup else {
         return relup;

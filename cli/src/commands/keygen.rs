@@ -28,7 +28,14 @@ pub fn run(args: &KeygenArgs, quiet: bool) -> Result<()> {
         })?;
     writeln!(f, "{}", key.to_secret_string())?;
     std::fs::write(&public, format!("{}\n", key.public()))?;
-    if !quiet {
+    if args.json {
+        crate::print_json(&serde_json::json!({
+            "name": args.name,
+            "secret_key_file": secret,
+            "public_key_file": public,
+            "public_key": key.public().to_string(),
+        }));
+    } else if !quiet {
         crate::say(&format!(
             "wrote {} (secret, mode 0600) and {}",
             secret.display(),

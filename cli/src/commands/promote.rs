@@ -41,8 +41,11 @@ pub async fn run(s: &Settings, args: &PromoteArgs) -> Result<()> {
         channel: &args.channel,
         lifetime: args.expires_in,
     };
-    let seq = promote(&client, &key, promotion).await?;
-    if !s.quiet {
+    let pointer = promote(&client, &key, promotion).await?;
+    let seq = pointer.sequence;
+    if args.json {
+        crate::print_json(&pointer);
+    } else if !s.quiet {
         let verb = if args.renew { "still points" } else { "now points" };
         crate::say(&format!(
             "channel {} of {} {verb} at {version} (sequence {seq}, valid {})",

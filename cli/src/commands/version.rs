@@ -313,7 +313,12 @@ pub fn compute(args: &VersionArgs) -> Result<Version> {
 }
 
 pub fn run(args: &VersionArgs) -> Result<()> {
-    crate::print_raw(&format!("{}\n", compute(args)?));
+    let version = compute(args)?;
+    if args.json {
+        crate::print_json(&serde_json::json!({ "version": version }));
+    } else {
+        crate::print_raw(&format!("{version}\n"));
+    }
     Ok(())
 }
 

@@ -15,7 +15,15 @@ pub async fn run(s: &Settings, args: &YankArgs) -> Result<()> {
     client
         .yank(&args.name, version, !args.undo, from.clone(), args.reason.clone())
         .await?;
-    if !s.quiet {
+    if args.json {
+        crate::print_json(&serde_json::json!({
+            "name": args.name,
+            "version": version,
+            "upgrade_from": from,
+            "yanked": !args.undo,
+            "reason": args.reason,
+        }));
+    } else if !s.quiet {
         let subject = match from {
             Some(f) => format!("the upgrade of {} to {version} from {f}", args.name),
             None => format!("{} {version}", args.name),

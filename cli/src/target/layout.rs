@@ -8,7 +8,7 @@
 //! | vm.args | `releases/<vsn>/vm.args` | `releases/<vsn>/vm.args.src`, rendered into `vm.args` by every run of `bin/<name>` | `releases/<vsn>/vm.args` if any |
 //!
 //! The host's own `sys.config` and `vm.args` are applied to every version rel puts on the
-//! host ([`apply_host_config`]): the release's file is kept beside it as `<file>.shipped` and
+//! host ([`Layout::apply_host_config`]): the release's file is kept beside it as `<file>.shipped` and
 //! the host's settings go on top (SPEC.md §9.1).
 
 use std::path::{Path, PathBuf};

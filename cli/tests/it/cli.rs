@@ -721,6 +721,28 @@ fn short_versions_stand_for_the_one_stored_version_they_begin() {
         serde_json::from_slice(&fs::read(home.path("store/channels/demo/production.json")).unwrap()).unwrap();
     assert_eq!(pointer["signed"]["version"], vs[2].as_str());
 
+    // NAME@VERSION where a command names a version, short or full.
+    let out = home
+        .rel(Some(&reg))
+        .args(["show", &format!("demo@{short}"), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["manifest"]["version"], vs[2].as_str());
+    let pulled = home.path("at.tar.gz");
+    home.rel(Some(&reg))
+        .args([
+            "pull",
+            &format!("demo@{}", vs[1]),
+            "-o",
+            pulled.to_str().unwrap(),
+            "--quiet",
+        ])
+        .assert()
+        .success();
+    assert!(pulled.exists());
+
     let ambiguous = vs[0].split('+').next().unwrap();
     let out = home.rel(Some(&reg)).args(["yank", "demo", ambiguous]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -731,6 +753,73 @@ fn short_versions_stand_for_the_one_stored_version_they_begin() {
             vs[1], vs[0]
         )),
         "{stderr}"
+    );
+}
+
+/// `--json` results for the commands that change something, and errors as one JSON object on
+/// stderr when `--json` is asked for, usage errors included.
+#[test]
+fn json_results_and_json_errors() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    let json_out = |args: &[&str]| -> serde_json::Value {
+        let out = home.rel(Some(&reg)).args(args).arg("--json").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    };
+    let key = json_out(&["keygen", "other", "--out-dir", home.path("other").to_str().unwrap()]);
+    assert_eq!(key["name"], "other");
+    assert!(key["public_key"].as_str().unwrap().starts_with("other:"));
+    assert!(std::path::Path::new(key["secret_key_file"].as_str().unwrap()).exists());
+
+    home.rel(Some(&reg)).arg("push").arg(tarball(&vs[0])).assert().success();
+    let pointer = json_out(&["promote", "demo", &vs[0], "--channel", "production"]);
+    assert_eq!(
+        (pointer["version"].as_str(), pointer["sequence"].as_u64()),
+        (Some(vs[0].as_str()), Some(1))
+    );
+    let yank = json_out(&["yank", "demo", &vs[0], "--reason", "bad build"]);
+    assert_eq!(
+        yank,
+        serde_json::json!({"name": "demo", "version": vs[0], "upgrade_from": null, "yanked": true, "reason": "bad build"})
+    );
+
+    let err = |args: &[&str], code: i32| -> serde_json::Value {
+        let out = home.rel(Some(&reg)).args(args).arg("--json").output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        serde_json::from_str(&stderr).unwrap_or_else(|e| panic!("{stderr}: {e}"))
+    };
+    let missing = err(&["versions", "nothing"], 1);
+    assert_eq!(missing["error"]["kind"], "failure");
+    assert_eq!(missing["error"]["message"], "release `nothing` is not stored");
+    assert_eq!(missing["error"]["exit_code"], 1);
+    let usage = err(
+        &[
+            "promote",
+            "demo",
+            &vs[0],
+            "--channel",
+            "production",
+            "--expires-in",
+            "soon",
+        ],
+        2,
+    );
+    assert_eq!(usage["error"]["exit_code"], 2);
+    assert!(
+        usage["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`soon` is not a duration"),
+        "{usage}"
     );
 }
 
