@@ -356,6 +356,10 @@ pub struct ShowArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// With --json: add the stored signed manifest, every chunk included (`rel verify`
+    /// accepts the output); without it the chunks are counted.
+    #[arg(long, requires = "json")]
+    pub signed: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rel_format::manifest::{Kind, Manifest};
 use rel_format::signing::SignedManifest;
 use rel_format::{Expected, Version};
@@ -18,6 +18,40 @@ struct Shown {
     manifest: Manifest,
     signer: Option<String>,
     shared_with_previous: Option<(Version, usize)>,
+}
+
+/// `show --json`: the manifest with its chunks counted rather than listed (a release has
+/// thousands), and with `--signed` the stored envelope itself, which `rel verify` reads.
+#[derive(Debug, Serialize)]
+struct ShownJson<'a> {
+    schema_version: u32,
+    name: &'a str,
+    version: &'a Version,
+    kind: Kind,
+    created: rel_format::Timestamp,
+    builder: &'a str,
+    signer: Option<&'a str>,
+    platform: &'a rel_format::manifest::Platform,
+    apps: &'a [rel_format::manifest::AppRef],
+    tar: TarSummary<'a>,
+    /// The previous stored release and how many of this one's chunks it holds.
+    shared_with_previous: Option<SharedWith<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_manifest: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct TarSummary<'a> {
+    digest: &'a rel_format::Digest,
+    length: u64,
+    chunking: &'a str,
+    chunks: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct SharedWith<'a> {
+    version: &'a Version,
+    chunks: usize,
 }
 
 pub async fn run(s: &Settings, args: &ShowArgs) -> Result<()> {
@@ -61,7 +95,34 @@ pub async fn run(s: &Settings, args: &ShowArgs) -> Result<()> {
         shared_with_previous: shared,
     };
     if args.json {
-        crate::print_json(&shown);
+        let m = &shown.manifest;
+        let signed_manifest = if args.signed {
+            Some(serde_json::from_slice(&bytes).context("the stored manifest is not JSON")?)
+        } else {
+            None
+        };
+        crate::print_json(&ShownJson {
+            schema_version: 1,
+            name: &m.name,
+            version: &m.version,
+            kind: m.kind,
+            created: m.created,
+            builder: &m.builder,
+            signer: shown.signer.as_deref(),
+            platform: &m.platform,
+            apps: &m.apps,
+            tar: TarSummary {
+                digest: &m.tar.digest,
+                length: m.tar.length,
+                chunking: &m.tar.chunking,
+                chunks: m.tar.chunks.len(),
+            },
+            shared_with_previous: shown.shared_with_previous.as_ref().map(|(version, chunks)| SharedWith {
+                version,
+                chunks: *chunks,
+            }),
+            signed_manifest,
+        });
         return Ok(());
     }
     let m = &shown.manifest;

@@ -711,7 +711,7 @@ fn short_versions_stand_for_the_one_stored_version_they_begin() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(shown["manifest"]["version"], vs[2].as_str());
+    assert_eq!(shown["version"], vs[2].as_str());
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("demo {short} is {}", vs[2])));
     home.rel(Some(&reg))
         .args(["promote", "demo", &short, "--channel", "production", "--quiet"])
@@ -729,7 +729,7 @@ fn short_versions_stand_for_the_one_stored_version_they_begin() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(shown["manifest"]["version"], vs[2].as_str());
+    assert_eq!(shown["version"], vs[2].as_str());
     let pulled = home.path("at.tar.gz");
     home.rel(Some(&reg))
         .args([
@@ -1235,8 +1235,39 @@ fn appup_show_gc_and_completions() {
     }
     let shown = home.json(&reg, &["show", "demo", &vs[1]]);
     assert_eq!(shown["signer"], "ci");
-    assert_eq!(shown["manifest"]["platform"]["erts"], "13.1.5");
-    assert!(shown["shared_with_previous"][1].as_u64().unwrap() > 300, "{shown}");
+    assert_eq!(shown["platform"]["erts"], "13.1.5");
+    assert_eq!(shown["shared_with_previous"]["version"], vs[0].as_str());
+    assert!(
+        shown["shared_with_previous"]["chunks"].as_u64().unwrap() > 300,
+        "{shown}"
+    );
+    // Chunks counted, not listed: a summary, small whatever the release.
+    assert!(
+        shown["tar"]["chunks"].as_u64().unwrap() > 300 && shown.to_string().len() < 4096,
+        "{shown}"
+    );
+    assert!(shown.get("signed_manifest").is_none());
+    // With --signed, the stored manifest too, which `rel verify` reads as it is.
+    let signed = home.json(&reg, &["show", "demo", &vs[1], "--signed"]);
+    assert_eq!(signed["signed_manifest"]["signed"]["version"], vs[1].as_str());
+    fs::write(home.path("shown.json"), serde_json::to_vec(&signed).unwrap()).unwrap();
+    fs::write(home.path("summary.json"), serde_json::to_vec(&shown).unwrap()).unwrap();
+    let verified = home.json(&reg, &["verify", home.path("shown.json").to_str().unwrap()]);
+    assert_eq!(
+        (verified["signer"].as_str(), verified["version"].as_str()),
+        (Some("ci"), Some(vs[1].as_str()))
+    );
+    let out = home
+        .rel(Some(&reg))
+        .args(["verify", home.path("summary.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--json --signed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let gc = home.json(&reg, &["gc", "--dry-run"]);
     assert_eq!(
