@@ -111,6 +111,15 @@ impl Command {
         }
         false
     }
+
+    /// Whether its log lines are JSON (`serve --log-format json`).
+    pub fn logs_json(&self) -> bool {
+        #[cfg(feature = "serve")]
+        if let Command::Serve(a) = self {
+            return a.log_format == LogFormat::Json;
+        }
+        false
+    }
 }
 
 #[cfg(feature = "serve")]
@@ -140,6 +149,9 @@ pub struct ServeArgs {
     /// Stop after this many seconds (for demos and tests).
     #[arg(long, hide = true, value_name = "SECONDS")]
     pub exit_after: Option<u64>,
+    /// Log lines as text for people, or one JSON object each for a log pipeline.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "REL_LOG_FORMAT")]
+    pub log_format: LogFormat,
 }
 
 #[cfg(feature = "serve")]
@@ -234,6 +246,13 @@ pub struct KeygenArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

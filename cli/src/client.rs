@@ -37,6 +37,8 @@ pub enum ClientError {
         code: String,
         message: String,
         missing: Vec<Digest>,
+        /// The id this request was sent with (`x-request-id`), which the registry logs.
+        request_id: String,
     },
     #[error("cannot reach the registry at {url}")]
     Transport {
@@ -65,6 +67,14 @@ const MAX_JSON: u64 = 32 << 20;
 /// How many times a `503` with `Retry-After` is retried, and the longest wait honoured.
 const BUSY_RETRIES: u32 = 5;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// A request's id: 16 random hex digits, sent as `x-request-id` (the registry logs it with
+/// the request) and shown with the errors it leads to.
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::getrandom(&mut bytes);
+    format!("rel-{}", hex::encode(bytes))
+}
 
 /// The waits between attempts of a request that got no answer: 0.25 s doubling to 2 s, four
 /// of them, each with jitter so that many clients do not come back at once.
@@ -172,6 +182,7 @@ impl Client {
     ) -> Result<reqwest::Response, ClientError> {
         let mut attempt = 0;
         let mut unanswered = unanswered_backoff();
+        let request_id = new_request_id();
         loop {
             let mut req = self.http.request(
                 reqwest::Method::from_bytes(method.as_bytes()).expect("valid method"),
@@ -180,6 +191,7 @@ impl Client {
             if let Some(t) = &self.token {
                 req = req.bearer_auth(t);
             }
+            req = req.header("x-request-id", &request_id);
             let response = match build(req).send().await {
                 Ok(response) => response,
                 Err(source) => match unanswered.next() {
@@ -222,7 +234,7 @@ impl Client {
                 continue;
             }
             let text = error_text(response).await;
-            tracing::info!(%method, %url, %status, "the registry answered with an error");
+            tracing::info!(%method, %url, %status, %request_id, "the registry answered with an error");
             let body: ErrorBody = serde_json::from_str(&text).unwrap_or_else(|_| {
                 // Not a rel registry's error (a proxy's page, another server): its body is
                 // not shown, only said to be foreign.
@@ -242,6 +254,7 @@ impl Client {
                 code: rel_format::untrusted::escape_controls(&body.code).into_owned(),
                 message: rel_format::untrusted::escape_controls(&body.message).into_owned(),
                 missing: body.missing,
+                request_id,
             });
         }
     }

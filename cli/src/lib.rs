@@ -63,7 +63,7 @@ pub fn now() -> rel_format::Timestamp {
     rel_format::Timestamp::from_unix(secs as i64).expect("the clock is within 0000..9999")
 }
 
-fn init_logging(verbose: u8, serving: bool) {
+fn init_logging(verbose: u8, serving: bool, json: bool) {
     let default = match (verbose, serving) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",
@@ -72,12 +72,15 @@ fn init_logging(verbose: u8, serving: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if json {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder.with_ansi(ansi).try_init()
+    };
 }
 
 /// Runs `rel` with these arguments (the first is the program name).
@@ -92,7 +95,7 @@ where
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) if json && e.use_stderr() => {
-            output::report_json(&e.kind().to_string(), &e.render().to_string(), &[], None, 2);
+            output::report_json(&e.kind().to_string(), &e.render().to_string(), &[], None, None, 2);
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -104,7 +107,7 @@ where
             };
         }
     };
-    init_logging(cli.global.verbose, cli.command.is_serve());
+    init_logging(cli.global.verbose, cli.command.is_serve(), cli.command.logs_json());
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -112,7 +115,15 @@ where
             if json {
                 let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
                 let kind = if code == 2 { "usage" } else { "failure" };
-                output::report_json(kind, &e.to_string(), &causes, output::hint(&e).as_deref(), code);
+                let id = output::request_id(&e);
+                output::report_json(
+                    kind,
+                    &e.to_string(),
+                    &causes,
+                    output::hint(&e).as_deref(),
+                    id.as_deref(),
+                    code,
+                );
             } else {
                 output::report(&e);
             }

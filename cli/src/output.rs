@@ -77,14 +77,23 @@ fn terminal_safe(text: &str) -> String {
 }
 
 /// Prints an error as one JSON object on stderr, for `--json` callers:
-/// `{"error": {"kind", "message", "causes", "hint", "exit_code"}}` (README, "Using it").
-pub fn report_json(kind: &str, message: &str, causes: &[String], hint: Option<&str>, exit_code: u8) {
+/// `{"error": {"kind", "message", "causes", "hint", "request_id", "exit_code"}}` (README,
+/// "Using it").
+pub fn report_json(
+    kind: &str,
+    message: &str,
+    causes: &[String],
+    hint: Option<&str>,
+    request_id: Option<&str>,
+    exit_code: u8,
+) {
     let value = serde_json::json!({
         "error": {
             "kind": kind,
             "message": message.trim_end(),
             "causes": causes,
             "hint": hint,
+            "request_id": request_id,
             "exit_code": exit_code,
         }
     });
@@ -98,7 +107,18 @@ pub fn report(err: &anyhow::Error) {
     for cause in err.chain().skip(1) {
         let _ = writeln!(stderr, "  caused by: {}", terminal_safe(&cause.to_string()));
     }
+    if let Some(id) = request_id(err) {
+        let _ = writeln!(stderr, "  request id: {id} (the registry's log names it)");
+    }
     if let Some(h) = hint(err) {
         let _ = writeln!(stderr, "hint: {}", terminal_safe(&h));
     }
+}
+
+/// The id of the registry request an error comes from, if it does.
+pub fn request_id(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|c| match c.downcast_ref::<ClientError>() {
+        Some(ClientError::Api { request_id, .. }) => Some(request_id.clone()),
+        _ => None,
+    })
 }

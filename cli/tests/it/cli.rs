@@ -801,6 +801,12 @@ fn json_results_and_json_errors() {
     assert_eq!(missing["error"]["kind"], "failure");
     assert_eq!(missing["error"]["message"], "release `nothing` is not stored");
     assert_eq!(missing["error"]["exit_code"], 1);
+    assert!(
+        missing["error"]["request_id"].as_str().unwrap().starts_with("rel-"),
+        "{missing}"
+    );
+    let text = home.rel(Some(&reg)).args(["versions", "nothing"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stderr).contains("request id: rel-"));
     let usage = err(
         &[
             "promote",
@@ -821,6 +827,56 @@ fn json_results_and_json_errors() {
             .contains("`soon` is not a duration"),
         "{usage}"
     );
+}
+
+/// `serve --log-format json`: one JSON object a log line, with the request's id and outcome.
+#[test]
+fn the_registry_logs_json_lines_when_asked() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let home = Home::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rel"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--exit-after",
+            "60",
+            "--log-format",
+            "json",
+            "--store",
+        ])
+        .arg(format!("file://{}", home.path("store").display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("rel serve printed its address").unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let mut conn = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    write!(
+        conn,
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-request-id: from-the-test\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let handled = loop {
+        let line = lines.next().expect("a log line for the request").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+        if v["fields"]["message"] == "handled" {
+            break v;
+        }
+    };
+    assert_eq!(handled["fields"]["status"], 200, "{handled}");
+    assert_eq!(handled["span"]["id"], "from-the-test", "{handled}");
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// A release big enough that its upload takes a while: 40 MB of noise in a folder.

@@ -133,8 +133,19 @@ async fn json_errors(req: Request, next: Next) -> Response {
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// Gives every request an id (`x-request-id`, echoed back), logs it with its outcome and
-/// counts it.
+/// This process's part of the ids it gives: random, so that replicas behind one load
+/// balancer never give the same id.
+fn id_prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        let _ = getrandom::getrandom(&mut bytes);
+        hex::encode(bytes)
+    })
+}
+
+/// Gives every request an id (`x-request-id`: the client's, else `<process>-<n>`), echoes
+/// it back, logs it with its outcome and counts it.
 async fn observe(
     axum::extract::State(state): axum::extract::State<AppState>,
     mut req: Request,
@@ -146,7 +157,7 @@ async fn observe(
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 64)
         .map_or_else(
-            || format!("r{}", REQUEST_IDS.fetch_add(1, Ordering::Relaxed)),
+            || format!("{}-{}", id_prefix(), REQUEST_IDS.fetch_add(1, Ordering::Relaxed)),
             str::to_owned,
         );
     let method = req.method().clone();

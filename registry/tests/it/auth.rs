@@ -253,6 +253,23 @@ async fn expired_malformed_and_revoked_tokens() {
         .unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["x-request-id"], "abc");
+    // Without one, the registry's own: this process's random part, then a counter.
+    let given = |n: usize| {
+        let app = app.clone();
+        async move {
+            let req = axum::http::Request::get(format!("/v1/releases/demo{n}")).body(axum::body::Body::empty());
+            let response = tower::ServiceExt::oneshot(app, req.unwrap()).await.unwrap();
+            response.headers()["x-request-id"].to_str().unwrap().to_owned()
+        }
+    };
+    let (a, b) = (given(1).await, given(2).await);
+    let (pa, na) = a.split_once('-').unwrap();
+    let (pb, nb) = b.split_once('-').unwrap();
+    assert!(
+        pa == pb && pa.len() == 8 && pa.bytes().all(|c| c.is_ascii_hexdigit()),
+        "{a} {b}"
+    );
+    assert!(nb.parse::<u64>().unwrap() > na.parse::<u64>().unwrap(), "{a} {b}");
 
     // Revoking: remove the entry; the file is re-read when it changes.
     assert_eq!(
