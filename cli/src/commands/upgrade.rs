@@ -304,7 +304,16 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         (None, None) => unreachable!("clap requires --to or --channel"),
     };
     if target == running {
-        if !s.quiet {
+        if args.json {
+            // The same shape as any other upgrade's report: no steps.
+            crate::print_json(&UpgradeReport {
+                name: args.name.clone(),
+                from: running.to_string(),
+                to: target.to_string(),
+                steps: Vec::new(),
+                dry_run: args.dry_run,
+            });
+        } else if !s.quiet {
             crate::say(&format!("{} already runs {target}", args.name));
         }
         return Ok(());

@@ -171,6 +171,19 @@ fn cold_install_then_a_two_step_live_upgrade_and_a_rollback() {
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses.iter().filter(|s| **s == "permanent").count(), 1, "{status}");
+    // Asked for what it runs: nothing to do, said in the same shape as an upgrade.
+    let same = home.json(
+        &reg,
+        &["upgrade", "demo", "--to", &vs[2], "--root", root.to_str().unwrap()],
+    );
+    assert_eq!(
+        (
+            same["from"].as_str(),
+            same["to"].as_str(),
+            same["steps"].as_array().map(Vec::len)
+        ),
+        (Some(vs[2].as_str()), Some(vs[2].as_str()), Some(0))
+    );
 
     // Back to the previous permanent release, live.
     let out = rel_rollback(&home, &reg, &root);
