@@ -102,6 +102,17 @@ pub struct Catalog {
     /// The bytes a host running one release fetches to synthesise the upgrade to another:
     /// computed from both (immutable) release manifests once, then remembered.
     deltas: quick_cache::sync::Cache<(String, Version, Version), u64>,
+    /// What the web view shows of each release artifact, read from its manifest once.
+    releases: quick_cache::sync::Cache<(String, Version), Arc<ReleaseFacts>>,
+}
+
+/// A release artifact as the web view shows it: read from its (immutable) manifest once.
+#[derive(Debug, Clone)]
+pub struct ReleaseFacts {
+    pub bytes: u64,
+    /// The names of the keys that signed it.
+    pub signers: Vec<String>,
+    pub apps: Vec<rel_format::manifest::AppRef>,
 }
 
 /// Most synthesised deltas a replica remembers.
@@ -127,7 +138,30 @@ impl Catalog {
             views: Mutex::new(quick_cache::unsync::Cache::new(MAX_NAMES)),
             summaries: quick_cache::sync::Cache::new(MAX_SUMMARIES),
             deltas: quick_cache::sync::Cache::new(MAX_DELTAS),
+            releases: quick_cache::sync::Cache::new(MAX_DELTAS),
         }
+    }
+
+    /// The facts of release `version` of `name`, read by `read` the first time (and whenever
+    /// they were evicted); `None` when it has no release artifact.
+    pub async fn release_facts<F, Fut, E>(
+        &self,
+        name: &str,
+        version: &Version,
+        read: F,
+    ) -> Result<Option<Arc<ReleaseFacts>>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<ReleaseFacts>, E>>,
+    {
+        let key = (name.to_owned(), version.clone());
+        if let Some(facts) = self.releases.get(&key) {
+            return Ok(Some(facts));
+        }
+        let Some(facts) = read().await? else { return Ok(None) };
+        let facts = Arc::new(facts);
+        self.releases.insert(key, facts.clone());
+        Ok(Some(facts))
     }
 
     /// The delta of `name` from `from` to `to`, computed by `compute` the first time it is

@@ -105,28 +105,35 @@ async fn upgrade_path(
     let view = state.catalog.view(&name).await?;
     let mut plan = view.graph.path(&from, &to)?;
     if plan.strategy == Strategy::Synthesised {
-        // What a host that runs `from` fetches: the target's chunks it lacks, from the two
-        // release manifests, read once per pair (the catalog remembers the figure).
-        let tar = |version: Version| {
-            let (state, name) = (state.clone(), name.clone());
-            async move {
-                let key = keys::manifest(&name, &version, Kind::Release, &[]);
-                let bytes = state.store.get(&key).await?.bytes;
-                SignedManifest::parse_unverified(&bytes)
-                    .map(|e| e.signed.tar)
-                    .map_err(|e| ApiError::Internal(format!("stored manifest `{key}` does not parse: {e}")))
-            }
-        };
-        let bytes = state
-            .catalog
-            .delta(&name, &from, &to, || async {
-                let (from_tar, to_tar) = (tar(from.clone()).await?, tar(to.clone()).await?);
-                Ok::<_, ApiError>(delta_bytes(&from_tar, &to_tar))
-            })
-            .await?;
+        let bytes = synthesised_delta(&state, &name, &from, &to).await?;
         plan.set_synthesised_bytes(bytes);
     }
     Ok(Json(plan))
+}
+
+/// What a host that runs release `from` fetches to build the upgrade to `to`: the chunks of
+/// `to` it lacks, from the two release manifests, read once per pair (the catalog remembers
+/// the figure).
+pub(super) async fn synthesised_delta(
+    state: &AppState,
+    name: &str,
+    from: &Version,
+    to: &Version,
+) -> Result<u64, ApiError> {
+    let tar = |version: Version| async move {
+        let key = keys::manifest(name, &version, Kind::Release, &[]);
+        let bytes = state.store.get(&key).await?.bytes;
+        SignedManifest::parse_unverified(&bytes)
+            .map(|e| e.signed.tar)
+            .map_err(|e| ApiError::Internal(format!("stored manifest `{key}` does not parse: {e}")))
+    };
+    state
+        .catalog
+        .delta(name, from, to, || async {
+            let (from_tar, to_tar) = (tar(from.clone()).await?, tar(to.clone()).await?);
+            Ok::<_, ApiError>(delta_bytes(&from_tar, &to_tar))
+        })
+        .await
 }
 
 async fn yank(

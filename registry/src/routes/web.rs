@@ -19,14 +19,15 @@ use axum::routing::get;
 use humansize::{BINARY, format_size};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use rel_format::Version;
-use rel_format::manifest::{AppRef, Kind, Manifest};
+use rel_format::manifest::{AppRef, Kind};
 use rel_format::signing::SignedManifest;
-use rel_format::upgrade_path::{Plan, StepKind, delta_bytes};
+use rel_format::upgrade_path::{Plan, StepKind};
 use serde::Deserialize;
 
 use super::Caller;
 use crate::AppState;
 use crate::auth::Scope;
+use crate::catalog::ReleaseFacts;
 use crate::error::ApiError;
 use crate::keys;
 
@@ -160,12 +161,10 @@ struct Between {
 }
 
 /// What the page shows of one version's release artifact.
-struct ReleaseFacts {
-    bytes: u64,
+struct Row {
+    release: std::sync::Arc<ReleaseFacts>,
     /// Bytes of this release the previous version's release already holds.
     shared_with_previous: Option<u64>,
-    signers: Vec<String>,
-    apps: Vec<AppRef>,
 }
 
 async fn release(
@@ -186,33 +185,32 @@ async fn release(
     let all: Vec<&Version> = view.versions.keys().collect();
     let shown = &all[all.len().saturating_sub(PAGE_VERSIONS)..];
 
-    // Each shown version's release manifest: its signers, apps, and chunks shared with the
-    // previous version's.
-    let mut facts: BTreeMap<&Version, ReleaseFacts> = BTreeMap::new();
-    let mut previous: Option<Manifest> = None;
+    // Each shown version's release: its signers and apps (read from its manifest once), and
+    // how much of it the previous version's release holds (a delta, computed once a pair).
+    let mut facts: BTreeMap<&Version, Row> = BTreeMap::new();
+    let mut previous: Option<&Version> = None;
     for v in shown {
-        let Some(env) = read_release(&state, &name, v).await? else {
+        let read = || read_facts(&state, &name, v);
+        let Some(release) = state.catalog.release_facts(&name, v, read).await? else {
             previous = None;
             continue;
         };
-        let m = env.signed;
-        let shared = previous
-            .as_ref()
-            .map(|p| m.tar.length.saturating_sub(delta_bytes(&p.tar, &m.tar)));
+        let shared = match previous {
+            Some(p) => Some(
+                release
+                    .bytes
+                    .saturating_sub(super::releases::synthesised_delta(&state, &name, p, v).await?),
+            ),
+            None => None,
+        };
         facts.insert(
             v,
-            ReleaseFacts {
-                bytes: m.tar.length,
+            Row {
+                release,
                 shared_with_previous: shared,
-                signers: env
-                    .signatures
-                    .iter()
-                    .map(|s| s.split(':').next().unwrap_or_default().to_owned())
-                    .collect(),
-                apps: m.apps.clone(),
             },
         );
-        previous = Some(m);
+        previous = Some(v);
     }
 
     // The pair to draw a path for and compare: as asked, else the previous version to the latest.
@@ -235,7 +233,7 @@ async fn release(
     };
     let diff = match (&from, &to) {
         (Some(f), Some(t)) => match (facts.get(f), facts.get(t)) {
-            (Some(a), Some(b)) => Some(app_diff(&a.apps, &b.apps)),
+            (Some(a), Some(b)) => Some(app_diff(&a.release.apps, &b.release.apps)),
             _ => None,
         },
         _ => None,
@@ -270,9 +268,9 @@ async fn release(
                         tr id=(format!("v-{v}")) {
                             td class={ "v" @if yanked { " yanked" } } title=[view.yank_reasons.get(*v)] { (v) }
                             td.nw { (artifacts.iter().map(|a| a.created).min().map(|c| c.to_string()).unwrap_or_default()) }
-                            td { @if let Some(f) = f { (format_size(f.bytes, BINARY)) } @else { "—" } }
+                            td { @if let Some(f) = f { (format_size(f.release.bytes, BINARY)) } @else { "—" } }
                             td.share {
-                                @if let Some(shared) = f.and_then(|f| f.shared_with_previous.map(|s| (s, f.bytes))) {
+                                @if let Some(shared) = f.and_then(|f| f.shared_with_previous.map(|s| (s, f.release.bytes))) {
                                     (format!("{:.0}%", 100.0 * shared.0 as f64 / shared.1.max(1) as f64))
                                     " (" (format_size(shared.0, BINARY)) ")"
                                 } @else { "—" }
@@ -286,7 +284,7 @@ async fn release(
                                     }
                                 }
                             }
-                            td { @if let Some(f) = f { (f.signers.join(", ")) } }
+                            td { @if let Some(f) = f { (f.release.signers.join(", ")) } }
                             td {
                                 @for p in channels.iter().filter(|p| &&p.version == v) { span.tag { (p.channel) } }
                                 @if yanked { span.tag.y { "yanked" @if let Some(r) = view.yank_reasons.get(*v) { ": " (r) } } }
@@ -337,16 +335,24 @@ async fn release(
     Ok((html_headers(), body.into_string()).into_response())
 }
 
-async fn read_release(state: &AppState, name: &str, v: &Version) -> Result<Option<SignedManifest>, ApiError> {
+async fn read_facts(state: &AppState, name: &str, v: &Version) -> Result<Option<ReleaseFacts>, ApiError> {
     let key = keys::manifest(name, v, Kind::Release, &[]);
     let bytes = match state.store.get(&key).await {
         Ok(got) => got.bytes,
         Err(crate::store::StoreError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    SignedManifest::parse_unverified(&bytes)
-        .map(Some)
-        .map_err(|e| ApiError::Internal(format!("stored manifest `{key}` does not parse: {e}")))
+    let env = SignedManifest::parse_unverified(&bytes)
+        .map_err(|e| ApiError::Internal(format!("stored manifest `{key}` does not parse: {e}")))?;
+    Ok(Some(ReleaseFacts {
+        bytes: env.signed.tar.length,
+        signers: env
+            .signatures
+            .iter()
+            .map(|s| s.split(':').next().unwrap_or_default().to_owned())
+            .collect(),
+        apps: env.signed.apps,
+    }))
 }
 
 /// Applications added, removed or at another version: (name, from vsn, to vsn), by name.
