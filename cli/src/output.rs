@@ -20,11 +20,21 @@ pub fn print_raw(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
-/// Prints a value as pretty JSON on stdout.
+/// The version of the shape of `--json` results; it grows when a field changes meaning or
+/// goes away (new fields do not change it).
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// Prints a result as pretty JSON on stdout: an object, with `schema_version` added.
 pub fn print_json<T: serde::Serialize>(value: &T) {
+    let mut value = serde_json::to_value(value).expect("outputs serialise");
+    if let Some(object) = value.as_object_mut() {
+        object
+            .entry("schema_version")
+            .or_insert(serde_json::Value::from(JSON_SCHEMA_VERSION));
+    }
     print_raw(&format!(
         "{}\n",
-        serde_json::to_string_pretty(value).expect("outputs serialise")
+        serde_json::to_string_pretty(&value).expect("values serialise")
     ));
 }
 

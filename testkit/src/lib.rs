@@ -26,7 +26,21 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// A free port on 127.0.0.1 (free when asked; tests bind it soon after).
+///
+/// It is taken below Linux's ephemeral range (32768 and up), at random: a port the kernel
+/// hands to someone binding port 0 (a registry, a client's connection) in the moment between
+/// this check and the node's own bind could otherwise be this very one, which made a live
+/// test fail with `eaddrinuse` when tests ran side by side.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    for _ in 0..200 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u8(0);
+        let port = 20_000 + (h.finish() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a loopback port")

@@ -55,7 +55,7 @@ pub async fn run(s: &Settings, args: &AppupArgs) -> Result<()> {
         crate::warn(w);
     }
     if args.making.json {
-        crate::print_json(&report);
+        crate::print_json(&serde_json::json!({ "appups": report, "warnings": warnings }));
     } else if !s.quiet {
         if report.is_empty() {
             crate::say("no application changed its vsn: no appup needed");

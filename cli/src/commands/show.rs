@@ -24,7 +24,6 @@ struct Shown {
 /// thousands), and with `--signed` the stored envelope itself, which `rel verify` reads.
 #[derive(Debug, Serialize)]
 struct ShownJson<'a> {
-    schema_version: u32,
     name: &'a str,
     version: &'a Version,
     kind: Kind,
@@ -102,7 +101,6 @@ pub async fn run(s: &Settings, args: &ShowArgs) -> Result<()> {
             None
         };
         crate::print_json(&ShownJson {
-            schema_version: 1,
             name: &m.name,
             version: &m.version,
             kind: m.kind,

@@ -24,13 +24,15 @@ pub async fn run(s: &Settings, args: &VerifyArgs) -> Result<()> {
     let (m, signer, matches_registry) = if let Some(bytes) = head {
         // `rel show --json --signed` wraps the envelope; verify that, as stored.
         let bytes = match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(v) if v.get("schema_version").is_some() => match v.get("signed_manifest") {
-                Some(envelope) => serde_json::to_vec(envelope)?,
-                None => bail!(
-                    "`{}` is `rel show --json` output without the signed manifest; write it with `rel show NAME VERSION --json --signed`",
-                    args.file.display()
-                ),
-            },
+            Ok(v) if v.get("schema_version").is_some() && v.get("signatures").is_none() => {
+                match v.get("signed_manifest") {
+                    Some(envelope) => serde_json::to_vec(envelope)?,
+                    None => bail!(
+                        "`{}` is `rel show --json` output without the signed manifest; write it with `rel show NAME VERSION --json --signed`",
+                        args.file.display()
+                    ),
+                }
+            }
             _ => bytes,
         };
         let (env, signer) = SignedManifest::verify_signature(&bytes, &trusted)

@@ -547,7 +547,7 @@ fn list_shows_each_release_with_its_latest_version_and_channels() {
         serde_json::json!({"releases": [{
             "name": "demo", "latest": vs[1], "versions": 3, "yanked": 1,
             "channels": {"production": vs[0]},
-        }]})
+        }], "schema_version": 1})
     );
     let out = home.rel(Some(&reg)).arg("list").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -786,7 +786,7 @@ fn json_results_and_json_errors() {
     let yank = json_out(&["yank", "demo", &vs[0], "--reason", "bad build"]);
     assert_eq!(
         yank,
-        serde_json::json!({"name": "demo", "version": vs[0], "upgrade_from": null, "yanked": true, "reason": "bad build"})
+        serde_json::json!({"name": "demo", "version": vs[0], "upgrade_from": null, "yanked": true, "reason": "bad build", "schema_version": 1})
     );
 
     let err = |args: &[&str], code: i32| -> serde_json::Value {
@@ -1274,7 +1274,8 @@ fn appup_show_gc_and_completions() {
             home.path("appups").to_str().unwrap(),
         ],
     );
-    assert_eq!(out[0]["app"], "demo");
+    assert_eq!(out["appups"][0]["app"], "demo");
+    assert_eq!(out["schema_version"], 1);
     let appup = fs::read_to_string(home.path("appups/demo.appup")).unwrap();
     assert!(
         appup.contains("{update,demo_server,{advanced,[]},[demo_lib]}") && appup.contains("{add_module,demo_new,[]}"),
