@@ -12,7 +12,9 @@
 //! manifests write-once (the same one again is "already stored"), channel pointers
 //! compare-and-swap on their sequence, yanks and collections idempotent. So a request that
 //! did not get an answer (the registry restarting, a connection reset, a proxy's 502 or 504)
-//! is retried with exponential backoff and jitter (`backon`), for about 4 s in all.
+//! is retried with exponential backoff and jitter (`backon`), for about 4 s in all. A
+//! connection refused before the registry ever answered this process is not retried: nothing
+//! is running there, and saying so at once is the help.
 
 use std::time::Duration;
 
@@ -67,6 +69,10 @@ const MAX_JSON: u64 = 32 << 20;
 /// How many times a `503` with `Retry-After` is retried, and the longest wait honoured.
 const BUSY_RETRIES: u32 = 5;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Whether a registry answered this process yet: until one did, a refused connection means
+/// none is running, not one restarting.
+static ANSWERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// A request's id: 16 random hex digits, sent as `x-request-id` (the registry logs it with
 /// the request) and shown with the errors it leads to.
@@ -193,9 +199,15 @@ impl Client {
             }
             req = req.header("x-request-id", &request_id);
             let response = match build(req).send().await {
-                Ok(response) => response,
+                Ok(response) => {
+                    ANSWERED.store(true, std::sync::atomic::Ordering::Relaxed);
+                    response
+                }
                 Err(source) => match unanswered.next() {
-                    Some(wait) if !source.is_builder() => {
+                    Some(wait)
+                        if !source.is_builder()
+                            && (ANSWERED.load(std::sync::atomic::Ordering::Relaxed) || !source.is_connect()) =>
+                    {
                         tracing::info!(%url, error = %source, "no answer from the registry; retrying in {wait:?}");
                         tokio::time::sleep(wait).await;
                         continue;

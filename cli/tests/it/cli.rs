@@ -879,6 +879,23 @@ fn the_registry_logs_json_lines_when_asked() {
     let _ = child.wait();
 }
 
+/// Where nothing has ever answered, a refused connection is said at once, not retried: the
+/// retries are for a registry that answered and then went away (the restart test above).
+#[test]
+fn no_registry_is_said_at_once() {
+    let home = Home::new();
+    let port = rel_testkit::free_port();
+    let out = home
+        .process(&format!("http://127.0.0.1:{port}"))
+        .args(["versions", "demo", "-v"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot reach the registry"), "{stderr}");
+    assert!(!stderr.contains("retrying"), "{stderr}");
+}
+
 /// A release big enough that its upload takes a while: 40 MB of noise in a folder.
 fn big_release(home: &Home) -> std::path::PathBuf {
     let rel_dir = home.path("big");
