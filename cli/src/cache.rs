@@ -245,7 +245,7 @@ impl PackCache {
 /// pack), and its records: headers are read, frames skipped, so a partial pack of any size
 /// costs its entries in memory, not its bytes.
 fn complete_records(file: &File) -> (u64, Vec<Entry>) {
-    use rel_format::pack::{MAX_FRAME, RECORD_HEADER};
+    use rel_format::pack::{RECORD_HEADER, read_record_header};
     let Ok(len) = file.metadata().map(|m| m.len()) else {
         return (0, Vec::new());
     };
@@ -256,11 +256,11 @@ fn complete_records(file: &File) -> (u64, Vec<Entry>) {
     let (mut at, mut entries) = (PACK_MAGIC.len() as u64, Vec::new());
     let mut header = [0u8; RECORD_HEADER];
     while at + RECORD_HEADER as u64 <= len && file.read_exact_at(&mut header, at).is_ok() {
-        let digest = Digest::from_bytes(header[..32].try_into().expect("32 bytes"));
-        let length = u32::from_be_bytes(header[32..36].try_into().expect("4 bytes"));
-        let size = u32::from_be_bytes(header[36..40].try_into().expect("4 bytes"));
+        let Ok((digest, length, size)) = read_record_header(&header) else {
+            break;
+        };
         let end = at + RECORD_HEADER as u64 + u64::from(size);
-        if size as usize > MAX_FRAME || end > len {
+        if end > len {
             break;
         }
         entries.push(Entry {

@@ -169,6 +169,21 @@ pub fn record_header(chunk: &ChunkRef, size: usize) -> [u8; RECORD_HEADER] {
     header
 }
 
+/// Reads a record header written by [`record_header`]: the chunk's digest, its length and
+/// the frame's size, each within its bound.
+pub fn read_record_header(header: &[u8; RECORD_HEADER]) -> Result<(Digest, u32, u32), PackError> {
+    let digest = Digest::from_bytes(header[..32].try_into().expect("32 bytes"));
+    let length = u32::from_be_bytes(header[32..36].try_into().expect("4 bytes"));
+    let size = u32::from_be_bytes(header[36..40].try_into().expect("4 bytes"));
+    if length as usize > MAX_CHUNK {
+        return Err(PackError::ChunkTooLong { digest, length });
+    }
+    if size as usize > MAX_FRAME {
+        return Err(PackError::FrameTooLarge { digest, size });
+    }
+    Ok((digest, length, size))
+}
+
 /// Reads the records of a pack body; the frames themselves are the caller's to verify.
 /// Entries come in the pack's order; a digest may repeat.
 pub fn parse_pack(body: &[u8]) -> Result<Vec<Entry>, PackError> {
@@ -219,15 +234,7 @@ impl PackScanner {
             let Some(header) = rest[used..].first_chunk::<RECORD_HEADER>() else {
                 return Ok(used);
             };
-            let digest = Digest::from_bytes(header[..32].try_into().expect("32 bytes"));
-            let length = u32::from_be_bytes(header[32..36].try_into().expect("4 bytes"));
-            let size = u32::from_be_bytes(header[36..40].try_into().expect("4 bytes"));
-            if length as usize > MAX_CHUNK {
-                return Err(PackError::ChunkTooLong { digest, length });
-            }
-            if size as usize > MAX_FRAME {
-                return Err(PackError::FrameTooLarge { digest, size });
-            }
+            let (digest, length, size) = read_record_header(header)?;
             if entries.len() >= MAX_PACK_RECORDS {
                 return Err(PackError::TooManyRecords);
             }
