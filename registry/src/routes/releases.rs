@@ -7,6 +7,7 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use rel_format::Version;
 use rel_format::api::{ArtifactInfo, ReleaseNames, VersionInfo, VersionList, Yank};
+use rel_format::chunk::ChunkedStream;
 use rel_format::manifest::Kind;
 use rel_format::signing::SignedManifest;
 use rel_format::upgrade_path::{Plan, Strategy, delta_bytes};
@@ -111,6 +112,24 @@ async fn upgrade_path(
     Ok(Json(plan))
 }
 
+/// The stored release envelope of `name` `version`, if it has one (manifests are stored in
+/// canonical form by this registry, so one that does not parse is its own fault).
+pub(super) async fn stored_release(
+    state: &AppState,
+    name: &str,
+    version: &Version,
+) -> Result<Option<SignedManifest>, ApiError> {
+    let key = keys::manifest(name, version, Kind::Release, &[]);
+    let bytes = match state.store.get(&key).await {
+        Ok(got) => got.bytes,
+        Err(crate::store::StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    SignedManifest::parse_unverified(&bytes)
+        .map(Some)
+        .map_err(|e| ApiError::Internal(format!("stored manifest `{key}` does not parse: {e}")))
+}
+
 /// What a host that runs release `from` fetches to build the upgrade to `to`: the chunks of
 /// `to` it lacks, from the two release manifests, read once per pair (the catalog remembers
 /// the figure).
@@ -120,20 +139,23 @@ pub(super) async fn synthesised_delta(
     from: &Version,
     to: &Version,
 ) -> Result<u64, ApiError> {
-    let tar = |version: Version| async move {
-        let key = keys::manifest(name, &version, Kind::Release, &[]);
-        let bytes = state.store.get(&key).await?.bytes;
-        SignedManifest::parse_unverified(&bytes)
-            .map(|e| e.signed.tar)
-            .map_err(|e| ApiError::Internal(format!("stored manifest `{key}` does not parse: {e}")))
-    };
     state
         .catalog
         .delta(name, from, to, || async {
-            let (from_tar, to_tar) = (tar(from.clone()).await?, tar(to.clone()).await?);
-            Ok::<_, ApiError>(delta_bytes(&from_tar, &to_tar))
+            let (from, to) = (
+                release_tar(state, name, from).await?,
+                release_tar(state, name, to).await?,
+            );
+            Ok::<_, ApiError>(delta_bytes(&from, &to))
         })
         .await
+}
+
+async fn release_tar(state: &AppState, name: &str, version: &Version) -> Result<ChunkedStream, ApiError> {
+    stored_release(state, name, version)
+        .await?
+        .map(|e| e.signed.tar)
+        .ok_or_else(|| ApiError::NotFound(format!("`{name}` `{version}` has no stored release")))
 }
 
 async fn yank(

@@ -20,7 +20,6 @@ use humansize::{BINARY, format_size};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use rel_format::Version;
 use rel_format::manifest::{AppRef, Kind};
-use rel_format::signing::SignedManifest;
 use rel_format::upgrade_path::{Plan, StepKind};
 use serde::Deserialize;
 
@@ -29,7 +28,6 @@ use crate::AppState;
 use crate::auth::Scope;
 use crate::catalog::ReleaseFacts;
 use crate::error::ApiError;
-use crate::keys;
 
 /// Versions a release page shows (the newest); older ones are counted, not read.
 const PAGE_VERSIONS: usize = 100;
@@ -336,14 +334,9 @@ async fn release(
 }
 
 async fn read_facts(state: &AppState, name: &str, v: &Version) -> Result<Option<ReleaseFacts>, ApiError> {
-    let key = keys::manifest(name, v, Kind::Release, &[]);
-    let bytes = match state.store.get(&key).await {
-        Ok(got) => got.bytes,
-        Err(crate::store::StoreError::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let Some(env) = super::releases::stored_release(state, name, v).await? else {
+        return Ok(None);
     };
-    let env = SignedManifest::parse_unverified(&bytes)
-        .map_err(|e| ApiError::Internal(format!("stored manifest `{key}` does not parse: {e}")))?;
     Ok(Some(ReleaseFacts {
         bytes: env.signed.tar.length,
         signers: env
