@@ -53,6 +53,15 @@ fn raw(url: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The registry answers `/healthz` with 200 on a fresh connection.
+fn assert_serving(registry: &Registry) {
+    let answer = raw(
+        &registry.url,
+        b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    );
+    assert!(answer.contains("200 OK"), "{answer}");
+}
+
 /// The status and JSON body of an answer read by [`raw`].
 fn status_and_json(answer: &str) -> (u16, serde_json::Value) {
     let status = answer.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
@@ -77,13 +86,7 @@ fn anonymous_bodies_are_refused_before_they_are_read() {
     let tokens = dir.path().join("tokens.toml");
     tokens_file(&tokens, &[("pusher", "push")]);
     let registry = Registry::start(&dir.path().join("store"), &["--tokens", tokens.to_str().unwrap()]);
-    assert!(
-        raw(
-            &registry.url,
-            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-        )
-        .contains("200 OK")
-    );
+    assert_serving(&registry);
     let pid = registry.pid();
     let baseline = proc_status(pid, "VmRSS");
     let len = 32 * MIB as usize - 1;
@@ -189,13 +192,7 @@ fn silent_slow_and_idle_connections_are_closed() {
     let took = started.elapsed();
     eprintln!("45 hostile connections all closed after {took:?} (timeouts 500 ms)");
     assert!(took < Duration::from_secs(3), "closed only after {took:?}");
-    assert!(
-        raw(
-            &registry.url,
-            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-        )
-        .contains("200 OK")
-    );
+    assert_serving(&registry);
 }
 
 /// A body that trickles in (one byte every 100 ms) is refused once it falls below the
@@ -244,13 +241,7 @@ fn connections_past_the_cap_are_answered_busy() {
     assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
     drop(idle);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        raw(
-            &registry.url,
-            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-        )
-        .contains("200 OK")
-    );
+    assert_serving(&registry);
 }
 
 /// Past `max_expensive_requests` uploads at once, one more is answered 503 with
@@ -951,13 +942,7 @@ fn a_large_manifest_costs_the_registry_about_its_size() {
     m.tar.length = 16_384 * n as u64;
     let doc = rel_format::SignedManifest::sign(m, &key).unwrap().to_bytes();
     let pid = registry.pid();
-    assert!(
-        raw(
-            &registry.url,
-            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-        )
-        .contains("200 OK")
-    );
+    assert_serving(&registry);
     let baseline = proc_status(pid, "VmHWM");
     let mut request = format!(
         "PUT /v1/manifests HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",

@@ -97,28 +97,9 @@ impl Home {
         self.dir.path().join(rel)
     }
 
-    /// `rel` with a hermetic environment pointing at `registry`.
-    pub(crate) fn rel(&self, registry: Option<&Registry>) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("rel").unwrap();
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("XDG_CONFIG_HOME", self.path("config"))
-            .env("REL_CACHE_DIR", self.path("cache"))
-            .env("REL_STATE_DIR", self.path("state"))
-            .env("NO_COLOR", "1")
-            .env("COLUMNS", "100")
-            .env("REL_TRUSTED_KEYS", self.path("keys/ci.pub"))
-            .env("REL_KEY", self.path("keys/ci.key"));
-        if let Some(r) = registry {
-            cmd.env("REL_REGISTRY", &r.url);
-        }
-        cmd
-    }
-
-    /// `rel` as a plain process (to spawn and watch), with the same environment as
-    /// [`Home::rel`] and `REL_REGISTRY` set to `url`.
-    pub(crate) fn process(&self, url: &str) -> Command {
+    /// `rel` with a hermetic environment: this home's config, cache, state and keys, and
+    /// nothing of the developer's.
+    fn hermetic(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rel"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -129,8 +110,24 @@ impl Home {
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
             .env("REL_TRUSTED_KEYS", self.path("keys/ci.pub"))
-            .env("REL_KEY", self.path("keys/ci.key"))
-            .env("REL_REGISTRY", url)
+            .env("REL_KEY", self.path("keys/ci.key"));
+        cmd
+    }
+
+    /// `rel` with a hermetic environment pointing at `registry`.
+    pub(crate) fn rel(&self, registry: Option<&Registry>) -> assert_cmd::Command {
+        let mut cmd = self.hermetic();
+        if let Some(r) = registry {
+            cmd.env("REL_REGISTRY", &r.url);
+        }
+        assert_cmd::Command::from_std(cmd)
+    }
+
+    /// `rel` as a plain process (to spawn and watch), with the same environment as
+    /// [`Home::rel`] and `REL_REGISTRY` set to `url`.
+    pub(crate) fn process(&self, url: &str) -> Command {
+        let mut cmd = self.hermetic();
+        cmd.env("REL_REGISTRY", url)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -251,6 +251,21 @@ fn a_synthesis_the_generator_cannot_be_sure_of_is_refused_with_the_way_forward()
     );
 }
 
+/// `vsn`'s tarball extracted into a root the way a deploy script without rel lays it out.
+fn deployed_by_hand(home: &Home, shop: &Fixture, vsn: &str) -> std::path::PathBuf {
+    let root = home.path("deployed/shop");
+    std::fs::create_dir_all(&root).unwrap();
+    let untar = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(shop.tarball(vsn))
+        .arg("-C")
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    root
+}
+
 /// A root deployed the way mix users deploy (the tarball extracted, no RELEASES), whose
 /// sys.config was edited in place on the host, started by its own script: adopted, then
 /// upgraded hot with nothing built ahead, the host's edit still in force.
@@ -259,16 +274,7 @@ async fn a_root_deployed_without_rel_is_adopted_then_upgraded_hot() {
     let shop = Fixture::shop();
     let vs = shop.versions();
     let (home, reg) = world(&shop, &[]);
-    let root = home.path("deployed/shop");
-    std::fs::create_dir_all(&root).unwrap();
-    let untar = std::process::Command::new("tar")
-        .arg("-xzf")
-        .arg(shop.tarball(&vs[0]))
-        .arg("-C")
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(untar.success());
+    let root = deployed_by_hand(&home, &shop, &vs[0]);
     assert!(!root.join("releases/RELEASES").exists(), "mix ships no RELEASES");
     let sys_config = root.join(format!("releases/{}/sys.config", vs[0]));
     let bytes = |s: &str| s.bytes().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
@@ -315,16 +321,7 @@ fn a_root_that_is_not_the_stored_release_is_not_adopted() {
     let shop = Fixture::shop();
     let vs = shop.versions();
     let (home, reg) = world(&shop, &[]);
-    let root = home.path("deployed/shop");
-    std::fs::create_dir_all(&root).unwrap();
-    let untar = std::process::Command::new("tar")
-        .arg("-xzf")
-        .arg(shop.tarball(&vs[0]))
-        .arg("-C")
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(untar.success());
+    let root = deployed_by_hand(&home, &shop, &vs[0]);
     // Someone patched a module on this host.
     let beam = root.join(format!("lib/shop-{}/ebin/Elixir.Shop.Handler.beam", vs[0]));
     let mut b = std::fs::read(&beam).unwrap();
