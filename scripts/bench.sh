@@ -4,7 +4,7 @@
 #   pull      rel pull --into (fresh cache) vs `curl | tar xz` of its .tar.gz from nginx
 #   next      bytes fetched pulling the next version (5% of beams changed) after the first
 #   rss       peak RSS of rel push and rel pull for a 1 GiB release
-#   appup     rel appup on ~4,700 modules vs an escript running beam_lib:cmp_dirs
+#   appup     rel appup on ~8,000 modules vs an escript running beam_lib:cmp_dirs
 #   load      wrk on registry metadata endpoints vs nginx serving a static file
 #   limits    the same wrk runs against the registry before its limits against hostile load
 #   path      upgrade-path query over 10,000 versions and 30,000 upgrades (criterion)
@@ -150,7 +150,7 @@ secs() { /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>&1; cat "$wo
 mean() { python3 -c "import json; r=json.load(open('$1'))['results']; print(' '.join(f\"{x['mean']:.3f}\" for x in r))"; }
 if part push || part pull || part next; then
 set +e
-( trap cleanup EXIT; set -e
+( pids=(); stops=(); trap cleanup EXIT; set -e  # only what this part starts
 
 # push: every run against a registry started on an empty store (a registry caches its pack
 # index, so emptying the store under a running one would not make the next push a first one).
@@ -215,7 +215,7 @@ fi
 # RSS with a 1 GiB release
 if part rss; then
 set +e
-( trap cleanup EXIT; set -e
+( pids=(); stops=(); trap cleanup EXIT; set -e  # only what this part starts
 mkdir -p "$work/big/lib/big-1.0.0/priv" "$work/big/releases/1.0.0"
 printf '{release,{"big","1.0.0"},{erts,"%s"},[{kernel,"1"},{big,"1.0.0"}]}.\n' "$erts" | tee "$work/big/releases/1.0.0/big.rel" > "$work/big/releases/big.rel"
 for i in $(seq 1 16); do head -c 67108864 /dev/urandom > "$work/big/lib/big-1.0.0/priv/blob$i"; done
@@ -228,11 +228,11 @@ rm -rf "$work/big" "$work/big.tar" "$work/cache-big2" "$work/disk"
 set -e
 fi
 
-# appup on ~4,700 modules
+# appup on ~8,000 modules (7 copies of the OTP libs)
 if part appup; then
 set +e
-( trap cleanup EXIT; set -e
-make_release "$work/c" many 1.0.0 6
+( pids=(); stops=(); trap cleanup EXIT; set -e  # only what this part starts
+make_release "$work/c" many 1.0.0 7
 next_version "$work/c" "$work/d" many 1.0.0 1.1.0 yes
 cat > "$work/cmp.escript" <<'ESCRIPT'
 #!/usr/bin/env escript
@@ -257,7 +257,7 @@ fi
 # load: registry metadata vs nginx static file of the same size
 if part load; then
 set +e
-( trap cleanup EXIT; set -e
+( pids=(); stops=(); trap cleanup EXIT; set -e  # only what this part starts
 "$rel" push "$work/a" --quiet
 curl -s "$REL_REGISTRY/v1/releases/bench" > "$work/www/versions.json"
 wrk_rps() { wrk -t2 -c32 -d5s "$1" | awk '/Requests\/sec/ {print $2}'; }
@@ -277,7 +277,7 @@ fi
 # releases, in alternating rounds; the baseline binary is built once into target/.
 if part limits; then
 set +e
-( trap cleanup EXIT; set -e
+( pids=(); stops=(); trap cleanup EXIT; set -e  # only what this part starts
 baseline=${REL_BENCH_BASELINE:-2e36a02}
 base_rel=$root/target/bench-baseline/rel-$baseline
 if [[ ! -x $base_rel ]]; then
@@ -327,7 +327,7 @@ fi
 # appups, in an escript.
 if part synth; then
 set +e
-( trap cleanup EXIT; set -e
+( pids=(); stops=(); trap cleanup EXIT; set -e  # only what this part starts
 gen=$work/gen
 mkdir -p "$gen/src"
 python3 - "$gen" <<'PY'
@@ -385,6 +385,12 @@ planned=$(curl -s "$REL_REGISTRY/v1/releases/gen/upgrade-path?from=1.0.0&to=1.0.
 size=$(find "$gen/r2" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 read -r strategy synth_bytes <<< "$planned"
 say "synth: $modules modules ($(wc -w <<< "$changed") changed, in $(wc -w <<< "$bumped") applications), with ERTS: the $strategy step fetches $synth_bytes of $size bytes = $(python3 -c "print(f'{100*$synth_bytes/$size:.2f}')")% (target <= 2%: $(met "100*$synth_bytes/$size <= 2"))"
+# What goes over the wire: a host holding the first release's chunks fetches the second's
+# others as zstd frames. These generated modules are alike and compress far better than
+# real ones, so the target is judged on the plan's uncompressed bytes above.
+"$rel" pull gen --version 1.0.0 -o "$gen/r1.tar" --cache-dir "$gen/host-cache" --quiet
+wire=$("$rel" pull gen --version 1.0.1 -o "$gen/r2.tar" --cache-dir "$gen/host-cache" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fetched_bytes"])')
+say "synth: over the wire, a host running 1.0.0 fetches $wire bytes of zstd frames for it = $(python3 -c "print(f'{100*$wire/$size:.2f}')")% (these generated modules compress about 15x; OTP's own beams 1.2x)"
 # systools needs the appups: rel's, in the new release's ebin folders.
 "$rel" appup "$gen/r1" "$gen/r2" --out "$gen/appups" --quiet
 for f in "$gen/appups"/*.appup; do a=$(basename "$f" .appup); cp "$f" "$gen/r2"/lib/$a-*/ebin/; done
@@ -412,7 +418,7 @@ fi
 # is what a mix host had before).
 if part step; then
 set +e
-( trap cleanup EXIT; set -e
+( pids=(); stops=(); trap cleanup EXIT; set -e  # only what this part starts
 fixtures/build.sh >/dev/null
 mapfile -t sv < fixtures/out/shop/VERSIONS
 for v in "${sv[@]:0:2}"; do "$rel" push "fixtures/out/shop/shop-$v.tar.gz" --quiet; done
@@ -454,7 +460,7 @@ fi
 # next requests rather than adding to the percentiles, so the max shows the longest pause.
 if part live; then
 set +e
-( trap cleanup EXIT; set -e
+( pids=(); stops=(); trap cleanup EXIT; set -e  # only what this part starts
 fixtures/build.sh >/dev/null
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 live_host() { # app dir -> sets live_port

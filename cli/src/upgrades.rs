@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use rel_format::appup::{AppupPlan, Extra, plan_appups};
 use rel_format::relup::{RelupError, make_relup};
-use rel_format::snapshot::ReleaseSnapshot;
+use rel_format::snapshot::{ParsedModules, ReleaseSnapshot};
 use rel_format::term::{Term, parse_term};
 use rel_format::{TrustedKeys, Version};
 
@@ -86,18 +86,52 @@ pub async fn snapshot(
     name: Option<&str>,
     reference: &ReleaseRef,
 ) -> Result<ReleaseSnapshot> {
-    if let ReleaseRef::Path(dir) = reference
-        && dir.is_dir()
-    {
-        let dir = dir.clone();
-        return tokio::task::spawn_blocking(move || crate::fs::snapshot_dir(&dir, None)).await?;
-    }
-    snapshot_of(&materialise(fetcher, trusted, name, reference).await?)
+    Ok(
+        snapshots(fetcher, trusted, name, &[reference], &mut ParsedModules::default())
+            .await?
+            .remove(0),
+    )
 }
 
-fn snapshot_of(m: &Materialised) -> Result<ReleaseSnapshot> {
+/// The snapshots of `refs`, in order. Folders are read in place together, on every core,
+/// each module they share byte for byte parsed once; anything else is read from its tar,
+/// each module `parsed` knows (from the other tars) not parsed again.
+pub async fn snapshots(
+    fetcher: &Fetcher,
+    trusted: Option<&TrustedKeys>,
+    name: Option<&str>,
+    refs: &[&ReleaseRef],
+    parsed: &mut ParsedModules,
+) -> Result<Vec<ReleaseSnapshot>> {
+    let folder = |r: &ReleaseRef| match r {
+        ReleaseRef::Path(dir) if dir.is_dir() => Some(dir.clone()),
+        _ => None,
+    };
+    let dirs: Vec<PathBuf> = refs.iter().filter_map(|r| folder(r)).collect();
+    let mut read = match dirs.is_empty() {
+        true => Vec::new(),
+        false => {
+            tokio::task::spawn_blocking(move || {
+                crate::fs::snapshot_dirs(&dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>())
+            })
+            .await??
+        }
+    }
+    .into_iter();
+    let mut out = Vec::with_capacity(refs.len());
+    for r in refs {
+        out.push(match folder(r) {
+            Some(_) => read.next().expect("a snapshot per folder"),
+            None => snapshot_of(&materialise(fetcher, trusted, name, r).await?, parsed)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The snapshot of a materialised release, each module `parsed` knows not parsed again.
+fn snapshot_of(m: &Materialised, parsed: &mut ParsedModules) -> Result<ReleaseSnapshot> {
     let file = std::fs::File::open(&m.path)?;
-    ReleaseSnapshot::from_tar(std::io::BufReader::new(file), None)
+    ReleaseSnapshot::from_tar_sharing(std::io::BufReader::new(file), None, Some(parsed))
         .with_context(|| format!("cannot read the release `{}`", m.label))
 }
 
@@ -172,21 +206,32 @@ pub struct BuiltUpgrade {
 pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeRequest) -> Result<BuiltUpgrade> {
     let fetcher = Fetcher::new(s, crate::fetch::JOBS);
     let name = Some(req.name.as_str());
-    let to_m = materialise(&fetcher, trusted, name, &req.to).await?;
-    let mut froms = Vec::new();
-    for f in &req.from {
-        froms.push(snapshot(&fetcher, trusted, name, f).await?);
+    // A folder is read in place with the --from folders; its upgrade's members are archived
+    // from it once the appups say what they are. Anything else is materialised as a tar.
+    let to_dir = match &req.to {
+        ReleaseRef::Path(dir) if dir.is_dir() => Some(dir.clone()),
+        _ => None,
+    };
+    let to_m = match to_dir {
+        Some(_) => None,
+        None => Some(materialise(&fetcher, trusted, name, &req.to).await?),
+    };
+    let mut refs: Vec<&ReleaseRef> = req.from.iter().collect();
+    if to_dir.is_some() {
+        refs.push(&req.to);
     }
-    // A folder is read in place, on every core; anything else from its tar.
-    let to = match &req.to {
-        ReleaseRef::Path(dir) if dir.is_dir() => {
-            let dir = dir.clone();
-            tokio::task::spawn_blocking(move || crate::fs::snapshot_dir(&dir, None)).await??
-        }
-        _ => snapshot_of(&to_m)?,
+    let mut parsed = ParsedModules::default();
+    let mut froms = snapshots(&fetcher, trusted, name, &refs, &mut parsed).await?;
+    let to = match &to_m {
+        Some(m) => snapshot_of(m, &mut parsed)?,
+        None => froms.pop().expect("the snapshot of --to"),
+    };
+    let to_label = match (&to_m, &to_dir) {
+        (Some(m), _) => m.label.clone(),
+        (None, dir) => dir.as_deref().unwrap_or(Path::new("")).display().to_string(),
     };
     if to.spec.name != req.name {
-        bail!("`{}` is release {}, not {}", to_m.label, to.spec.name, req.name);
+        bail!("`{to_label}` is release {}, not {}", to.spec.name, req.name);
     }
     for f in &froms {
         if f.spec.name != req.name {
@@ -216,8 +261,24 @@ pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeReq
     let tar = tmp.path().join(format!("{}-{}.upgrade.tar", req.name, to.spec.version));
     {
         let file = std::io::BufWriter::new(std::fs::File::create(&tar)?);
-        let to_file = std::io::BufReader::new(std::fs::File::open(&to_m.path)?);
-        let (mut file, _) = rel_format::upgrade::write_upgrade(to_file, &to, &from_refs, &relup, &plans, file)?;
+        let to_tar: Box<dyn std::io::Read> = match (&to_m, &to_dir) {
+            (Some(m), _) => Box::new(std::io::BufReader::new(std::fs::File::open(&m.path)?)),
+            (None, dir) => {
+                let dir = dir.as_deref().expect("--to is a folder");
+                let specs: Vec<_> = froms.iter().map(|f| &f.spec).collect();
+                let keeps = rel_format::upgrade::upgrade_keeps(&to.spec, &specs);
+                let selection = rel_format::archive::Selection::default();
+                // TO's releases/<vsn>/ is walked for its files; write_upgrade leaves out the
+                // directory member itself, as it does from a whole release's tar.
+                let vsn_dir = format!("releases/{}", to.spec.version);
+                let (members, _) =
+                    crate::fs::archive_folder_with(dir, Vec::new(), rel_format::archive::Limits::default(), &|path| {
+                        selection.keeps(path) && (keeps(path) || path == vsn_dir)
+                    })?;
+                Box::new(std::io::Cursor::new(members))
+            }
+        };
+        let (mut file, _) = rel_format::upgrade::write_upgrade(to_tar, &to, &from_refs, &relup, &plans, file)?;
         std::io::Write::flush(&mut file)?;
     }
     // Refuse, before anyone signs it, an artifact release_handler would not accept.

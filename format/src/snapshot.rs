@@ -159,13 +159,45 @@ pub struct SnapshotBuilder {
     extras: Vec<(String, String, Vec<u8>)>,
 }
 
+/// Modules already parsed, by the SHA-256 of their file. Releases of one name share most
+/// modules byte for byte, so snapshots read with one of these parse each shared module once
+/// (hashing a module costs a fraction of parsing it).
+#[derive(Debug, Default)]
+pub struct ParsedModules(std::collections::HashMap<crate::Digest, ModuleSummary>);
+
+impl ParsedModules {
+    /// The summary of the BEAM file `bytes` at `path`, parsed unless already known.
+    pub fn summary(&mut self, path: &str, bytes: Vec<u8>) -> Result<ModuleSummary, SnapshotError> {
+        let key = crate::Digest::of(&bytes);
+        if let Some(known) = self.0.get(&key) {
+            return Ok(known.clone());
+        }
+        let module = ModuleSummary::of(&Beam::parse(path, bytes)?)?;
+        self.0.insert(key, module.clone());
+        Ok(module)
+    }
+}
+
 impl SnapshotBuilder {
     /// Adds a file that [`snapshot_wants`]; others are ignored. Beams are parsed here.
     pub fn add(&mut self, path: &str, bytes: Vec<u8>) -> Result<(), SnapshotError> {
+        self.add_sharing(path, bytes, None)
+    }
+
+    /// [`SnapshotBuilder::add`], a BEAM file parsed only if `parsed` does not know it.
+    pub fn add_sharing(
+        &mut self,
+        path: &str,
+        bytes: Vec<u8>,
+        parsed: Option<&mut ParsedModules>,
+    ) -> Result<(), SnapshotError> {
         let parts: Vec<&str> = path.split('/').collect();
         if let Some(place) = BeamPlace::of(path) {
-            let beam = Beam::parse(path, bytes)?;
-            self.add_beam(place, ModuleSummary::of(&beam)?);
+            let module = match parsed {
+                Some(parsed) => parsed.summary(path, bytes)?,
+                None => ModuleSummary::of(&Beam::parse(path, bytes)?)?,
+            };
+            self.add_beam(place, module);
             return Ok(());
         }
         match parts.as_slice() {
@@ -197,6 +229,10 @@ impl SnapshotBuilder {
             ..Default::default()
         };
         let spec = seen.release(want)?;
+        let mut by_dir: std::collections::HashMap<String, Vec<ModuleSummary>> = Default::default();
+        for (dir, m) in self.beams {
+            by_dir.entry(dir).or_default().push(m);
+        }
         let mut apps = BTreeMap::new();
         for app in &spec.apps {
             let dir = format!("{}-{}", app.name, app.version);
@@ -205,8 +241,8 @@ impl SnapshotBuilder {
                 vsn: app.version.to_string(),
                 ..Default::default()
             };
-            for (_, m) in self.beams.iter().filter(|(d, _)| *d == dir) {
-                snap.beams.insert(m.name.clone(), m.clone());
+            for m in by_dir.remove(&dir).unwrap_or_default() {
+                snap.beams.insert(m.name.clone(), m);
             }
             if let Some((_, bytes)) = self.app_files.iter().find(|(d, _)| *d == dir) {
                 let file = format!("lib/{dir}/ebin/{}.app", app.name);
@@ -244,6 +280,16 @@ impl ReleaseSnapshot {
     /// Reads a release tar (plain, gzip or zstd). `want` picks a version when the archive
     /// holds several.
     pub fn from_tar<R: Read>(input: R, want: Option<&str>) -> Result<Self, SnapshotError> {
+        Self::from_tar_sharing(input, want, None)
+    }
+
+    /// [`ReleaseSnapshot::from_tar`], each module `parsed` knows taken from it, and each
+    /// module parsed added to it.
+    pub fn from_tar_sharing<R: Read>(
+        input: R,
+        want: Option<&str>,
+        mut parsed: Option<&mut ParsedModules>,
+    ) -> Result<Self, SnapshotError> {
         let limits = Limits::default();
         let mut archive = tar::Archive::new(decompress(input)?);
         let mut builder = SnapshotBuilder::default();
@@ -261,7 +307,7 @@ impl ReleaseSnapshot {
             }
             let mut bytes = Vec::with_capacity(member.size as usize);
             entry.read_to_end(&mut bytes).map_err(ArchiveError::Read)?;
-            builder.add(&path, bytes)?;
+            builder.add_sharing(&path, bytes, parsed.as_deref_mut())?;
         }
         builder.finish(want)
     }

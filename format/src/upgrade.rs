@@ -33,26 +33,18 @@ use crate::release::ReleaseSpec;
 use crate::snapshot::ReleaseSnapshot;
 use crate::term::{Term, parse_terms};
 
-/// Writes the upgrade tarball (canonical, uncompressed) from the TO release tar `to_tar`.
-pub fn write_upgrade<R: Read, W: Write>(
-    to_tar: R,
-    to: &ReleaseSnapshot,
-    froms: &[&ReleaseSnapshot],
-    relup: &Term,
-    appups: &[AppupPlan],
-    out: W,
-) -> Result<(W, Ingested), ArchiveError> {
-    let limits = Limits::default();
+/// Whether the member at `path` of release `to` goes into its upgrade from `froms` (before
+/// rel's relup and appups are added): what a node running any of `froms` lacks.
+pub fn upgrade_keeps(to: &ReleaseSpec, froms: &[&ReleaseSpec]) -> impl Fn(&str) -> bool + use<> {
     let have: BTreeSet<String> = froms
         .iter()
-        .flat_map(|f| f.spec.apps.iter().map(|a| format!("{}-{}", a.name, a.version)))
+        .flat_map(|f| f.apps.iter().map(|a| format!("{}-{}", a.name, a.version)))
         .collect();
-    let erts_changed = froms.iter().any(|f| f.spec.erts != to.spec.erts);
-    let name = &to.spec.name;
-    let vsn = to.spec.version.as_str();
-    let top_rel = format!("releases/{name}.rel");
-    let start_script = format!("{name}-{vsn}");
-    let keep = |path: &str| -> bool {
+    let erts_changed = froms.iter().any(|f| f.erts != to.erts);
+    let vsn = to.version.as_str().to_owned();
+    let top_rel = format!("releases/{}.rel", to.name);
+    let start_script = format!("{}-{vsn}", to.name);
+    move |path: &str| -> bool {
         let parts: Vec<&str> = path.split('/').collect();
         match parts.as_slice() {
             ["releases"] | ["lib"] | ["bin"] => true,
@@ -63,7 +55,25 @@ pub fn write_upgrade<R: Read, W: Write>(
             [top, ..] if top.starts_with("erts-") => erts_changed,
             _ => false,
         }
-    };
+    }
+}
+
+/// Writes the upgrade tarball (canonical, uncompressed) from the TO release tar `to_tar`
+/// (the whole release, or only the members [`upgrade_keeps`] keeps: the same bytes).
+pub fn write_upgrade<R: Read, W: Write>(
+    to_tar: R,
+    to: &ReleaseSnapshot,
+    froms: &[&ReleaseSnapshot],
+    relup: &Term,
+    appups: &[AppupPlan],
+    out: W,
+) -> Result<(W, Ingested), ArchiveError> {
+    let limits = Limits::default();
+    let from_specs: Vec<&ReleaseSpec> = froms.iter().map(|f| &f.spec).collect();
+    let keep = upgrade_keeps(&to.spec, &from_specs);
+    let name = &to.spec.name;
+    let vsn = to.spec.version.as_str();
+    let top_rel = format!("releases/{name}.rel");
     let mut writer = CanonicalTar::new(out, limits);
     let mut archive = tar::Archive::new(decompress(to_tar)?);
     let mut has_top_rel = false;

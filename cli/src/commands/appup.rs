@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::args::AppupArgs;
 use crate::fetch::{Fetcher, JOBS};
 use crate::settings::Settings;
-use crate::upgrades::{Overrides, any_stored, snapshot};
+use crate::upgrades::{Overrides, any_stored, snapshots};
 
 #[derive(Debug, Serialize)]
 struct AppupReport {
@@ -35,8 +35,11 @@ pub async fn run(s: &Settings, args: &AppupArgs) -> Result<()> {
         false => None,
     };
     let fetcher = Fetcher::new(s, JOBS);
-    let from = snapshot(&fetcher, trusted.as_ref(), None, &args.from).await?;
-    let to = snapshot(&fetcher, trusted.as_ref(), None, &args.to).await?;
+    let parsed = &mut rel_format::snapshot::ParsedModules::default();
+    let [from, to]: [_; 2] = snapshots(&fetcher, trusted.as_ref(), None, &[&args.from, &args.to], parsed)
+        .await?
+        .try_into()
+        .expect("two snapshots");
     let (plans, warnings) = overrides.plan(&[&from], &to);
     std::fs::create_dir_all(&args.out)?;
     let mut report = Vec::new();

@@ -38,8 +38,19 @@ pub fn archive_folder<W: Write>(
     limits: Limits,
     selection: &Selection,
 ) -> Result<(W, Ingested), FolderError> {
+    archive_folder_with(dir, out, limits, &|path| selection.keeps(path))
+}
+
+/// Archives the members of `dir` that `keep` keeps (given their path in the release; a
+/// directory it does not keep is not walked).
+pub fn archive_folder_with<W: Write>(
+    dir: &Path,
+    out: W,
+    limits: Limits,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(W, Ingested), FolderError> {
     let mut tar = CanonicalTar::new(out, limits);
-    walk(dir, dir, &mut tar, &mut Vec::new(), selection)?;
+    walk(dir, dir, &mut tar, &mut Vec::new(), keep)?;
     tar.finish().map_err(|source| FolderError::Archive {
         path: dir.to_owned(),
         source,
@@ -55,7 +66,7 @@ fn walk<W: Write>(
     dir: &Path,
     tar: &mut CanonicalTar<W>,
     buf: &mut Vec<u8>,
-    selection: &Selection,
+    keep: &dyn Fn(&str) -> bool,
 ) -> Result<(), FolderError> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -70,7 +81,7 @@ fn walk<W: Write>(
         let path = entry.path();
         let rel = path.strip_prefix(root).expect("walk stays under its root");
         let rel_bytes = rel.as_os_str().as_bytes();
-        if !selection.keeps(&rel.to_string_lossy()) {
+        if !keep(&rel.to_string_lossy()) {
             continue;
         }
         let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
@@ -89,7 +100,7 @@ fn walk<W: Write>(
         if ty.is_dir() {
             tar.append(rel_bytes, &MemberKind::Dir, 0, &mut std::io::empty())
                 .map_err(archive)?;
-            walk(root, &path, tar, buf, selection)?;
+            walk(root, &path, tar, buf, keep)?;
         } else if ty.is_file() {
             let executable = meta.permissions().mode() & 0o111 != 0;
             let file = fs::File::open(&path).map_err(io(&path))?;

@@ -108,6 +108,9 @@ async fn a_node_goes_hot_from_what_it_runs_to_any_stored_release_with_nothing_bu
 
 /// For every pair of versions of every fixture, the upgrade built from the registry's two
 /// releases (what a host synthesises) is byte for byte the one CI builds from its tarballs.
+/// And the one built from the two releases unpacked in folders (read together, each shared
+/// module parsed once, only the upgrade's members archived) is the one built from tarballs
+/// of those folders in their order (a tarball's members keep theirs).
 #[test]
 fn what_a_host_builds_is_byte_for_byte_what_ci_builds() {
     for fixture in [Fixture::shop(), Fixture::ledger(), Fixture::demo()] {
@@ -121,6 +124,22 @@ fn what_a_host_builds_is_byte_for_byte_what_ci_builds() {
                 .arg("--quiet")
                 .assert()
                 .success();
+            let dir = home.path(&format!("unpacked/{v}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let tar = |args: &[&str]| {
+                let status = std::process::Command::new("tar").args(args).status().unwrap();
+                assert!(status.success(), "tar {args:?}");
+            };
+            tar(&["-xf", fixture.tarball(v).to_str().unwrap(), "-C", dir.to_str().unwrap()]);
+            let sorted = home.path(&format!("unpacked/{v}.tar"));
+            tar(&[
+                "--sort=name",
+                "-cf",
+                sorted.to_str().unwrap(),
+                "-C",
+                dir.to_str().unwrap(),
+                ".",
+            ]);
         }
         for (i, from) in vs.iter().enumerate() {
             for to in &vs[i + 1..] {
@@ -154,8 +173,20 @@ fn what_a_host_builds_is_byte_for_byte_what_ci_builds() {
                     &format!("{}@{to}", fixture.name),
                     "stored.tar",
                 );
+                let unpacked = |v: &str| home.path(&format!("unpacked/{v}")).to_str().unwrap().to_owned();
+                let folders = build(&unpacked(from), &unpacked(to), "folders.tar");
+                let of_folders = build(
+                    &unpacked(&format!("{from}.tar")),
+                    &unpacked(&format!("{to}.tar")),
+                    "of-folders.tar",
+                );
                 assert!(ci.len() > 10_000, "{} {from} -> {to}: {} bytes", fixture.name, ci.len());
                 assert!(ci == stored, "{} {from} -> {to}: the upgrades differ", fixture.name);
+                assert!(
+                    folders == of_folders,
+                    "{} {from} -> {to}: the upgrade built from folders differs",
+                    fixture.name
+                );
             }
         }
     }

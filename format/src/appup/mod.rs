@@ -34,6 +34,7 @@
 
 mod supervisors;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use crate::snapshot::{AppSnapshot, ModuleSummary, ReleaseSnapshot};
@@ -370,16 +371,20 @@ pub fn plan_appups(
     // Consolidated protocols are swapped in the relup, not loaded from `ebin`
     // (`crate::protocols`).
     let protocols = crate::protocols::consolidated_modules(to, froms);
-    let without = |r: &ReleaseSnapshot| -> ReleaseSnapshot {
+    fn without<'a>(r: &'a ReleaseSnapshot, protocols: &BTreeSet<String>) -> Cow<'a, ReleaseSnapshot> {
+        if protocols.is_empty() {
+            return Cow::Borrowed(r);
+        }
         let mut r = r.clone();
         for app in r.apps.values_mut() {
             app.beams.retain(|m, _| !protocols.contains(m));
         }
-        r
-    };
-    let (to, froms): (&ReleaseSnapshot, Vec<ReleaseSnapshot>) =
-        (&without(to), froms.iter().map(|f| without(f)).collect());
-    let froms: Vec<&ReleaseSnapshot> = froms.iter().collect();
+        Cow::Owned(r)
+    }
+    let to = without(to, &protocols);
+    let to: &ReleaseSnapshot = &to;
+    let froms: Vec<Cow<'_, ReleaseSnapshot>> = froms.iter().map(|f| without(f, &protocols)).collect();
+    let froms: Vec<&ReleaseSnapshot> = froms.iter().map(|f| &**f).collect();
     let mut plans = Vec::new();
     let mut warnings = Vec::new();
     let to_index = to.supervision();
