@@ -43,7 +43,8 @@ pub struct GlobalArgs {
     /// Print nothing but errors (and requested output).
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Log more (repeat for more detail).
+    /// Log what rel does: -v each request and what came from the cache, -vv more of rel, -vvv
+    /// everything (REL_LOG sets a filter of its own).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }

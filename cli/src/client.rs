@@ -189,6 +189,7 @@ impl Client {
         let mut attempt = 0;
         let mut unanswered = unanswered_backoff();
         let request_id = new_request_id();
+        let started = std::time::Instant::now();
         loop {
             let mut req = self.http.request(
                 reqwest::Method::from_bytes(method.as_bytes()).expect("valid method"),
@@ -221,6 +222,14 @@ impl Client {
                 },
             };
             if response.status().is_success() {
+                tracing::info!(
+                    %method,
+                    %url,
+                    status = %response.status(),
+                    %request_id,
+                    ms = started.elapsed().as_millis() as u64,
+                    "answered"
+                );
                 return Ok(response);
             }
             let status = response.status();

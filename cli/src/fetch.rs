@@ -318,6 +318,16 @@ impl Fetcher {
             }
         };
         progress.finish();
+        tracing::info!(
+            name = %m.name,
+            version = %m.version,
+            chunks = m.tar.chunks.len(),
+            fetched_chunks = transfer.fetched_chunks,
+            fetched_bytes = transfer.fetched_bytes,
+            "{label}: {} of {} chunks came from the registry, the rest from the cache",
+            transfer.fetched_chunks,
+            m.tar.chunks.len()
+        );
         Ok(transfer)
     }
 }

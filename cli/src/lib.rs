@@ -64,9 +64,12 @@ pub fn now() -> rel_format::Timestamp {
 }
 
 fn init_logging(verbose: u8, serving: bool, json: bool) {
+    // -v: what rel does (each request with its status and time, what a transfer took from
+    // the cache); -vv: rel's own detail; -vvv: everything, the HTTP stack's connections too.
     let default = match (verbose, serving) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",
+        (2, _) => "info,rel=debug,rel_format=debug,rel_registry=debug",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("REL_LOG")

@@ -20,6 +20,8 @@ use crate::target::{Host, deploy, read_start_erl_data, release_spec};
 
 #[derive(Debug, Serialize)]
 struct StepReport {
+    /// `upgrade` (a stored one, fetched) or `synthesised` (built here from the releases).
+    kind: StepKind,
     from: String,
     to: String,
     bytes: u64,
@@ -50,6 +52,11 @@ struct UpgradeReport {
     name: String,
     from: String,
     to: String,
+    /// The plan's strategy and why (absent when already there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strategy: Option<Strategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
     steps: Vec<StepReport>,
     dry_run: bool,
 }
@@ -310,6 +317,8 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
                 name: args.name.clone(),
                 from: running.to_string(),
                 to: target.to_string(),
+                strategy: None,
+                reason: None,
                 steps: Vec::new(),
                 dry_run: args.dry_run,
             });
@@ -396,6 +405,8 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         name: args.name.clone(),
         from: running.to_string(),
         to: target.to_string(),
+        strategy: Some(plan.strategy),
+        reason: Some(plan.reason.clone()),
         steps: vec![],
         dry_run: args.dry_run,
     };
@@ -411,6 +422,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             obtain_step(s, &fetcher, &trusted, &args.name, step.kind, &from, &to, &file, None).await?;
             let instructions = relup_instructions(&file, to.as_str(), from.as_str())?;
             report.steps.push(StepReport {
+                kind: step.kind,
                 from: from.to_string(),
                 to: to.to_string(),
                 bytes: step.bytes,
@@ -509,6 +521,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             ));
         }
         report.steps.push(StepReport {
+            kind: step.kind,
             from: from.to_string(),
             to: to.to_string(),
             bytes: step.bytes,
@@ -542,9 +555,16 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
                 crate::output::count(total, "step"),
                 bytes(plan.total_bytes)
             );
+            if let Some(reason) = &report.reason {
+                out.push_str(&format!("  {reason}\n"));
+            }
             for (i, st) in report.steps.iter().enumerate() {
+                let how = match st.kind {
+                    StepKind::Synthesised => "built here from the two signed releases",
+                    _ => "a stored upgrade",
+                };
                 out.push_str(&format!(
-                    "  {}. {} -> {} ({})\n",
+                    "  {}. {} -> {}: {how}, {} to fetch; its instructions:\n",
                     i + 1,
                     st.from,
                     st.to,

@@ -191,6 +191,17 @@ fn resolve_mix_value(dir: &Path, text: &str, code: &str, expr: &str, depth: u8) 
             .map(|v| v.trim().to_owned())
             .map_err(|e| format!("`{shown}`: {file}: {e}"));
     }
+    // `__DIR__ |> Path.join("VERSION") |> File.read!()`, `File.read!(Path.join(__DIR__,
+    // "VERSION"))` and the like: one file beside mix.exs.
+    let line = expr.lines().next().unwrap_or_default();
+    if line.contains("File.read!") && line.contains("__DIR__") {
+        let literals: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        if let [file] = literals.as_slice() {
+            return std::fs::read_to_string(dir.join(file))
+                .map(|v| v.trim().to_owned())
+                .map_err(|e| format!("`{shown}`: {file}: {e}"));
+        }
+    }
     let ident: String = expr
         .trim_start_matches('@')
         .chars()
@@ -359,6 +370,18 @@ mod tests {
             )),
             Ok("0.9.1".into())
         );
+        for read in [
+            "__DIR__ |> Path.join(\"VERSION\") |> File.read!() |> String.trim()",
+            "File.read!(Path.join(__DIR__, \"VERSION\")) |> String.trim()",
+        ] {
+            assert_eq!(
+                v(&project(&format!(
+                    "  @version {read}\n  def project, do: [version: @version]"
+                ))),
+                Ok("0.9.1".into()),
+                "{read}"
+            );
+        }
         // A comment or a string mentioning `version:` is not the key.
         assert_eq!(
             v(&project(

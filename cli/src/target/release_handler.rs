@@ -32,7 +32,8 @@ pub fn expect_ok(reply: &Term, what: &str) -> Result<()> {
 
 /// The relup's instructions from `from`, for a dry run.
 pub fn relup_instructions(tarball: &Path, to: &str, from: &str) -> Result<Vec<String>> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(tarball)?));
+    // Gzipped as fetched, or a plain tar as built on this host.
+    let mut archive = tar::Archive::new(rel_format::archive::decompress(std::fs::File::open(tarball)?)?);
     for entry in archive.entries()? {
         let mut entry = entry?;
         if entry.path()?.to_string_lossy() == format!("releases/{to}/relup") {

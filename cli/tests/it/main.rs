@@ -12,6 +12,7 @@ mod hot_upgrade;
 mod install;
 mod layouts;
 mod live;
+mod readme;
 mod snapshots;
 mod support;
 mod synthesis;

@@ -50,6 +50,32 @@ async fn a_node_goes_hot_from_what_it_runs_to_any_stored_release_with_nothing_bu
         "{fetched} bytes for a {release}-byte gzip release"
     );
 
+    // A dry run builds the upgrade here and shows its instructions (a plain tar, not the
+    // gzip a fetched upgrade is), changing nothing.
+    let (ok, out, err) = rel(
+        &home,
+        &reg,
+        &[
+            "upgrade",
+            "shop",
+            "--to",
+            &vs[2],
+            "--root",
+            &root,
+            "--dry-run",
+            "--json",
+        ],
+    );
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let instructions = report["steps"][0]["instructions"].as_array().unwrap();
+    assert!(
+        instructions.iter().any(|i| i == "point_of_no_return")
+            && instructions.iter().any(|i| i.as_str().unwrap().contains("Elixir.Shop")),
+        "{report}"
+    );
+    assert_eq!(running.get()["code_vsn"], vs[0]);
+
     // The upgrade the host builds, stopped right after it is written, is what CI would build.
     let out = home
         .rel(Some(&reg))
