@@ -13,6 +13,7 @@ pub const MAX_MISSING_QUERY: usize = 100_000;
 pub const MAX_BATCH: usize = 1024;
 
 /// Every error: a stable machine code and a sentence for people.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub code: String,
@@ -24,6 +25,7 @@ pub struct ErrorBody {
 
 /// `GET /v1/registry`: who this registry is. Channel pointers carry the `id`, and hosts key
 /// what they remember of a channel by it (SPEC.md §6.2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryInfo {
     /// 32 lowercase hex digits, random, made when the store was first served.
@@ -31,12 +33,14 @@ pub struct RegistryInfo {
 }
 
 /// `POST /v1/chunks/missing` request and response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digests {
     pub digests: Vec<Digest>,
 }
 
 /// `POST /v1/packs` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackStored {
     /// The pack's name (`pack_id`), which keys it in the store.
@@ -46,6 +50,7 @@ pub struct PackStored {
 }
 
 /// `PUT /v1/manifests` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
     pub name: String,
@@ -61,12 +66,14 @@ pub struct Stored {
 }
 
 /// `GET /v1/releases` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseNames {
     pub releases: Vec<String>,
 }
 
 /// One stored artifact in a version listing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactInfo {
     pub kind: Kind,
@@ -82,6 +89,7 @@ pub struct ArtifactInfo {
 }
 
 /// One version in `GET /v1/releases/{name}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
     pub version: Version,
@@ -97,6 +105,7 @@ pub struct VersionInfo {
 }
 
 /// `GET /v1/releases/{name}` response: versions in rel's order, oldest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionList {
     pub name: String,
@@ -105,6 +114,7 @@ pub struct VersionList {
 
 /// `PUT /v1/releases/{name}/versions/{version}/yank` request: the version, or with
 /// `upgrade_from` only the upgrade artifact to it from that version.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Yank {
     pub yanked: bool,
@@ -135,6 +145,7 @@ impl Yank {
 }
 
 /// `POST /v1/admin/gc` request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct GcRequest {
     /// Only chunks older than this many seconds are deleted; defaults to the registry's grace.
@@ -145,6 +156,7 @@ pub struct GcRequest {
 }
 
 /// `POST /v1/admin/gc` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcReport {
     pub manifests: u64,

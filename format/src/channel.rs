@@ -27,6 +27,7 @@ pub const MAX_POINTER_BYTES: usize = 64 * 1024;
 
 /// A channel pointer (SPEC.md §6.2). Fields in byte order of their names, so that
 /// `serde_json`'s compact output is its canonical JSON.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelPointer {

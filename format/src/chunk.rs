@@ -39,6 +39,7 @@ pub const CHUNKING: &str = "fastcdc-2020-l1/4k/16k/64k";
 pub const LEVEL: i32 = 1;
 
 /// One chunk of a stream: its address and uncompressed length.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChunkRef {
@@ -50,6 +51,7 @@ pub struct ChunkRef {
 ///
 /// Fields are declared in byte order of their names, so that `serde_json`'s compact output is
 /// the canonical JSON (SPEC.md §5) without building a tree first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChunkedStream {

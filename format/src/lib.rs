@@ -48,6 +48,8 @@ pub mod chunk;
 pub mod digest;
 pub mod etf;
 pub mod manifest;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod pack;
 pub mod protocols;
 pub mod release;

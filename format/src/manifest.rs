@@ -31,6 +31,7 @@ pub const MAX_APPS: usize = 10_000;
 pub const MAX_FROM: usize = 64;
 
 /// What an artifact is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -63,6 +64,7 @@ impl std::str::FromStr for Kind {
 }
 
 /// The platform an artifact needs. (Fields in byte order of their names: see [`Manifest`].)
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Platform {
@@ -80,6 +82,7 @@ pub struct Platform {
 }
 
 /// An application and its version.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppRef {
@@ -93,6 +96,7 @@ pub struct AppRef {
 /// so `serde_json`'s compact output is the canonical JSON ([`canonical_bytes`]): a manifest
 /// is read and written without a `serde_json::Value` tree, which costs about 750 bytes a chunk.
 /// Lists are bounded while they are read, before anything is kept of an oversized one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {

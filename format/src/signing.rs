@@ -300,6 +300,7 @@ pub const MAX_SIGNATURES: usize = 16;
 /// A signed document and its signatures, as stored and served:
 /// `{"signatures": ["name:base64", ...], "signed": <document>}` (fields in byte order of their
 /// names, so `serde_json`'s compact output is canonical).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, bound(deserialize = "T: serde::de::DeserializeOwned"))]
 pub struct Envelope<T> {

@@ -15,6 +15,11 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/v1/admin/gc", post(gc))
 }
 
+#[utoipa::path(
+    post, path = "/v1/admin/gc", operation_id = "collectGarbage", tag = "admin",
+    request_body(content = Option<GcRequest>, description = "optional: an empty body takes the registry's grace period"),
+    responses((status = 200, description = "what was (or, in a dry run, would be) deleted", body = GcReport))
+)]
 async fn gc(State(state): State<AppState>, Caller(caller): Caller, body: Unread) -> Result<Json<GcReport>, ApiError> {
     caller.require_global(Scope::Admin)?;
     // The body is optional.

@@ -20,6 +20,14 @@ pub(super) fn router() -> Router<AppState> {
     Router::new().route("/v1/releases/{name}/channels/{channel}", get(read).put(promote))
 }
 
+#[utoipa::path(
+    get, path = "/v1/releases/{name}/channels/{channel}", operation_id = "getChannel", tag = "channels",
+    params(("name" = String, Path, description = "release name"), ("channel" = String, Path, description = "channel name")),
+    responses(
+        (status = 200, description = "the signed channel pointer, as stored", body = rel_format::signing::Envelope<rel_format::channel::ChannelPointer>),
+        (status = 404, description = "no such channel", body = rel_format::api::ErrorBody),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -35,6 +43,17 @@ async fn read(
     }
 }
 
+#[utoipa::path(
+    put, path = "/v1/releases/{name}/channels/{channel}", operation_id = "promoteChannel", tag = "channels",
+    params(("name" = String, Path, description = "release name"), ("channel" = String, Path, description = "channel name")),
+    request_body(content = rel_format::signing::Envelope<rel_format::channel::ChannelPointer>, description = "a pointer signed by a publisher key, for this registry, with the next sequence"),
+    responses(
+        (status = 200, description = "stored; the pointer", body = rel_format::channel::ChannelPointer),
+        (status = 400, description = "a pointer for another channel or registry", body = rel_format::api::ErrorBody),
+        (status = 404, description = "the version is not stored", body = rel_format::api::ErrorBody),
+        (status = 409, description = "the version is yanked, or the sequence is not the next one", body = rel_format::api::ErrorBody),
+    )
+)]
 async fn promote(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -78,6 +78,11 @@ pub(crate) async fn find_missing(state: &AppState, digests: &[Digest], strict: b
         .collect())
 }
 
+#[utoipa::path(
+    post, path = "/v1/chunks/missing", operation_id = "findMissingChunks", tag = "chunks",
+    request_body(content = Digests, description = "the chunks a push would upload"),
+    responses((status = 200, description = "those the registry lacks", body = Digests))
+)]
 async fn missing(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -95,6 +100,15 @@ async fn missing(
     }))
 }
 
+#[utoipa::path(
+    post, path = "/v1/packs", operation_id = "uploadPack", tag = "chunks",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "a pack (SPEC.md §4.1): `RELPACK1` and records of digest, length, size and zstd frame"),
+    responses(
+        (status = 201, description = "stored", body = PackStored),
+        (status = 200, description = "a pack of that name was already stored", body = PackStored),
+        (status = 422, description = "a record that does not decompress to its digest and length", body = rel_format::api::ErrorBody),
+    )
+)]
 /// `POST /v1/packs`: the caller is authorised before any byte of the body is read; then each
 /// frame is decompressed and checked against its digest as the pack arrives (a bad one ends
 /// the upload there), the pack is stored, and its index makes the chunks visible.
@@ -211,6 +225,14 @@ async fn check_frames(parts: &[Bytes], base: u64, entries: &[Entry]) -> Result<(
 /// Longest single read of a pack while serving a batch.
 const MAX_RUN: u64 = 4 * 1024 * 1024;
 
+#[utoipa::path(
+    post, path = "/v1/chunks/batch", operation_id = "fetchChunks", tag = "chunks",
+    request_body(content = Digests, description = "the chunks wanted, in order"),
+    responses(
+        (status = 200, description = "a pack of those chunks, in the order asked", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "some are not stored (`missing` lists them)", body = rel_format::api::ErrorBody),
+    )
+)]
 /// `POST /v1/chunks/batch`: the asked chunks as one pack, in the order asked. A chunk's record
 /// is read from its pack as stored (header and frame), and records that lie side by side in
 /// a pack — the usual case, since a push packs chunks in tar order — are read at once.
@@ -268,6 +290,14 @@ async fn batch(State(state): State<AppState>, Caller(caller): Caller, body: Unre
         .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/v1/chunks/{digest}", operation_id = "getChunk", tag = "chunks",
+    params(("digest" = rel_format::Digest, Path, description = "the chunk's digest")),
+    responses(
+        (status = 200, description = "the chunk's zstd frame (HEAD: its headers only)", content_type = "application/zstd", body = Vec<u8>),
+        (status = 404, description = "not stored", body = rel_format::api::ErrorBody),
+    )
+)]
 async fn download(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -29,6 +29,15 @@ pub(super) fn router(expensive: &super::Expensive) -> Router<AppState> {
         .route("/v1/releases/{name}/versions/{version}/upgrade", get(get_upgrade))
 }
 
+#[utoipa::path(
+    put, path = "/v1/manifests", operation_id = "storeManifest", tag = "manifests",
+    request_body(content = rel_format::signing::Envelope<rel_format::Manifest>, description = "a signed manifest (SPEC.md §5, §6) whose chunks are all stored"),
+    responses(
+        (status = 201, description = "stored, or already stored with the same signer", body = Stored),
+        (status = 409, description = "another manifest, or another signer, is stored for that artifact", body = rel_format::api::ErrorBody),
+        (status = 422, description = "invalid, or chunks it names are not stored (`missing` lists them)", body = rel_format::api::ErrorBody),
+    )
+)]
 /// `PUT /v1/manifests`: a caller without push scope is refused before the body is read; the
 /// release name it may push is checked once the manifest is parsed, before its signature.
 async fn upload(State(state): State<AppState>, Caller(caller): Caller, body: Unread) -> Result<Response, ApiError> {
@@ -125,6 +134,14 @@ fn envelope(bytes: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
+#[utoipa::path(
+    get, path = "/v1/releases/{name}/versions/{version}/release", operation_id = "getRelease", tag = "manifests",
+    params(("name" = String, Path, description = "release name"), ("version" = rel_format::Version, Path, description = "exact version")),
+    responses(
+        (status = 200, description = "the signed manifest, as stored", body = rel_format::signing::Envelope<rel_format::Manifest>),
+        (status = 404, description = "not stored", body = rel_format::api::ErrorBody),
+    )
+)]
 async fn get_release(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -146,6 +163,18 @@ struct FromQuery {
     from: Version,
 }
 
+#[utoipa::path(
+    get, path = "/v1/releases/{name}/versions/{version}/upgrade", operation_id = "getUpgrade", tag = "manifests",
+    params(
+        ("name" = String, Path, description = "release name"),
+        ("version" = rel_format::Version, Path, description = "the version it upgrades to"),
+        ("from" = rel_format::Version, Query, description = "the version it upgrades from"),
+    ),
+    responses(
+        (status = 200, description = "the signed upgrade manifest, as stored", body = rel_format::signing::Envelope<rel_format::Manifest>),
+        (status = 404, description = "no stored upgrade from that version", body = rel_format::api::ErrorBody),
+    )
+)]
 async fn get_upgrade(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -5,6 +5,7 @@ mod channels;
 mod chunks;
 mod extract;
 mod manifests;
+mod openapi;
 mod ops;
 mod releases;
 mod web;

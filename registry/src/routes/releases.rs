@@ -28,6 +28,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/releases/{name}/versions/{version}/yank", put(yank))
 }
 
+#[utoipa::path(
+    get, path = "/v1/releases", operation_id = "listReleases", tag = "releases",
+    responses((status = 200, description = "the release names the caller may see, sorted", body = ReleaseNames))
+)]
 async fn names(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<ReleaseNames>, ApiError> {
     let releases = visible_names(&state, &caller).await?;
     Ok(Json(ReleaseNames { releases }))
@@ -51,6 +55,14 @@ pub(super) async fn visible_names(state: &AppState, caller: &Principal) -> Resul
     Ok(releases)
 }
 
+#[utoipa::path(
+    get, path = "/v1/releases/{name}", operation_id = "listVersions", tag = "releases",
+    params(("name" = String, Path, description = "release name")),
+    responses(
+        (status = 200, description = "its versions in rel's order, oldest first", body = VersionList),
+        (status = 404, description = "no such release", body = rel_format::api::ErrorBody),
+    )
+)]
 async fn versions(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -96,6 +108,18 @@ struct PathQuery {
     to: Version,
 }
 
+#[utoipa::path(
+    get, path = "/v1/releases/{name}/upgrade-path", operation_id = "planUpgrade", tag = "releases",
+    params(
+        ("name" = String, Path, description = "release name"),
+        ("from" = rel_format::Version, Query, description = "the version a node runs"),
+        ("to" = rel_format::Version, Query, description = "the version it should run"),
+    ),
+    responses(
+        (status = 200, description = "the plan (SPEC.md §7.3)", body = rel_format::upgrade_path::Plan),
+        (status = 404, description = "the target is not stored, or is yanked", body = rel_format::api::ErrorBody),
+    )
+)]
 async fn upgrade_path(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -158,6 +182,15 @@ async fn release_tar(state: &AppState, name: &str, version: &Version) -> Result<
         .ok_or_else(|| ApiError::NotFound(format!("`{name}` `{version}` has no stored release")))
 }
 
+#[utoipa::path(
+    put, path = "/v1/releases/{name}/versions/{version}/yank", operation_id = "yankVersion", tag = "releases",
+    params(("name" = String, Path, description = "release name"), ("version" = rel_format::Version, Path, description = "exact version")),
+    request_body(content = Yank, description = "yank or unyank the version, or only its upgrade from `upgrade_from`"),
+    responses(
+        (status = 200, description = "done; the request", body = Yank),
+        (status = 404, description = "not stored", body = rel_format::api::ErrorBody),
+    )
+)]
 async fn yank(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -117,6 +117,10 @@ form{margin:.5em 0 1em}select,button{font:inherit;margin-right:.5em}
 .nw{white-space:nowrap}
 ";
 
+#[utoipa::path(
+    get, path = "/", operation_id = "webIndex", tag = "web",
+    responses((status = 200, description = "the releases, as a web page", content_type = "text/html", body = String))
+)]
 async fn index(State(state): State<AppState>, Caller(caller): Caller) -> Result<Response, WebError> {
     let names = super::releases::visible_names(&state, &caller).await?;
     let mut rows = Vec::new();
@@ -165,6 +169,18 @@ struct Row {
     shared_with_previous: Option<u64>,
 }
 
+#[utoipa::path(
+    get, path = "/ui/releases/{name}", operation_id = "webRelease", tag = "web",
+    params(
+        ("name" = String, Path, description = "release name"),
+        ("from" = Option<rel_format::Version>, Query, description = "the upgrade graph's path starts here"),
+        ("to" = Option<rel_format::Version>, Query, description = "and ends here"),
+    ),
+    responses(
+        (status = 200, description = "its versions, the upgrade graph and what changed, as a web page", content_type = "text/html", body = String),
+        (status = 404, description = "no such release, as a web page", content_type = "text/html", body = String),
+    )
+)]
 async fn release(
     State(state): State<AppState>,
     Caller(caller): Caller,
