@@ -9,9 +9,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Progress(Option<ProgressBar>);
 
 impl Progress {
+    /// Whether a bar would be shown: what is only worth working out for one.
+    pub fn shown(quiet: bool) -> bool {
+        !quiet && std::io::stderr().is_terminal()
+    }
+
     /// A bar towards `total` bytes; with `total` 0 (not known in advance), a counter.
     pub fn bytes(total: u64, message: &str, quiet: bool) -> Self {
-        if quiet || !std::io::stderr().is_terminal() {
+        if !Self::shown(quiet) {
             return Self(None);
         }
         let (bar, template) = if total == 0 {
@@ -41,21 +46,5 @@ impl Progress {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
         }
-    }
-}
-
-/// Bytes in human units: `7.9 MB`, `512 B`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit < UNITS.len() - 1 {
-        v /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
     }
 }

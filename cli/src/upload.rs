@@ -342,8 +342,13 @@ pub async fn push(s: &Settings, key: Option<&SecretKey>, req: &PushRequest) -> R
         req.include_secrets,
     )?;
     let (client, path, jobs) = (s.client(), req.path.as_path(), req.jobs);
-    // The uncompressed size is only known once packed: count uploaded bytes.
-    let progress = Progress::bytes(0, "push", s.quiet);
+    // Towards the canonical tar's length, as well as it is known before reading: exactly
+    // enough for a bar (a counter when it is not).
+    let total = match Progress::shown(s.quiet) {
+        true => estimated_tar_length(path, &selection).unwrap_or(0),
+        false => 0,
+    };
+    let progress = Progress::bytes(total, "push", s.quiet);
     let (stream, seen, uploaded) =
         ingest_and_upload(&client, path, &selection, jobs, None, req.dry_run, &progress).await?;
     let manifest = manifest_for(stream, &seen, req)?;
@@ -431,4 +436,86 @@ pub async fn push(s: &Settings, key: Option<&SecretKey>, req: &PushRequest) -> R
         uploaded_bytes,
         already_stored,
     })
+}
+
+/// About how long the canonical tar of the release at `path` will be, without reading it: a
+/// folder's members as `selection` keeps them (a header each, contents in 512-byte blocks); a
+/// plain tar's length; a gzip's recorded size (its last four bytes, modulo 4 GiB); a zstd
+/// frame's content size when the frame records it. `None` when nothing says.
+fn estimated_tar_length(path: &Path, selection: &rel_format::archive::Selection) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    fn walk(root: &Path, dir: &Path, selection: &rel_format::archive::Selection, total: &mut u64) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(rel) = path.strip_prefix(root) else { continue };
+            if !selection.keeps(&rel.to_string_lossy()) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            *total += 512;
+            if meta.is_dir() {
+                walk(root, &path, selection, total);
+            } else if meta.is_file() {
+                *total += meta.len().div_ceil(512) * 512;
+            }
+        }
+    }
+    if path.is_dir() {
+        let mut total = 1024;
+        walk(path, path, selection, &mut total);
+        return Some(total);
+    }
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic).ok()?;
+    if magic[..2] == [0x1f, 0x8b] {
+        let mut size = [0u8; 4];
+        file.seek(SeekFrom::End(-4)).ok()?;
+        file.read_exact(&mut size).ok()?;
+        Some(u64::from(u32::from_le_bytes(size)))
+    } else if magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        let mut header = [0u8; 18];
+        file.seek(SeekFrom::Start(0)).ok()?;
+        let n = file.read(&mut header).ok()?;
+        zstd::zstd_safe::get_frame_content_size(&header[..n]).ok().flatten()
+    } else {
+        Some(file.metadata().ok()?.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::estimated_tar_length;
+    use rel_format::archive::{Limits, Selection};
+
+    /// The bar's total is the canonical tar's length for a folder, a plain tar and a gzip.
+    #[test]
+    fn a_push_knows_its_total_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("shop");
+        std::fs::create_dir_all(root.join("lib/shop-1.0.0/ebin")).unwrap();
+        std::fs::create_dir_all(root.join("releases/1.0.0")).unwrap();
+        std::fs::write(root.join("lib/shop-1.0.0/ebin/shop.beam"), vec![7u8; 3000]).unwrap();
+        std::fs::write(
+            root.join("releases/1.0.0/shop.rel"),
+            "{release, {\"shop\", \"1.0.0\"}, {erts, \"13.1.5\"}, []}.\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("releases/COOKIE"), "secret").unwrap();
+        let selection = Selection::default();
+        let (tar, _) = crate::fs::archive_folder(&root, Vec::new(), Limits::default(), &selection).unwrap();
+        assert_eq!(estimated_tar_length(&root, &selection), Some(tar.len() as u64));
+        let plain = dir.path().join("shop.tar");
+        std::fs::write(&plain, &tar).unwrap();
+        assert_eq!(estimated_tar_length(&plain, &selection), Some(tar.len() as u64));
+        let gz = dir.path().join("shop.tar.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &tar).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        assert_eq!(estimated_tar_length(&gz, &selection), Some(tar.len() as u64));
+        assert_eq!(estimated_tar_length(&dir.path().join("nothing"), &selection), None);
+    }
 }
