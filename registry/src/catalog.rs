@@ -104,7 +104,14 @@ pub struct Catalog {
     deltas: quick_cache::sync::Cache<(String, Version, Version), u64>,
     /// What the web view shows of each release artifact, read from its manifest once.
     releases: quick_cache::sync::Cache<(String, Version), Arc<ReleaseFacts>>,
+    /// What changed between two releases, module by module (the web view): read from both
+    /// releases' chunks once a pair, one pair at a time.
+    pub(crate) changes: quick_cache::sync::Cache<(String, Version, Version), Arc<crate::routes::changes::Changes>>,
+    pub(crate) changes_turn: tokio::sync::Mutex<()>,
 }
+
+/// Most module comparisons a replica remembers.
+pub const MAX_CHANGES: usize = 256;
 
 /// A release artifact as the web view shows it: read from its (immutable) manifest once.
 #[derive(Debug, Clone)]
@@ -139,6 +146,8 @@ impl Catalog {
             summaries: quick_cache::sync::Cache::new(MAX_SUMMARIES),
             deltas: quick_cache::sync::Cache::new(MAX_DELTAS),
             releases: quick_cache::sync::Cache::new(MAX_DELTAS),
+            changes: quick_cache::sync::Cache::new(MAX_CHANGES),
+            changes_turn: tokio::sync::Mutex::new(()),
         }
     }
 

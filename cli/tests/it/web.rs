@@ -177,6 +177,36 @@ fn the_web_view_shows_releases_versions_the_upgrade_graph_and_what_changed() {
     // What changed in the applications.
     let diff = page.split(r#"id="diff""#).nth(1).expect("a diff section");
     assert!(diff.contains("<td>demo</td>") && diff.contains("changed"), "{diff}");
+    // Module by module, and the appup: what `rel appup` generates for the same two releases.
+    home.rel(Some(&reg))
+        .args([
+            "appup",
+            &format!("demo@{}", vs[0]),
+            &format!("demo@{}", vs[1]),
+            "--quiet",
+            "--out",
+        ])
+        .arg(home.path("appups"))
+        .assert()
+        .success();
+    let appup = std::fs::read_to_string(home.path("appups/demo.appup")).unwrap();
+    // As the browser serialises text: `&`, `<` and `>` escaped.
+    let escaped = appup.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    assert!(
+        diff.contains(&format!(
+            "<details><summary>appup</summary><pre>{escaped}</pre></details>"
+        )),
+        "the appup {appup} in {diff}"
+    );
+    let changed = diff
+        .split(r#"<div class="changed">changed ("#)
+        .nth(1)
+        .and_then(|d| d.split("<code>").nth(1))
+        .and_then(|d| d.split("</code>").next())
+        .expect("changed modules");
+    for module in changed.split(", ") {
+        assert!(appup.contains(module), "{module} changed, and not in the appup {appup}");
+    }
     screenshot(&home, &url, "release");
 
     // A path that needs the host: to the third version (yanked, so refused) and then from

@@ -225,6 +225,32 @@ async fn check_frames(parts: &[Bytes], base: u64, entries: &[Entry]) -> Result<(
 /// Longest single read of a pack while serving a batch.
 const MAX_RUN: u64 = 4 * 1024 * 1024;
 
+/// A run of whole records (header and frame) side by side in one pack.
+pub(crate) type Run = (Arc<object_store::path::Path>, std::ops::Range<u64>);
+
+/// Where the records of `digests` are, in order, those side by side in a pack joined into
+/// runs of at most [`MAX_RUN`] bytes read at once (a push packs chunks in tar order, so a
+/// release's chunks mostly are).
+pub(crate) fn record_runs(state: &AppState, digests: &[Digest]) -> Result<Vec<Run>, ApiError> {
+    let mut runs: Vec<Run> = Vec::new();
+    for d in digests {
+        let location = state
+            .packs
+            .locate(d)
+            .ok_or_else(|| ApiError::NotFound(format!("chunk {d} is not stored")))?;
+        let record = location.entry.offset - RECORD_HEADER as u64..location.entry.range().end;
+        match runs.last_mut() {
+            Some((pack, range))
+                if *pack == location.pack && range.end == record.start && record.end - range.start <= MAX_RUN =>
+            {
+                range.end = record.end;
+            }
+            _ => runs.push((location.pack, record)),
+        }
+    }
+    Ok(runs)
+}
+
 #[utoipa::path(
     post, path = "/v1/chunks/batch", operation_id = "fetchChunks", tag = "chunks",
     request_body(content = Digests, description = "the chunks wanted, in order"),
@@ -250,22 +276,7 @@ async fn batch(State(state): State<AppState>, Caller(caller): Caller, body: Unre
             query.digests.len()
         )));
     }
-    let mut runs: Vec<(Arc<object_store::path::Path>, std::ops::Range<u64>)> = Vec::new();
-    for d in &query.digests {
-        let location = state
-            .packs
-            .locate(d)
-            .ok_or_else(|| ApiError::NotFound(format!("chunk {d} is not stored")))?;
-        let record = location.entry.offset - RECORD_HEADER as u64..location.entry.range().end;
-        match runs.last_mut() {
-            Some((pack, range))
-                if *pack == location.pack && range.end == record.start && record.end - range.start <= MAX_RUN =>
-            {
-                range.end = record.end;
-            }
-            _ => runs.push((location.pack, record)),
-        }
-    }
+    let runs = record_runs(&state, &query.digests)?;
     let sent: u64 = runs.iter().map(|(_, r)| r.end - r.start).sum();
     state.metrics.chunk_bytes_sent(sent);
     let records = futures::stream::iter(runs)

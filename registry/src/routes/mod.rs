@@ -1,6 +1,7 @@
 //! The HTTP API v1 (SPEC.md §7): one module per resource, merged here.
 
 mod admin;
+pub(crate) mod changes;
 mod channels;
 mod chunks;
 mod extract;

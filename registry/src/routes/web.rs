@@ -6,8 +6,9 @@
 //! - `/`: the releases, each with its latest version, counts and channels.
 //! - `/ui/releases/{name}?from=A&to=B`: its versions in rel's order (artifacts, sizes, how
 //!   much of each release the previous one already holds, signers, channels, yanks), the
-//!   upgrade graph with the cheapest path from A to B drawn over it, and what changed in the
-//!   applications between A and B.
+//!   upgrade graph with the cheapest path from A to B drawn over it, and what changed
+//!   between A and B: applications, their modules, and the appups rel generates
+//!   ([`super::changes`]).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -252,6 +253,11 @@ async fn release(
         },
         _ => None,
     };
+    // Module by module, with the appups, when both releases are stored (and not huge).
+    let changes = match (&from, &to, &diff) {
+        (Some(f), Some(t), Some(_)) => super::changes::changes(&state, &name, f, t).await?,
+        _ => None,
+    };
     let upgrades: Vec<(Version, Version, bool)> = view
         .versions
         .values()
@@ -326,6 +332,8 @@ async fn release(
                 h2 id="diff" { "Applications from " span.v { (f) } " to " span.v { (t) } }
                 @if d.is_empty() {
                     p { "The same applications at the same versions." }
+                } @else if let Some(c) = &changes {
+                    (changes_html(c))
                 } @else {
                     table {
                         thead { tr { th { "Application" } th { "From" } th { "To" } th { "" } } }
@@ -340,13 +348,58 @@ async fn release(
                             }
                         } }
                     }
-                    p { "The modules that changed and the appups are computed from the BEAM files: "
-                        code { "rel appup " (name) "@" (f) " " (name) "@" (t) } "." }
+                    p { "These releases are too large to compare here, module by module: "
+                        code { "rel appup " (name) "@" (f) " " (name) "@" (t) } " does." }
                 }
             }
         },
     );
     Ok((html_headers(), body.into_string()).into_response())
+}
+
+/// The applications that changed, their modules, and the appups rel generates for the upgrade.
+fn changes_html(c: &super::changes::Changes) -> Markup {
+    let list = |what: &str, class: &str, modules: &[String]| {
+        html! {
+            @if !modules.is_empty() {
+                div class=(class) { (what) " (" (modules.len()) "): " code { (modules.join(", ")) } }
+            }
+        }
+    };
+    html! {
+        @if !c.warnings.is_empty() {
+            div.error {
+                p { "rel is not sure of this upgrade; a host would not build it by itself:" }
+                ul { @for w in &c.warnings { li { (w) } } }
+            }
+        }
+        table.changes {
+            thead { tr { th { "Application" } th { "From" } th { "To" } th { "Modules" } } }
+            tbody { @for a in &c.apps {
+                @let class = match (&a.from, &a.to) {
+                    (None, Some(_)) => "added",
+                    (Some(_), None) => "removed",
+                    _ => "changed",
+                };
+                tr class=(class) id=(format!("app-{}", a.app)) {
+                    td { (a.app) }
+                    td.v { (a.from.as_deref().unwrap_or("")) }
+                    td.v { (a.to.as_deref().unwrap_or("")) }
+                    td {
+                        (list("added", "added", &a.added))
+                        (list("changed", "changed", &a.changed))
+                        (list("removed", "removed", &a.removed))
+                        @if a.added.is_empty() && a.changed.is_empty() && a.removed.is_empty() {
+                            "no module changed"
+                        }
+                        @if let Some(appup) = &a.appup {
+                            details { summary { "appup" } pre { (appup) } }
+                        }
+                    }
+                }
+            } }
+        }
+    }
 }
 
 async fn read_facts(state: &AppState, name: &str, v: &Version) -> Result<Option<ReleaseFacts>, ApiError> {
