@@ -314,7 +314,7 @@ pub struct TrustArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["version", "channel"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["version", "channel", "digest"])))]
 pub struct PullArgs {
     #[arg(value_parser = parse_name)]
     pub name: String,
@@ -324,6 +324,10 @@ pub struct PullArgs {
     /// Pull what this channel points at.
     #[arg(long, value_parser = parse_channel)]
     pub channel: Option<String>,
+    /// Pull the release whose manifest has this digest (`rel show` prints it; also
+    /// `NAME@sha256:…`): exactly that artifact, or nothing.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub digest: Option<rel_format::Digest>,
     /// Write a tarball; the extension picks the format: .tar.gz, .tar or .tar.zst.
     #[arg(
         short = 'o',

@@ -3,8 +3,8 @@
 //! write it. The token right after the command is spelled out into the command's own
 //! arguments before clap reads them, so every rule about them (validation, conflicts, help)
 //! stays clap's: the version becomes the next positional for `show`, `promote` and `yank`,
-//! `--version` for `pull` and `install`, `--to` for `upgrade`. `appup` reads `NAME@VERSION`
-//! itself (its arguments may also be files).
+//! `--version` for `pull` and `install` (`--digest` for `pull NAME@sha256:…`), `--to` for
+//! `upgrade`. `appup` reads `NAME@VERSION` itself (its arguments may also be files).
 
 use std::ffi::OsString;
 
@@ -47,8 +47,10 @@ pub fn expand(args: Vec<OsString>) -> Vec<OsString> {
     };
     let mut out: Vec<OsString> = args[..=i].to_vec();
     out.push(name.into());
+    // `pull NAME@sha256:…` names the artifact by its manifest's digest.
+    let by_digest = args[i] == "pull" && version.starts_with("sha256:");
     if let Some(flag) = how {
-        out.push(flag.into());
+        out.push(if by_digest { "--digest" } else { flag }.into());
     }
     out.push(version.into());
     out.extend(args[i + 2..].iter().cloned());
@@ -78,6 +80,10 @@ mod tests {
         assert_eq!(
             run("rel --registry http://r -q upgrade shop@0.3.0 --root /opt/shop"),
             "rel --registry http://r -q upgrade shop --to 0.3.0 --root /opt/shop"
+        );
+        assert_eq!(
+            run("rel pull shop@sha256:ab12 -o s.tgz"),
+            "rel pull shop --digest sha256:ab12 -o s.tgz"
         );
         assert_eq!(
             run("rel install shop@0.1.0+1-a --root r"),

@@ -83,6 +83,9 @@ pub struct ArtifactInfo {
     pub bytes: u64,
     pub chunks: u64,
     pub created: crate::Timestamp,
+    /// The manifest's digest ([`crate::Manifest::digest`]): what `rel pull --digest` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
     /// A yanked upgrade: listed, but never part of an upgrade path.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub yanked: bool,

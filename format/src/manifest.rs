@@ -242,6 +242,12 @@ impl Manifest {
         canonical_bytes(self)
     }
 
+    /// The manifest's digest: the SHA-256 of its canonical JSON, the document its signatures
+    /// sign (SPEC.md §5). It names one artifact exactly, whoever signed it.
+    pub fn digest(&self) -> crate::Digest {
+        crate::Digest::of(&self.canonical_bytes())
+    }
+
     /// Reads a manifest from a JSON value, checking bounds.
     pub fn from_value(value: Value) -> Result<Self, ManifestError> {
         let m: Manifest = serde_json::from_value(value).map_err(ManifestError::Json)?;

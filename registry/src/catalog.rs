@@ -46,6 +46,8 @@ pub struct Summary {
     pub bytes: u64,
     pub chunks: u64,
     pub created: rel_format::Timestamp,
+    /// The manifest's digest.
+    pub digest: rel_format::Digest,
 }
 
 impl Summary {
@@ -59,6 +61,7 @@ impl Summary {
             bytes: m.tar.length,
             chunks: m.tar.chunks.len() as u64,
             created: m.created,
+            digest: m.digest(),
         }
     }
 }

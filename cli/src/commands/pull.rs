@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use rel_format::Version;
 use serde::Serialize;
 
@@ -39,6 +39,10 @@ pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
     let trusted = s.trusted(&args.trust.trusted_keys)?;
     let fetcher = Fetcher::new(s, args.jobs);
     let (version, channel_seq) = match (&args.version, &args.channel) {
+        _ if args.digest.is_some() => (
+            by_digest(&fetcher, &args.name, args.digest.as_ref().unwrap()).await?,
+            None,
+        ),
         (Some(v), _) => (
             crate::shorthand::resolve(&fetcher.client, &args.name, v, s.quiet).await?,
             None,
@@ -50,6 +54,16 @@ pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
         (None, None) => unreachable!("clap requires --version or --channel"),
     };
     let Verified { manifest, signer } = fetcher.release(&trusted, &args.name, &version).await?;
+    if let Some(wanted) = &args.digest
+        && manifest.digest() != *wanted
+    {
+        // The listing said this version; what it serves is another manifest.
+        bail!(
+            "the registry lists {} {version} with manifest digest {wanted}, but serves a manifest of digest {}; nothing was pulled",
+            args.name,
+            manifest.digest()
+        );
+    }
     let transfer = fetcher.write(&manifest, target, "pull").await?;
     if let Some(seq) = channel_seq {
         let mut state = ChannelState::load(&s.state_dir)?;
@@ -81,4 +95,25 @@ pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The version of `name` whose release manifest has digest `digest`, as the registry lists it
+/// (checked against the manifest itself once fetched).
+async fn by_digest(fetcher: &Fetcher, name: &str, digest: &rel_format::Digest) -> Result<Version> {
+    let listed = fetcher.client.versions(name).await?;
+    listed
+        .versions
+        .into_iter()
+        .find(|v| {
+            v.artifacts
+                .iter()
+                .any(|a| a.kind == rel_format::Kind::Release && a.digest.as_ref() == Some(digest))
+        })
+        .map(|v| v.version)
+        .ok_or_else(|| {
+            crate::UsageError::new(format!(
+                "no release of {name} has manifest digest {digest} (`rel show {name}@VERSION` prints a release's)"
+            ))
+            .into()
+        })
 }

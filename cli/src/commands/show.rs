@@ -29,6 +29,8 @@ struct ShownJson<'a> {
     kind: Kind,
     created: rel_format::Timestamp,
     builder: &'a str,
+    /// The manifest's digest: `rel pull NAME@<digest>` pulls exactly this artifact.
+    digest: rel_format::Digest,
     signer: Option<&'a str>,
     platform: &'a rel_format::manifest::Platform,
     apps: &'a [rel_format::manifest::AppRef],
@@ -106,6 +108,7 @@ pub async fn run(s: &Settings, args: &ShowArgs) -> Result<()> {
             kind: m.kind,
             created: m.created,
             builder: &m.builder,
+            digest: m.digest(),
             signer: shown.signer.as_deref(),
             platform: &m.platform,
             apps: &m.apps,
@@ -150,6 +153,7 @@ pub async fn run(s: &Settings, args: &ShowArgs) -> Result<()> {
             " (not included)"
         }
     );
+    let _ = writeln!(out, "  manifest  {}", m.digest());
     let _ = writeln!(
         out,
         "  tar       {} {} in {} chunks",

@@ -967,3 +967,146 @@ fn a_large_manifest_costs_the_registry_about_its_size() {
     );
     assert!(grown < 4 * doc.len() as u64, "grew by {} MiB", grown / MIB);
 }
+
+/// `rel pull --digest` (and `NAME@sha256:…`) takes the release whose manifest has that
+/// digest, exactly: an unknown digest is a usage error, and a registry whose listing names
+/// one version for the digest but serves another manifest gets nothing pulled.
+#[test]
+fn a_pull_by_digest_takes_exactly_that_manifest() {
+    let home = crate::support::Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = crate::support::versions();
+    for v in &vs[..2] {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(crate::support::tarball(v))
+            .assert()
+            .success();
+    }
+    let shown = |v: &str| -> serde_json::Value {
+        let out = home
+            .rel(Some(&reg))
+            .args(["show", &format!("demo@{v}"), "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (first, second) = (shown(&vs[0]), shown(&vs[1]));
+    let digest = second["digest"].as_str().unwrap().to_owned();
+    assert!(digest.starts_with("sha256:") && digest != first["digest"].as_str().unwrap());
+    for (i, args) in [
+        vec![
+            "pull".to_owned(),
+            "demo".to_owned(),
+            "--digest".to_owned(),
+            digest.clone(),
+        ],
+        vec!["pull".to_owned(), format!("demo@{digest}")],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = home.path(&format!("by-digest-{i}.tar"));
+        let pulled = home
+            .rel(Some(&reg))
+            .args(&args)
+            .arg("-o")
+            .arg(&out)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&pulled.stdout).unwrap();
+        assert_eq!(report["version"], vs[1].as_str(), "{args:?}");
+    }
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    let out = home
+        .rel(Some(&reg))
+        .args(["pull", "demo", "--digest", &unknown, "-o"])
+        .arg(home.path("none.tar"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("no release of demo has manifest digest {unknown}")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A registry that lists the second version's digest against the first version.
+    let listing = {
+        let got = reqwest_free_get(&format!("{}/v1/releases/demo", reg.url));
+        let mut v: serde_json::Value = serde_json::from_str(&got).unwrap();
+        for artifact in v["versions"][0]["artifacts"].as_array_mut().unwrap() {
+            artifact["digest"] = serde_json::Value::from(digest.clone());
+        }
+        for artifact in v["versions"][1]["artifacts"].as_array_mut().unwrap() {
+            artifact["digest"] = first["digest"].clone();
+        }
+        v.to_string()
+    };
+    let lying = lying_registry(reg.url.clone(), listing);
+    let out = home
+        .rel(None)
+        .env("REL_REGISTRY", &lying)
+        .args(["pull", "demo", "--digest", &digest, "-o"])
+        .arg(home.path("lied.tar"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the registry lists demo {} with manifest digest {digest}, but serves a manifest of digest",
+            vs[0]
+        )),
+        "{err}"
+    );
+    assert!(!home.path("lied.tar").exists());
+}
+
+/// A GET over plain HTTP/1.1, the body as text.
+fn reqwest_free_get(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    raw(
+        &format!("http://{host}"),
+        format!("GET /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .split_once("\r\n\r\n")
+    .unwrap()
+    .1
+    .to_owned()
+}
+
+/// A registry in front of `real` that answers the version listing with `listing` and passes
+/// every other GET through.
+fn lying_registry(real: String, listing: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(64) {
+            let Ok(mut conn) = conn else { continue };
+            let (real, listing) = (real.clone(), listing.clone());
+            std::thread::spawn(move || {
+                let mut head = vec![0u8; 8192];
+                let n = conn.read(&mut head).unwrap_or(0);
+                let head = String::from_utf8_lossy(&head[..n]).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let body = if path == "/v1/releases/demo" {
+                    listing
+                } else {
+                    reqwest_free_get(&format!("{real}{path}"))
+                };
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            });
+        }
+    });
+    url
+}

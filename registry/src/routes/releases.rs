@@ -87,6 +87,7 @@ async fn versions(
                     bytes: s.bytes,
                     chunks: s.chunks,
                     created: s.created,
+                    digest: Some(s.digest),
                     yanked: s.yanked,
                 })
                 .collect(),
