@@ -220,6 +220,9 @@ pub struct TokenRevokeArgs {
     pub name: String,
     #[command(flatten)]
     pub file: TokenFileArg,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(feature = "serve")]

@@ -188,3 +188,49 @@ pub async fn resolve(
     };
     Ok((pointer.version.clone(), accepted))
 }
+
+/// A channel as listings show it: what it points at and until when hosts accept the pointer.
+#[derive(Debug, serde::Serialize)]
+pub struct ChannelInfo {
+    pub channel: String,
+    pub version: Version,
+    pub sequence: u64,
+    pub expires: rel_format::Timestamp,
+    pub expired: bool,
+}
+
+impl ChannelInfo {
+    /// `production until …`, or what to do about an expired pointer.
+    pub fn describe(&self, name: &str) -> String {
+        match self.expired {
+            true => format!(
+                "{} EXPIRED {}: rel promote {name} --channel {} --renew",
+                self.channel, self.expires, self.channel
+            ),
+            false => format!("{} until {}", self.channel, self.expires),
+        }
+    }
+}
+
+/// The pointers of `channels` of `name` (each once), for listings: read, not verified (a
+/// host verifies the pointer it follows).
+pub async fn listed<'a>(
+    client: &Client,
+    name: &str,
+    channels: impl Iterator<Item = &'a String>,
+) -> Result<Vec<ChannelInfo>> {
+    let now = crate::now();
+    let mut out = Vec::new();
+    for c in channels.collect::<std::collections::BTreeSet<_>>() {
+        let bytes = client.channel(name, c).await?;
+        let pointer = rel_format::channel::SignedChannel::parse_unverified(&bytes)?.signed;
+        out.push(ChannelInfo {
+            channel: c.clone(),
+            version: pointer.version,
+            sequence: pointer.sequence,
+            expired: pointer.expires <= now,
+            expires: pointer.expires,
+        });
+    }
+    Ok(out)
+}

@@ -37,6 +37,8 @@ struct ShownJson<'a> {
     tar: TarSummary<'a>,
     /// The previous stored release and how many of this one's chunks it holds.
     shared_with_previous: Option<SharedWith<'a>>,
+    /// The channels pointing at this version, with their pointers' expiry.
+    channels: &'a [crate::channels::ChannelInfo],
     #[serde(skip_serializing_if = "Option::is_none")]
     signed_manifest: Option<serde_json::Value>,
 }
@@ -80,6 +82,8 @@ pub async fn run(s: &Settings, args: &ShowArgs) -> Result<()> {
         .filter(|v| v.version < version && v.artifacts.iter().any(|a| a.kind == Kind::Release))
         .map(|v| v.version.clone())
         .next_back();
+    let here = list.versions.iter().find(|v| v.version == version);
+    let channels = crate::channels::listed(&client, &args.name, here.into_iter().flat_map(|v| &v.channels)).await?;
     let mut shared = None;
     if let Some(prev) = previous {
         let prev_bytes = client.release_manifest(&args.name, &prev).await?;
@@ -122,6 +126,7 @@ pub async fn run(s: &Settings, args: &ShowArgs) -> Result<()> {
                 version,
                 chunks: *chunks,
             }),
+            channels: &channels,
             signed_manifest,
         });
         return Ok(());
@@ -154,6 +159,9 @@ pub async fn run(s: &Settings, args: &ShowArgs) -> Result<()> {
         }
     );
     let _ = writeln!(out, "  manifest  {}", m.digest());
+    for c in &channels {
+        let _ = writeln!(out, "  channel   {}", c.describe(&m.name));
+    }
     let _ = writeln!(
         out,
         "  tar       {} {} in {} chunks",

@@ -30,7 +30,9 @@ pub fn run(command: &TokenCommand, quiet: bool) -> Result<()> {
             };
             tokens.remove(i);
             write(path, &doc)?;
-            if !quiet {
+            if args.json {
+                crate::print_json(&serde_json::json!({ "revoked": args.name, "file": path }));
+            } else if !quiet {
                 crate::say(&format!(
                     "token `{}` revoked: the registry refuses it from its next request",
                     args.name

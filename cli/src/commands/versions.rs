@@ -7,13 +7,18 @@ use rel_format::Version;
 use rel_format::manifest::Kind;
 
 use crate::args::NameArgs;
+use crate::channels::listed;
 use crate::output::bytes;
 use crate::settings::Settings;
 
 pub async fn run(s: &Settings, args: &NameArgs) -> Result<()> {
-    let list = s.client().versions(&args.name).await?;
+    let client = s.client();
+    let list = client.versions(&args.name).await?;
+    let channels = listed(&client, &args.name, list.versions.iter().flat_map(|v| &v.channels)).await?;
     if args.json {
-        crate::print_json(&list);
+        let mut out = serde_json::to_value(&list)?;
+        out["channels"] = serde_json::to_value(&channels)?;
+        crate::print_json(&out);
         return Ok(());
     }
     let mut out = String::new();
@@ -37,7 +42,12 @@ pub async fn run(s: &Settings, args: &NameArgs) -> Result<()> {
             .unwrap_or_default();
         let mut flags = String::new();
         if !v.channels.is_empty() {
-            let _ = write!(flags, "  [{}]", v.channels.join(", "));
+            let said: Vec<String> = channels
+                .iter()
+                .filter(|c| v.channels.contains(&c.channel))
+                .map(|c| c.describe(&args.name))
+                .collect();
+            let _ = write!(flags, "  [{}]", said.join(", "));
         }
         match (v.yanked, &v.yank_reason) {
             (true, Some(reason)) => {

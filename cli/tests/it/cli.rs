@@ -539,6 +539,52 @@ fn list_shows_each_release_with_its_latest_version_and_channels() {
     let versions = home.rel(Some(&reg)).args(["versions", "demo"]).output().unwrap();
     let text = String::from_utf8_lossy(&versions.stdout);
     assert!(text.contains("(yanked: crashes at boot without PORT)"), "{text}");
+    // Channels with their pointers' expiry, and what to do about an expired one.
+    assert!(text.contains("  [production until 20"), "{text}");
+    home.rel(Some(&reg))
+        .args([
+            "promote",
+            "demo",
+            &vs[1],
+            "--channel",
+            "staging",
+            "--expires-in",
+            "1s",
+            "--quiet",
+        ])
+        .assert()
+        .success();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let versions = home.rel(Some(&reg)).args(["versions", "demo"]).output().unwrap();
+    let text = String::from_utf8_lossy(&versions.stdout);
+    assert!(
+        text.contains("[staging EXPIRED ") && text.contains(": rel promote demo --channel staging --renew]"),
+        "{text}"
+    );
+    let versions = home
+        .rel(Some(&reg))
+        .args(["versions", "demo", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&versions.stdout).unwrap();
+    let channels = json["channels"].as_array().unwrap();
+    assert_eq!(channels.len(), 2, "{json}");
+    assert_eq!(
+        (channels[0]["channel"].as_str(), channels[0]["expired"].as_bool()),
+        (Some("production"), Some(false))
+    );
+    assert_eq!(
+        (channels[1]["channel"].as_str(), channels[1]["expired"].as_bool()),
+        (Some("staging"), Some(true))
+    );
+    assert_eq!(channels[1]["version"], vs[1].as_str());
+    let shown = home
+        .rel(Some(&reg))
+        .args(["show", &format!("demo@{}", vs[1])])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("  channel   staging EXPIRED "), "{text}");
     let out = home.rel(Some(&reg)).args(["list", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -546,7 +592,7 @@ fn list_shows_each_release_with_its_latest_version_and_channels() {
         json,
         serde_json::json!({"releases": [{
             "name": "demo", "latest": vs[1], "versions": 3, "yanked": 1,
-            "channels": {"production": vs[0]},
+            "channels": {"production": vs[0], "staging": vs[1]},
         }], "schema_version": 1})
     );
     let out = home.rel(Some(&reg)).arg("list").output().unwrap();
@@ -678,8 +724,13 @@ fn tokens_are_minted_listed_and_revoked_in_the_file_the_registry_reads() {
     assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
     let refused = push(&host, &vs[1]);
     assert_eq!(refused.status.code(), Some(1));
-    let revoked = token(&["revoke", "ci"]);
+    let revoked = token(&["revoke", "ci", "--json"]);
     assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let said: serde_json::Value = serde_json::from_slice(&revoked.stdout).unwrap();
+    assert_eq!(
+        (said["revoked"].as_str(), said["schema_version"].as_u64()),
+        (Some("ci"), Some(1))
+    );
     let after = push(&ci, &vs[1]);
     assert_eq!(after.status.code(), Some(1));
     assert!(
