@@ -7,6 +7,7 @@ mod beam;
 mod chunk;
 mod etf;
 mod fixtures;
+mod fuzz_seeds;
 mod relup;
 mod spec;
 mod supervision;

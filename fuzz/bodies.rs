@@ -1,0 +1,141 @@
+//! The fuzz targets' bodies, one function a target: what each checks of its input. The
+//! targets (`fuzz_targets/`, libFuzzer, nightly) call them, and so does a stable test that
+//! replays seeds and their mutations through them (`format/tests/it/fuzz_seeds.rs`), so they
+//! are compiled and exercised in every CI run.
+
+#![allow(dead_code)]
+use rel_format::archive::{self, Limits, Selection};
+use rel_format::beam::Beam;
+use rel_format::channel::SignedChannel;
+use rel_format::etf;
+use rel_format::pack::{self, PackScanner, PackWriter};
+use rel_format::{SecretKey, SignedManifest, TrustedKeys};
+use rel_format::{Timestamp, Version};
+use rel_format::{appup, release::ReleaseSpec, sysconfig::SysConfig, term};
+
+/// BEAM files: every question rel asks of a module answers or errs, never panics.
+pub(crate) fn beam(data: &[u8]) {
+    let Ok(beam) = Beam::parse("fuzz.beam", data.to_vec()) else {
+        return;
+    };
+    let _ = beam.module();
+    let _ = beam.identity();
+    let _ = beam.compile_info();
+    let _ = beam.behaviours();
+    let _ = beam.called_modules();
+    let _ = beam.exports("code_change", 3);
+    let _ = beam.literals();
+    let _ = beam.lambdas();
+    let _ = beam.code();
+    let _ = beam.literal_child_ids();
+}
+
+/// External term format: whatever decodes and has an external form (not every decoded term
+/// does: `etf`'s module doc says which) encodes to bytes that decode to the same term.
+pub(crate) fn etf(data: &[u8]) {
+    let _ = etf::decode_prefix_bounded(data, 10_000);
+    if let Ok(term) = etf::decode(data)
+        && let Ok(bytes) = etf::encode(&term)
+    {
+        assert_eq!(etf::decode(&bytes).expect("an encoded term decodes"), term);
+    }
+}
+
+/// Packs and pack indexes: a pack read whole and a pack read as it arrives, cut anywhere,
+/// agree; a read pack written again reads back the same.
+pub(crate) fn pack(data: &[u8]) {
+    let _ = pack::decode_index(data);
+    let Some((&cut, body)) = data.split_first() else { return };
+    let whole = pack::parse_pack(body);
+
+    // The same bytes in two pieces, the first ending anywhere.
+    let cut = (cut as usize * body.len() / 255).min(body.len());
+    let mut scanner = PackScanner::default();
+    let mut entries = Vec::new();
+    let streamed = (|| {
+        let used = scanner.scan(&body[..cut], &mut entries)?;
+        let used = used + scanner.scan(&body[used..], &mut entries)?;
+        scanner.finish(body.len() - used, &entries)?;
+        Ok::<_, pack::PackError>(())
+    })();
+    match (&whole, streamed) {
+        (Ok(w), Ok(())) => assert_eq!(w, &entries),
+        (Err(_), Err(_)) => {}
+        (w, s) => panic!("whole: {w:?}, streamed: {s:?}"),
+    }
+
+    if let Ok(entries) = whole {
+        let mut writer = PackWriter::new();
+        for e in &entries {
+            writer.push(&e.chunk(), &body[e.range().start as usize..e.range().end as usize]);
+        }
+        let again = writer.finish();
+        assert_eq!(pack::parse_pack(&again).expect("a written pack reads"), entries);
+    }
+}
+
+/// Signed manifests and channel pointers: read or refused within their bounds; a read
+/// envelope written again is the same envelope, and a signature never verifies under a key
+/// that did not make it.
+pub(crate) fn signed(data: &[u8]) {
+    if let Ok(m) = SignedManifest::parse_unverified(data) {
+        let again = SignedManifest::parse_unverified(&m.to_bytes()).expect("written manifests read");
+        assert_eq!(again, m);
+    }
+    if let Ok(p) = SignedChannel::parse_unverified(data) {
+        let again = SignedChannel::parse_unverified(&p.to_bytes()).expect("written pointers read");
+        assert_eq!(again, p);
+    }
+    let key = SecretKey::from_seed("ci", [7; 32]).expect("a seed makes a key");
+    let trusted = TrustedKeys::new([key.public()]);
+    assert!(SignedManifest::verify_signature(data, &trusted).is_err());
+    assert!(SignedChannel::verify_signature(data, &trusted).is_err());
+}
+
+/// Release archives (tar, gzip, zstd): made canonical or refused with an error naming the
+/// member; nothing is written anywhere but the sink.
+pub(crate) fn tar(data: &[u8]) {
+    let limits = Limits {
+        max_total_bytes: 1 << 22,
+        max_entries: 10_000,
+        max_path_len: 4096,
+    };
+    let _ = archive::canonicalize(data, std::io::sink(), limits, &Selection::default());
+}
+
+/// Erlang terms as text (`.rel`, `.app`, `sys.config`, `.appup`, rel's `.extra`): parsed or
+/// refused; a parsed term printed by rel reads back as the same term.
+pub(crate) fn terms(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = ReleaseSpec::parse("fuzz.rel", text);
+    let _ = SysConfig::parse("sys.config", text);
+    let _ = appup::Extra::parse("fuzz.extra", text);
+    if let Ok(terms) = term::parse_terms("fuzz.config", text) {
+        for t in terms {
+            let printed = t.to_string();
+            let back = term::parse_term("printed", &format!("{printed}."))
+                .unwrap_or_else(|e| panic!("{printed:?} does not read back: {e}"));
+            assert_eq!(back, t, "{printed}");
+        }
+    }
+}
+
+/// Versions and timestamps: a parsed one prints and parses back the same, and versions
+/// compare as a total order (two versions from one input, cut at its first newline).
+pub(crate) fn version(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(t) = text.parse::<Timestamp>() {
+        assert_eq!(t.to_string().parse::<Timestamp>().expect("printed timestamps parse"), t);
+    }
+    let (a, b) = text.split_once('\n').unwrap_or((text, ""));
+    let parsed: Vec<Version> = [a, b].iter().filter_map(|s| Version::parse(s).ok()).collect();
+    for v in &parsed {
+        let back = Version::parse(&v.to_string()).expect("printed versions parse");
+        assert_eq!(&back, v);
+        assert_eq!(back.cmp(v), std::cmp::Ordering::Equal);
+    }
+    if let [x, y] = parsed.as_slice() {
+        assert_eq!(x.cmp(y), y.cmp(x).reverse());
+        assert_eq!(x == y, x.cmp(y) == std::cmp::Ordering::Equal);
+    }
+}
