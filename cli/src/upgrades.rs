@@ -202,33 +202,37 @@ pub struct BuiltUpgrade {
     _tmp: tempfile::TempDir,
 }
 
+/// Where the release an upgrade goes to is read from.
+enum ToRelease {
+    /// A tar file (a tarball as it is, or a stored release fetched and verified).
+    Tar(Materialised),
+    /// A release folder, read in place.
+    Folder(PathBuf),
+}
+
 /// Builds the upgrade artifact of `req`.
 pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeRequest) -> Result<BuiltUpgrade> {
     let fetcher = Fetcher::new(s, crate::fetch::JOBS);
     let name = Some(req.name.as_str());
     // A folder is read in place with the --from folders; its upgrade's members are archived
     // from it once the appups say what they are. Anything else is materialised as a tar.
-    let to_dir = match &req.to {
-        ReleaseRef::Path(dir) if dir.is_dir() => Some(dir.clone()),
-        _ => None,
-    };
-    let to_m = match to_dir {
-        Some(_) => None,
-        None => Some(materialise(&fetcher, trusted, name, &req.to).await?),
+    let source = match &req.to {
+        ReleaseRef::Path(dir) if dir.is_dir() => ToRelease::Folder(dir.clone()),
+        other => ToRelease::Tar(materialise(&fetcher, trusted, name, other).await?),
     };
     let mut refs: Vec<&ReleaseRef> = req.from.iter().collect();
-    if to_dir.is_some() {
+    if let ToRelease::Folder(_) = source {
         refs.push(&req.to);
     }
     let mut parsed = ParsedModules::default();
     let mut froms = snapshots(&fetcher, trusted, name, &refs, &mut parsed).await?;
-    let to = match &to_m {
-        Some(m) => snapshot_of(m, &mut parsed)?,
-        None => froms.pop().expect("the snapshot of --to"),
+    let to = match &source {
+        ToRelease::Tar(m) => snapshot_of(m, &mut parsed)?,
+        ToRelease::Folder(_) => froms.pop().expect("the snapshot of --to"),
     };
-    let to_label = match (&to_m, &to_dir) {
-        (Some(m), _) => m.label.clone(),
-        (None, dir) => dir.as_deref().unwrap_or(Path::new("")).display().to_string(),
+    let to_label = match &source {
+        ToRelease::Tar(m) => m.label.clone(),
+        ToRelease::Folder(dir) => dir.display().to_string(),
     };
     if to.spec.name != req.name {
         bail!("`{to_label}` is release {}, not {}", to.spec.name, req.name);
@@ -261,10 +265,9 @@ pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeReq
     let tar = tmp.path().join(format!("{}-{}.upgrade.tar", req.name, to.spec.version));
     {
         let file = std::io::BufWriter::new(std::fs::File::create(&tar)?);
-        let to_tar: Box<dyn std::io::Read> = match (&to_m, &to_dir) {
-            (Some(m), _) => Box::new(std::io::BufReader::new(std::fs::File::open(&m.path)?)),
-            (None, dir) => {
-                let dir = dir.as_deref().expect("--to is a folder");
+        let to_tar: Box<dyn std::io::Read> = match &source {
+            ToRelease::Tar(m) => Box::new(std::io::BufReader::new(std::fs::File::open(&m.path)?)),
+            ToRelease::Folder(dir) => {
                 let specs: Vec<_> = froms.iter().map(|f| &f.spec).collect();
                 let keeps = rel_format::upgrade::upgrade_keeps(&to.spec, &specs);
                 let selection = rel_format::archive::Selection::default();
