@@ -461,16 +461,7 @@ fn every_error_answer_is_json() {
 fn channels_refuse_an_equal_sequence_loser_and_another_url_spelling() {
     use rel_format::channel::{CHANNEL_SCHEMA, ChannelPointer, SignedChannel};
 
-    let home = crate::support::Home::new();
-    let reg = Registry::start(&home.path("store"), &[]);
-    let vs = crate::support::versions();
-    for v in &vs[..2] {
-        home.rel(Some(&reg))
-            .arg("push")
-            .arg(crate::support::tarball(v))
-            .assert()
-            .success();
-    }
+    let (home, reg, vs) = demo_registry(2);
     let channel = home.path("store/channels/demo/production.json");
     home.rel(Some(&reg))
         .args(["promote", "demo", &vs[0], "--channel", "production"])
@@ -973,16 +964,7 @@ fn a_large_manifest_costs_the_registry_about_its_size() {
 /// one version for the digest but serves another manifest gets nothing pulled.
 #[test]
 fn a_pull_by_digest_takes_exactly_that_manifest() {
-    let home = crate::support::Home::new();
-    let reg = Registry::start(&home.path("store"), &[]);
-    let vs = crate::support::versions();
-    for v in &vs[..2] {
-        home.rel(Some(&reg))
-            .arg("push")
-            .arg(crate::support::tarball(v))
-            .assert()
-            .success();
-    }
+    let (home, reg, vs) = demo_registry(2);
     let shown = |v: &str| -> serde_json::Value {
         let out = home
             .rel(Some(&reg))
@@ -1109,4 +1091,19 @@ fn lying_registry(real: String, listing: String) -> String {
         }
     });
     url
+}
+
+/// A registry holding the first `n` versions of the demo fixture, and its versions.
+fn demo_registry(n: usize) -> (crate::support::Home, Registry, Vec<String>) {
+    let home = crate::support::Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = crate::support::versions();
+    for v in &vs[..n] {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(crate::support::tarball(v))
+            .assert()
+            .success();
+    }
+    (home, reg, vs)
 }
