@@ -407,6 +407,12 @@ hyperfine -w 1 -r 5 -N --export-json "$work/synth.json" \
   "escript $work/relup.escript $gen/r1 $gen/r2 $gen/out" > /dev/null
 read -r rel_build esc_relup < <(mean "$work/synth.json")
 say "synth: building the upgrade: rel build-upgrade (appups, relup, artifact) $rel_build s vs systools:make_relup (relup only, appups given) $esc_relup s -> $(python3 -c "print(f'{$esc_relup/$rel_build:.1f}')")x faster (target <= 1 s and >= 5x: $(met "$rel_build <= 1 and $esc_relup/$rel_build >= 5"))"
+# The same upgrade as a host builds it: both releases from the registry, through a cache that
+# holds them (what a host running 1.0.0 has once it fetched 1.0.1), verified on the way.
+hyperfine -w 1 -r 5 -N --export-json "$work/synth-host.json" \
+  "$rel build-upgrade gen --from gen@1.0.0 --to gen@1.0.1 -o $gen/out/host.tar --cache-dir $gen/host-cache --quiet" > /dev/null
+host_build=$(python3 -c "import json; print(round(json.load(open('$work/synth-host.json'))['results'][0]['mean'], 3))")
+say "synth: on a host (both releases from the cache, verified): $host_build s (target <= 1 s: $(met "$host_build <= 1"))"
 [[ -n "${REL_BENCH_KEEP:-}" ]] || rm -rf "$gen"
 )
 [[ $? -eq 0 ]] || say "synth: FAILED (see the output above); the other parts go on"
