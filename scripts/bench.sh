@@ -10,6 +10,7 @@
 #   path      upgrade-path query over 10,000 versions and 30,000 upgrades (criterion)
 #   synth     a synthesised upgrade between two 5,000-module releases (5% of modules changed):
 #             the bytes a host fetches for it, and the time to build it vs systools:make_relup
+#             (from folders; and on a host, from its cache)
 #   step      one hot upgrade step and its rollback on a live mix release (fixtures' shop):
 #             rel reaching the node by distribution vs `bin/shop rpc` per call
 #   live      requests served by the fixture apps (mix and rebar3) while they are upgraded

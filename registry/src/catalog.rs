@@ -109,8 +109,8 @@ pub struct Catalog {
     releases: quick_cache::sync::Cache<(String, Version), Arc<ReleaseFacts>>,
     /// What changed between two releases, module by module (the web view): read from both
     /// releases' chunks once a pair, one pair at a time.
-    pub(crate) changes: quick_cache::sync::Cache<(String, Version, Version), Arc<crate::routes::changes::Changes>>,
-    pub(crate) changes_turn: tokio::sync::Mutex<()>,
+    changes: quick_cache::sync::Cache<(String, Version, Version), Arc<crate::routes::changes::Changes>>,
+    changes_turn: tokio::sync::Mutex<()>,
 }
 
 /// Most module comparisons a replica remembers.
@@ -190,6 +190,36 @@ impl Catalog {
         let bytes = compute().await?;
         self.deltas.insert(key, bytes);
         Ok(bytes)
+    }
+
+    /// What changed in `name` from `from` to `to` (the web view), computed by `compute` the
+    /// first time, one computation at a time (each reads two releases whole); a `None` from
+    /// `compute` (nothing to compare) is not remembered.
+    pub(crate) async fn changes<F, Fut, E>(
+        &self,
+        name: &str,
+        from: &Version,
+        to: &Version,
+        compute: F,
+    ) -> Result<Option<Arc<crate::routes::changes::Changes>>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<crate::routes::changes::Changes>, E>>,
+    {
+        let key = (name.to_owned(), from.clone(), to.clone());
+        if let Some(known) = self.changes.get(&key) {
+            return Ok(Some(known));
+        }
+        let _turn = self.changes_turn.lock().await;
+        if let Some(known) = self.changes.get(&key) {
+            return Ok(Some(known));
+        }
+        let Some(computed) = compute().await? else {
+            return Ok(None);
+        };
+        let computed = Arc::new(computed);
+        self.changes.insert(key, computed.clone());
+        Ok(Some(computed))
     }
 
     /// Forgets the view of `name`, after a write by this replica.

@@ -15,5 +15,5 @@ pub mod temp;
 pub use extract::{ExtractError, ExtractReport, MemberLog, extract, extract_confirmed};
 pub use folder::{FolderError, archive_folder, archive_folder_with};
 pub use pipe::pipe;
-pub use snapshot::{snapshot_dir, snapshot_dirs};
+pub use snapshot::snapshot_dirs;
 pub use tarfile::TarFile;

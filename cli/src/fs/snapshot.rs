@@ -175,8 +175,3 @@ pub fn snapshot_dirs(roots: &[&Path]) -> Result<Vec<ReleaseSnapshot>> {
         })
         .collect()
 }
-
-/// The snapshot of the release in folder `root`.
-pub fn snapshot_dir(root: &Path) -> Result<ReleaseSnapshot> {
-    Ok(snapshot_dirs(&[root])?.remove(0))
-}

@@ -49,30 +49,21 @@ pub(crate) async fn changes(
     from: &Version,
     to: &Version,
 ) -> Result<Option<Arc<Changes>>, ApiError> {
-    let key = (name.to_owned(), from.clone(), to.clone());
-    if let Some(known) = state.catalog.changes.get(&key) {
-        return Ok(Some(known));
-    }
-    let (Some(a), Some(b)) = (
-        super::releases::stored_release(state, name, from).await?,
-        super::releases::stored_release(state, name, to).await?,
-    ) else {
-        return Ok(None);
+    let compute = || async {
+        let (Some(a), Some(b)) = (
+            super::releases::stored_release(state, name, from).await?,
+            super::releases::stored_release(state, name, to).await?,
+        ) else {
+            return Ok(None);
+        };
+        if a.signed.tar.length.max(b.signed.tar.length) > MAX_RELEASE_BYTES {
+            return Ok(None);
+        }
+        let (old, parsed) = snapshot(state, &a.signed.tar.chunks, ParsedModules::default()).await?;
+        let (new, _) = snapshot(state, &b.signed.tar.chunks, parsed).await?;
+        Ok(Some(compare(&old, &new)))
     };
-    if a.signed.tar.length.max(b.signed.tar.length) > MAX_RELEASE_BYTES {
-        return Ok(None);
-    }
-    // One pair at a time: the two releases are read whole.
-    let _turn = state.catalog.changes_turn.lock().await;
-    if let Some(known) = state.catalog.changes.get(&key) {
-        return Ok(Some(known));
-    }
-    let parsed = ParsedModules::default();
-    let (old, parsed) = snapshot(state, &a.signed.tar.chunks, parsed).await?;
-    let (new, _) = snapshot(state, &b.signed.tar.chunks, parsed).await?;
-    let computed = Arc::new(compare(&old, &new));
-    state.catalog.changes.insert(key, computed.clone());
-    Ok(Some(computed))
+    state.catalog.changes(name, from, to, compute).await
 }
 
 /// The snapshot of the stored release whose tar is `chunks`, each module `parsed` knows not
