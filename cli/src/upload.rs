@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt};
 use rel_format::archive::{Ingested, Limits, OnlyRelease, Selection, canonicalize};
-use rel_format::chunk::{ChunkRef, ChunkedStream, Chunker, compress_chunk_into};
+use rel_format::chunk::{ChunkRef, ChunkedStream, Chunker, compress_chunk_into, frame_bound};
 use rel_format::manifest::{AppRef, Kind, Manifest, Platform, SCHEMA};
-use rel_format::pack::PackWriter;
+use rel_format::pack::{PACK_MAGIC, PackWriter, RECORD_HEADER};
 use rel_format::signing::SignedManifest;
 use rel_format::{Digest, SecretKey, TrustedKeys, Version};
 
@@ -54,9 +54,41 @@ struct Uploaded {
     bytes: u64,
 }
 
-/// Chunks per pack: about 2 MiB before compression, so a pack is one request and one stored
-/// object, yet a few are in flight at once.
+/// Chunks on their way to a pack, their bytes end to end in one buffer (one allocation a
+/// pack, not one a chunk).
+#[derive(Debug, Default)]
+struct Batch {
+    chunks: Vec<ChunkRef>,
+    data: Vec<u8>,
+}
+
+impl Batch {
+    fn push(&mut self, chunk: &ChunkRef, data: &[u8]) {
+        if self.chunks.is_empty() {
+            // Never grown: a buffer that outgrew malloc's heap would be a fresh mapping each
+            // time, its pages faulted in again.
+            self.chunks.reserve(PACK_CHUNKS);
+            self.data.reserve(PACK_BYTES + rel_format::chunk::MAX_CHUNK);
+        }
+        self.chunks.push(chunk.clone());
+        self.data.extend_from_slice(data);
+    }
+
+    /// Each chunk with its bytes.
+    fn iter(&self) -> impl Iterator<Item = (&ChunkRef, &[u8])> + Clone {
+        let mut at = 0;
+        self.chunks.iter().map(move |c| {
+            let start = at;
+            at += c.length as usize;
+            (c, &self.data[start..at])
+        })
+    }
+}
+
+/// Chunks per pack, and its bytes before compression (a pack ends at the chunk that reaches
+/// either): a pack is one request and one stored object, yet a few are in flight at once.
 const PACK_CHUNKS: usize = 128;
+const PACK_BYTES: usize = 2 << 20;
 
 /// Packs and chunks `path` while uploading, in packs, the chunks the registry lacks
 /// (compressed on the way). With `only`, uploads just those chunks (a retry).
@@ -72,29 +104,29 @@ async fn ingest_and_upload(
     let retry = only.is_some();
     // The producer hands over batches of chunks not seen before: one wake-up per pack, not
     // per chunk. Two batches wait at most (backpressure).
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(ChunkRef, Vec<u8>)>>(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
     let path = path.to_owned();
     let selection = selection.clone();
     let producer = tokio::task::spawn_blocking(move || {
         let mut seen = HashSet::new();
-        let mut batch = Vec::with_capacity(PACK_CHUNKS);
+        let mut batch = Batch::default();
         let mut sent = 0u32;
-        let send = |batch: Vec<_>| {
+        let send = |batch: Batch| {
             tx.blocking_send(batch)
                 .map_err(|_| std::io::Error::other("the upload stopped"))
         };
         let ingested = ingest(&path, &selection, |c, d| {
             if seen.insert(c.digest) && only.as_ref().is_none_or(|o| o.contains(&c.digest)) {
-                batch.push((c.clone(), d.to_vec()));
+                batch.push(c, d);
                 // The first packs are small, so compression and the registry start early.
-                if batch.len() >= PACK_CHUNKS.min(8 << sent.min(4)) {
+                if batch.chunks.len() >= PACK_CHUNKS.min(8 << sent.min(4)) || batch.data.len() >= PACK_BYTES {
                     sent += 1;
-                    send(std::mem::replace(&mut batch, Vec::with_capacity(PACK_CHUNKS)))?;
+                    send(std::mem::take(&mut batch))?;
                 }
             }
             Ok(())
         })?;
-        if !batch.is_empty() {
+        if !batch.chunks.is_empty() {
             send(batch)?;
         }
         Ok::<_, anyhow::Error>(ingested)
@@ -102,22 +134,28 @@ async fn ingest_and_upload(
     let batches = futures::stream::unfold(&mut rx, |rx| async move { rx.recv().await.map(|item| (item, rx)) });
     let uploaded = batches
         .map(|batch| async move {
-            let digests: Vec<Digest> = batch.iter().map(|(c, _)| c.digest).collect();
+            let digests: Vec<Digest> = batch.chunks.iter().map(|c| c.digest).collect();
             let missing: HashSet<Digest> = if retry {
                 digests.iter().copied().collect()
             } else {
                 client.missing(&digests).await?.into_iter().collect()
             };
-            let unique = batch.len();
-            let todo: Vec<_> = batch.into_iter().filter(|(c, _)| missing.contains(&c.digest)).collect();
-            if todo.is_empty() {
+            let unique = batch.chunks.len();
+            let wanted: Vec<bool> = batch.chunks.iter().map(|c| missing.contains(&c.digest)).collect();
+            let chunks = wanted.iter().filter(|w| **w).count();
+            if chunks == 0 {
                 return Ok(Uploaded {
                     unique,
                     ..Uploaded::default()
                 });
             }
-            let chunks = todo.len();
-            let length: u64 = todo.iter().map(|(c, _)| c.length).sum();
+            let length: u64 = batch
+                .chunks
+                .iter()
+                .zip(&wanted)
+                .filter(|(_, w)| **w)
+                .map(|(c, _)| c.length)
+                .sum();
             if dry_run {
                 // What would go up, uncompressed: compressing only to count would cost the
                 // push's whole CPU time.
@@ -129,8 +167,10 @@ async fn ingest_and_upload(
                 });
             }
             let body = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-                let mut pack = PackWriter::new();
-                for (c, data) in &todo {
+                let todo = batch.iter().zip(wanted).filter(|(_, w)| *w).map(|(c, _)| c);
+                let capacity: usize = todo.clone().map(|(_, d)| RECORD_HEADER + frame_bound(d.len())).sum();
+                let mut pack = PackWriter::with_capacity(PACK_MAGIC.len() + capacity);
+                for (c, data) in todo {
                     pack.push_with(c, |out| compress_chunk_into(data, out))?;
                 }
                 Ok(pack.finish())

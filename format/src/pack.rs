@@ -108,10 +108,15 @@ impl Default for PackWriter {
 
 impl PackWriter {
     pub fn new() -> Self {
-        Self {
-            body: PACK_MAGIC.to_vec(),
-            entries: 0,
-        }
+        Self::with_capacity(0)
+    }
+
+    /// A writer whose body holds `bytes` (magic and records) before it must grow: a pack
+    /// built in one allocation is not copied as it grows.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut body = Vec::with_capacity(bytes.max(PACK_MAGIC.len()));
+        body.extend_from_slice(PACK_MAGIC);
+        Self { body, entries: 0 }
     }
 
     /// Appends the compressed `frame` of `chunk`.

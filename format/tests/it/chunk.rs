@@ -3,9 +3,10 @@
 
 use std::io::Write;
 
+use fastcdc::v2020::{Normalization, cut, select_masks};
 use rel_format::Digest;
 use rel_format::chunk::{
-    ChunkError, ChunkRef, ChunkedStream, Chunker, MAX_CHUNK, MIN_CHUNK, Reassembler, compress_chunk,
+    AVG_CHUNK, ChunkError, ChunkRef, ChunkedStream, Chunker, MAX_CHUNK, MIN_CHUNK, Reassembler, compress_chunk,
     compress_chunk_into, decompress_chunk, verify_chunk,
 };
 use rel_testkit::noise;
@@ -31,6 +32,27 @@ fn chunks_are_independent_of_write_sizes_and_within_bounds() {
     let (c, _) = chunk_all(&data, 1 << 20);
     assert_eq!(a, b);
     assert_eq!(a, c);
+    // As SPEC.md §4 defines the cuts: each the one FastCDC finds in the next 64 KiB.
+    let (mask_s, mask_l) = select_masks(AVG_CHUNK, Normalization::Level1);
+    let mut spec = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let window = &data[pos..data.len().min(pos + MAX_CHUNK)];
+        let n = cut(
+            window,
+            MIN_CHUNK,
+            AVG_CHUNK,
+            MAX_CHUNK,
+            mask_s,
+            mask_l,
+            mask_s << 1,
+            mask_l << 1,
+        )
+        .1;
+        spec.push(n as u64);
+        pos += n;
+    }
+    assert_eq!(a.chunks.iter().map(|c| c.length).collect::<Vec<_>>(), spec);
     assert_eq!(a.digest, Digest::of(&data));
     assert_eq!(pieces.concat(), data);
     let n = a.chunks.len();
