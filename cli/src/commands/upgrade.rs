@@ -280,36 +280,49 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
     let fetcher = Fetcher::new(s, JOBS);
     let client = &fetcher.client;
 
-    // Where the node is: asked when it is up, else what a boot would start.
-    let node = host.node().await;
-    if let (Ok(node), false) = (&node, args.dry_run) {
-        for line in host.recover(node).await? {
-            crate::warn(&format!("recovered: {line}"));
+    // The node and the registry are asked at once: reaching the node (recovering what an
+    // interrupted run left, reading its version) and resolving the target, then fetching and
+    // verifying its manifest, wait for each other only at the end.
+    let node_side = async {
+        // Where the node is: asked when it is up, else what a boot would start.
+        let node = host.node().await;
+        if let (Ok(node), false) = (&node, args.dry_run) {
+            for line in host.recover(node).await? {
+                crate::warn(&format!("recovered: {line}"));
+            }
         }
-    }
-    let running = match &node {
-        Ok(node) => node.running_version().await?,
-        // Not reached: only a restart deploy (asked for) or a plan goes on, from what boots.
-        Err(e) if args.restart || args.dry_run => {
-            crate::warn(&format!("{e}; going by releases/start_erl.data"));
-            read_start_erl_data(&root)?.1
-        }
-        Err(e) => {
-            return Err(anyhow::anyhow!("{e}")).context(
-                "a hot upgrade needs the running node; if it is not running, `rel upgrade --restart` installs the release for its next start",
-            );
-        }
+        let running = match &node {
+            Ok(node) => node.running_version().await?,
+            // Not reached: only a restart deploy (asked for) or a plan goes on, from what boots.
+            Err(e) if args.restart || args.dry_run => {
+                crate::warn(&format!("{e}; going by releases/start_erl.data"));
+                read_start_erl_data(&root)?.1
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!("{e}")).context(
+                    "a hot upgrade needs the running node; if it is not running, `rel upgrade --restart` installs the release for its next start",
+                );
+            }
+        };
+        let running: Version = running.parse()?;
+        Ok::<_, anyhow::Error>((node.ok(), running))
     };
-    let running: Version = running.parse()?;
-    let node = node.ok();
-    let (target, channel_seq) = match (&args.to, &args.channel) {
-        (Some(v), _) => (crate::shorthand::resolve(client, &args.name, v, s.quiet).await?, None),
-        (_, Some(c)) => {
-            let (v, seq) = resolve(s, client, &trusted, &args.name, c, args.allow_downgrade).await?;
-            (v, Some(seq))
-        }
-        (None, None) => unreachable!("clap requires --to or --channel"),
+    let registry_side = async {
+        let (target, channel_seq) = match (&args.to, &args.channel) {
+            (Some(v), _) => (crate::shorthand::resolve(client, &args.name, v, s.quiet).await?, None),
+            (_, Some(c)) => {
+                let (v, seq) = resolve(s, client, &trusted, &args.name, c, args.allow_downgrade).await?;
+                (v, Some(seq))
+            }
+            (None, None) => unreachable!("clap requires --to or --channel"),
+        };
+        // Needed unless the node already runs it or goes back to it: an error waits until then.
+        let manifest = fetcher.release(&trusted, &args.name, &target).await;
+        Ok::<_, anyhow::Error>((target, channel_seq, manifest))
     };
+    let (node_side, registry_side) = tokio::join!(node_side, registry_side);
+    let (node, running) = node_side?;
+    let (target, channel_seq, manifest) = registry_side?;
     if target == running {
         if args.json {
             // The same shape as any other upgrade's report: no steps.
@@ -367,7 +380,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let manifest = fetcher.release(&trusted, &args.name, &target).await?.manifest;
+    let manifest = manifest?.manifest;
     let mut why = if args.restart {
         Some("asked for".to_owned())
     } else if node.is_none() && !args.dry_run {
