@@ -32,7 +32,7 @@ if ((${#need[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release -q -p rel
-rel=$root/target/release/rel
+rel=${CARGO_TARGET_DIR:-$root/target}/release/rel
 # Outside the checkout: tools that watch a work tree make file creation there much slower.
 work=${REL_BENCH_DIR:-${TMPDIR:-/tmp}/rel-bench}
 rm -rf "$work" && mkdir -p "$work"
