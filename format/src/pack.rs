@@ -219,6 +219,19 @@ impl PackScanner {
         self.pos
     }
 
+    /// How many more bytes `rest` (the bytes from [`consumed`](Self::consumed) on) needs
+    /// before [`scan`](Self::scan) can consume something: the rest of the magic, of the next
+    /// record's header, or of its frame. Zero when it can already. A receiver holding a
+    /// record cut short copies just that many, then takes whole records from where they came.
+    pub fn wanted(&self, rest: &[u8]) -> Result<usize, PackError> {
+        let magic = if self.pos == 0 { PACK_MAGIC.len() } else { 0 };
+        let Some(header) = rest.get(magic..).and_then(|r| r.first_chunk::<RECORD_HEADER>()) else {
+            return Ok((magic + RECORD_HEADER).saturating_sub(rest.len()));
+        };
+        let (_, _, size) = read_record_header(header)?;
+        Ok((magic + RECORD_HEADER + size as usize).saturating_sub(rest.len()))
+    }
+
     /// Consumes the whole records at the start of `rest` (the bytes from
     /// [`consumed`](Self::consumed) on), appending their entries (offsets from the start of
     /// the pack). Returns how many bytes of `rest` were consumed.
@@ -400,6 +413,47 @@ mod tests {
                 prop_assert_eq!(&body[e.offset as usize..][..e.size as usize], &f[..]);
             }
             prop_assert_eq!(decode_index(&encode_index(&entries)).unwrap(), index_entries(&entries));
+        }
+
+        /// A pack arriving in pieces of any sizes, read the way the registry reads it (a
+        /// record cut short completed with just the bytes `wanted` names, whole records
+        /// taken where they came), gives the records of the whole pack, consuming all of it.
+        #[test]
+        fn pieces_of_any_sizes_scan_like_the_whole(
+            frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..12),
+            cuts in proptest::collection::vec(1usize..120, 1..40),
+        ) {
+            let mut w = PackWriter::new();
+            for (i, f) in frames.iter().enumerate() {
+                w.push(&chunk(&[i as u8]), f);
+            }
+            let body = w.finish();
+            let (mut scanner, mut entries, mut pending) = (PackScanner::default(), Vec::new(), Vec::new());
+            let (mut taken, mut cut) = (0, 0);
+            let mut rest = &body[..];
+            while !rest.is_empty() {
+                let n = cuts[cut % cuts.len()].min(rest.len());
+                cut += 1;
+                let (mut piece, after) = rest.split_at(n);
+                rest = after;
+                while !pending.is_empty() && !piece.is_empty() {
+                    let wanted = scanner.wanted(&pending).unwrap();
+                    prop_assert!(wanted > 0, "a record cut short always wants more");
+                    let (head, tail) = piece.split_at(wanted.min(piece.len()));
+                    pending.extend_from_slice(head);
+                    piece = tail;
+                    let used = scanner.scan(&pending, &mut entries).unwrap();
+                    pending.drain(..used);
+                    taken += used;
+                }
+                let used = scanner.scan(piece, &mut entries).unwrap();
+                taken += used;
+                pending.extend_from_slice(&piece[used..]);
+            }
+            prop_assert!(pending.is_empty());
+            prop_assert_eq!(taken, body.len());
+            prop_assert_eq!(scanner.consumed(), body.len());
+            prop_assert_eq!(entries, parse_pack(&body).unwrap());
         }
     }
 

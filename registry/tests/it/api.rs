@@ -125,6 +125,42 @@ async fn packs_are_verified_before_they_are_stored() {
     for (c, _) in &a.chunks {
         assert_eq!(chunk_status(&app, &c.digest).await, 404);
     }
+    // Arriving in pieces that cut records (headers and frames) anywhere: a bad frame is
+    // still found, and a good pack is taken whole.
+    let in_pieces = |body: Vec<u8>| {
+        let mut pieces = Vec::new();
+        let mut rest = &body[..];
+        for n in [1, 7, 40, 3, 1000, 41, 5].into_iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, after) = rest.split_at(n.min(rest.len()));
+            pieces.push(Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(piece)));
+            rest = after;
+        }
+        axum::body::Body::from_stream(futures::stream::iter(pieces))
+    };
+    let r = call(
+        &app,
+        "POST",
+        "/v1/packs",
+        None,
+        &[],
+        in_pieces(pack_of([&a.chunks[2], &swapped])),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains(&c.digest.to_string()), "{}", r.text());
+    let whole = pack_of(a.chunks.iter().rev());
+    let r = call(&app, "POST", "/v1/packs", None, &[], in_pieces(whole.clone())).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let records = rel_format::pack::parse_pack(&whole).unwrap();
+    assert_eq!(r.json()["pack"], rel_format::pack::pack_id(&records).to_string());
+    for (c, frame) in &a.chunks {
+        let r = get(&app, &format!("/v1/chunks/{}", c.digest)).await;
+        assert_eq!((r.status.as_u16(), &r.body[..]), (200, &frame[..]), "{}", c.digest);
+    }
+
     // The right bytes: 201 naming the pack and its distinct chunks, then 200 when sent again.
     let body = pack_of(a.chunks.iter().chain([&a.chunks[0]]));
     let r = post(body.clone()).await;
