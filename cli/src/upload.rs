@@ -75,7 +75,7 @@ impl Batch {
     }
 
     /// Each chunk with its bytes.
-    fn iter(&self) -> impl Iterator<Item = (&ChunkRef, &[u8])> + Clone {
+    fn iter(&self) -> impl Iterator<Item = (&ChunkRef, &[u8])> {
         let mut at = 0;
         self.chunks.iter().map(move |c| {
             let start = at;
@@ -141,21 +141,15 @@ async fn ingest_and_upload(
                 client.missing(&digests).await?.into_iter().collect()
             };
             let unique = batch.chunks.len();
-            let wanted: Vec<bool> = batch.chunks.iter().map(|c| missing.contains(&c.digest)).collect();
-            let chunks = wanted.iter().filter(|w| **w).count();
+            let (chunks, length) = (batch.chunks.iter())
+                .filter(|c| missing.contains(&c.digest))
+                .fold((0, 0), |(n, bytes), c| (n + 1, bytes + c.length));
             if chunks == 0 {
                 return Ok(Uploaded {
                     unique,
                     ..Uploaded::default()
                 });
             }
-            let length: u64 = batch
-                .chunks
-                .iter()
-                .zip(&wanted)
-                .filter(|(_, w)| **w)
-                .map(|(c, _)| c.length)
-                .sum();
             if dry_run {
                 // What would go up, uncompressed: compressing only to count would cost the
                 // push's whole CPU time.
@@ -167,10 +161,10 @@ async fn ingest_and_upload(
                 });
             }
             let body = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-                let todo = batch.iter().zip(wanted).filter(|(_, w)| *w).map(|(c, _)| c);
-                let capacity: usize = todo.clone().map(|(_, d)| RECORD_HEADER + frame_bound(d.len())).sum();
-                let mut pack = PackWriter::with_capacity(PACK_MAGIC.len() + capacity);
-                for (c, data) in todo {
+                let todo = || batch.iter().filter(|(c, _)| missing.contains(&c.digest));
+                let frames: usize = todo().map(|(_, d)| RECORD_HEADER + frame_bound(d.len())).sum();
+                let mut pack = PackWriter::with_capacity(PACK_MAGIC.len() + frames);
+                for (c, data) in todo() {
                     pack.push_with(c, |out| compress_chunk_into(data, out))?;
                 }
                 Ok(pack.finish())

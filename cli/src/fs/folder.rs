@@ -107,7 +107,10 @@ fn walk<W: Write>(
             let kind = MemberKind::File { executable };
             if meta.len() <= WHOLE {
                 buf.clear();
-                file.take(WHOLE + 1).read_to_end(buf).map_err(io(&path))?;
+                buf.reserve(meta.len() as usize);
+                // No more than its stated size, so the end is known without another read;
+                // a file that shrank since is refused by `append`.
+                file.take(meta.len()).read_to_end(buf).map_err(io(&path))?;
                 tar.append(rel_bytes, &kind, meta.len(), &mut buf.as_slice())
             } else {
                 let mut reader = std::io::BufReader::with_capacity(WHOLE as usize, file);
