@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks, each a ratio against a baseline measured in the same run on this machine:
-#   push      rel push of a ~80 MB release (Debian's OTP libs + ERTS) vs `zstd -3` of its tar
+#   push      rel push of a release of Debian's OTP libs + ERTS (50 to 80 MB, by what is installed) vs `zstd -3 -T1` of its tar
 #   pull      rel pull --into (fresh cache) vs `curl | tar xz` of its .tar.gz from nginx
 #   next      bytes fetched pulling the next version (5% of beams changed) after the first
 #   rss       peak RSS of rel push and rel pull for a 1 GiB release
@@ -202,7 +202,7 @@ t = [x['mean'] for x in r if 'tar xz' in x['command']]; p = [x['mean'] for x in 
 print(f'{sum(t)/len(t):.3f} {sum(p)/len(p):.3f}')")
 say "pull:  onto disk: rel pull --into $pull_d s vs curl | tar xz $curl_d s (means of 5)  -> $(python3 -c "print(f'{$curl_d/$pull_d:.2f}')")x"
 read -r _ pull_rss < <(secs bash -c "rm -rf $shm/x2 $work/cache-host && $rel pull bench --version 1.0.0 --into $shm/x2 --cache-dir $work/cache-host --quiet")
-say "rss:   80 MB release: rel push peak $((push_rss / 1024)) MiB, rel pull peak $((pull_rss / 1024)) MiB"
+say "rss:   the $((size / 1000000)) MB release: rel push peak $((push_rss / 1024)) MiB, rel pull peak $((pull_rss / 1024)) MiB"
 "$rel" push "$work/b" --quiet
 json=$("$rel" pull bench --version 1.0.1 -o "$work/b.tar" --cache-dir "$work/cache-host" --json)
 fetched=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fetched_bytes"])')
@@ -495,7 +495,7 @@ import re, sys
 t = sys.stdin.read()
 def ms(v):
     n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
-    return float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+    return round(float(n) * {"us": 0.001, "ms": 1, "s": 1000}[u], 3)
 pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", t, re.M))
 mx = re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", t).group(1)
 errs = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", t))
