@@ -281,8 +281,8 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
     let client = &fetcher.client;
 
     // The node and the registry are asked at once: reaching the node (recovering what an
-    // interrupted run left, reading its version) and resolving the target, then fetching and
-    // verifying its manifest, wait for each other only at the end.
+    // interrupted run left, reading its version) does not wait for resolving the target and
+    // fetching and verifying its manifest, nor the reverse.
     let node_side = async {
         // Where the node is: asked when it is up, else what a boot would start.
         let node = host.node().await;
@@ -320,9 +320,9 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         let manifest = fetcher.release(&trusted, &args.name, &target).await;
         Ok::<_, anyhow::Error>((target, channel_seq, manifest))
     };
-    let (node_side, registry_side) = tokio::join!(node_side, registry_side);
-    let (node, running) = node_side?;
-    let (target, channel_seq, manifest) = registry_side?;
+    // The first failure ends both: a node that is down is said at once, whatever the
+    // registry takes to answer.
+    let ((node, running), (target, channel_seq, manifest)) = tokio::try_join!(node_side, registry_side)?;
     if target == running {
         if args.json {
             // The same shape as any other upgrade's report: no steps.
