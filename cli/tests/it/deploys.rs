@@ -272,3 +272,34 @@ fn install_into_an_installed_root_lays_the_version_beside_for_a_later_switch() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(running.get()["code_vsn"], vs[1]);
 }
+
+/// The node and the registry are asked at once, and the first failure ends both: with the
+/// node stopped, a hot upgrade says so without waiting for a registry that never answers.
+#[test]
+fn a_stopped_node_is_said_at_once_whatever_the_registry_does() {
+    let shop = Fixture::shop();
+    let vs = shop.versions();
+    let (home, reg) = world(&shop, &[]);
+    let running = install(&home, &reg, &shop, Tool::Mix, &vs[0], "host");
+    running.stop();
+    // Takes connections and never answers them.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    let out = home
+        .rel(None)
+        .args(["upgrade", "shop", "--to", &vs[1], "--registry"])
+        .arg(format!("http://{}", silent.local_addr().unwrap()))
+        .arg("--root")
+        .arg(&running.root)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("a hot upgrade needs the running node"), "{said}");
+    // The registry's request would wait for its timeout (300 s); the answer did not.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}: {said}",
+        started.elapsed()
+    );
+}
