@@ -176,35 +176,40 @@ async fn receive_pack(state: &AppState, body: Unread) -> Result<(Vec<Bytes>, Vec
     let (mut unchecked_entry, mut unchecked_part, mut unchecked_bytes) = (0, 0, 0);
     // Whole records are kept in the pieces they arrived in, not copied: only a record cut
     // short by the end of a read is put together in `pending`.
-    while let Some(mut data) = reader.next().await? {
-        while !pending.is_empty() && !data.is_empty() {
-            let wanted = scanner.wanted(&pending).map_err(|e| refused(e.to_string()))?;
-            pending.extend_from_slice(&data.split_to(wanted.clamp(1, data.len())));
-            let used = scanner
-                .scan(&pending, &mut entries)
-                .map_err(|e| refused(e.to_string()))?;
-            if used > 0 {
-                parts.push(pending.split_to(used).freeze());
-                unchecked_bytes += used;
+    loop {
+        let at_end = match reader.next().await? {
+            Some(mut data) => {
+                while !pending.is_empty() && !data.is_empty() {
+                    let wanted = scanner.wanted(&pending).map_err(|e| refused(e.to_string()))?;
+                    pending.extend_from_slice(&data.split_to(wanted.clamp(1, data.len())));
+                    let used = scanner
+                        .scan(&pending, &mut entries)
+                        .map_err(|e| refused(e.to_string()))?;
+                    if used > 0 {
+                        parts.push(pending.split_to(used).freeze());
+                        unchecked_bytes += used;
+                    }
+                }
+                if !data.is_empty() {
+                    let used = scanner.scan(&data, &mut entries).map_err(|e| refused(e.to_string()))?;
+                    if used > 0 {
+                        parts.push(data.split_to(used));
+                        unchecked_bytes += used;
+                    }
+                    pending.extend_from_slice(&data);
+                }
+                false
             }
-        }
-        if !data.is_empty() {
-            let used = scanner.scan(&data, &mut entries).map_err(|e| refused(e.to_string()))?;
-            if used > 0 {
-                parts.push(data.split_to(used));
-                unchecked_bytes += used;
-            }
-            pending.extend_from_slice(&data);
-        }
-        if unchecked_bytes >= CHECK_BATCH {
+            None => true,
+        };
+        if unchecked_bytes >= CHECK_BATCH || (at_end && unchecked_entry < entries.len()) {
             let base: u64 = parts[..unchecked_part].iter().map(|p| p.len() as u64).sum();
             check_frames(&parts[unchecked_part..], base, &entries[unchecked_entry..]).await?;
             (unchecked_entry, unchecked_part, unchecked_bytes) = (entries.len(), parts.len(), 0);
         }
-    }
-    if unchecked_entry < entries.len() {
-        let base: u64 = parts[..unchecked_part].iter().map(|p| p.len() as u64).sum();
-        check_frames(&parts[unchecked_part..], base, &entries[unchecked_entry..]).await?;
+        if at_end {
+            break;
+        }
     }
     scanner
         .finish(pending.len(), &entries)
