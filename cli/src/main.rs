@@ -14,8 +14,8 @@ fn main() -> std::process::ExitCode {
 /// Above glibc's mmap threshold each is a fresh mapping, and memory freed above the trim
 /// threshold goes back to the kernel: either way the next pack's pages fault in again,
 /// zeroed. Kept in the heap (below 4 MiB, up to 32 MiB free), a push of 50 MiB makes 40%
-/// fewer page faults and takes 2% less time. Other commands keep glibc's thresholds: a pull
-/// on a small host would keep 8 MiB more (101 MiB at the peak of a 1 GiB pull, not 93).
+/// fewer page faults and takes 2% less time. Other commands keep glibc's thresholds: a host
+/// has no use for 32 MiB of freed memory kept after a pull.
 #[allow(unsafe_code)]
 fn tune_malloc(packs: bool) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
