@@ -352,6 +352,10 @@ pub struct PullArgs {
     /// Batches of chunks fetched at once (each about 1 MiB compressed).
     #[arg(long, default_value_t = crate::fetch::JOBS)]
     pub jobs: usize,
+    /// Fetch changed chunks whole, not as deltas against the cached release closest to this
+    /// one (each delta costs the registry a compression).
+    #[arg(long)]
+    pub no_deltas: bool,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -10,7 +10,9 @@
 //! the chunks it holds and appends to it, so it fetches only what is missing (a pull holds the
 //! partial pack's lock; a second one at the same time writes no cache). Every chunk read from
 //! the cache is decompressed and verified against its digest like a fetched one, so a damaged
-//! cache costs a refetch, never a wrong byte. The newest [`KEEP`] artifacts are kept, and every artifact a host root pins:
+//! cache costs a refetch, never a wrong byte. Each artifact's chunk order is kept beside its
+//! pack (`<digest>.order`), so that a pull can fetch what changed as deltas against the
+//! chunks of the cached artifact that shares the most with it (SPEC.md §4.2). The newest [`KEEP`] artifacts are kept, and every artifact a host root pins:
 //! the releases installed there, from which the next upgrade is built (`<digest>.pin` lists
 //! the roots, one per line; a root that is gone no longer pins).
 
@@ -105,6 +107,28 @@ impl PackCache {
         index
     }
 
+    /// The chunks, in stream order, of the cached artifact that shares the most chunks with
+    /// `target` (at least one), to fetch the rest as deltas against.
+    pub fn closest(&self, target: &[ChunkRef]) -> Option<Vec<ChunkRef>> {
+        let wanted: HashSet<&Digest> = target.iter().map(|c| &c.digest).collect();
+        let entries = std::fs::read_dir(&self.dir).ok()?;
+        let mut best: Option<(usize, Vec<ChunkRef>)> = None;
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "order") || !path.with_extension("idx").exists() {
+                continue;
+            }
+            let Some(order) = std::fs::read(&path).ok().and_then(|b| decode_order(&b)) else {
+                continue;
+            };
+            let shared = order.iter().filter(|c| wanted.contains(&c.digest)).count();
+            if shared > 0 && best.as_ref().is_none_or(|(n, _)| shared > *n) {
+                best = Some((shared, order));
+            }
+        }
+        best.map(|(_, order)| order)
+    }
+
     /// Whether the artifact with this tar digest is cached whole.
     pub fn has(&self, digest: &Digest) -> bool {
         let (pack, index) = self.paths(digest);
@@ -130,11 +154,18 @@ impl PackCache {
             entries: Vec::new(),
             seen: HashSet::new(),
             stream: stream.digest,
+            order: Vec::new(),
             cache: self.clone(),
         };
         if self.has(&stream.digest) {
+            // Cached by a rel that kept no order: keep it now.
+            let order = self.paths(&stream.digest).0.with_extension("order");
+            if !order.exists() {
+                self.write_order(&order, &stream.chunks)?;
+            }
             return Ok(writer);
         }
+        writer.order = stream.chunks.clone();
         let path = self.paths(&stream.digest).0.with_extension("partial");
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -194,6 +225,13 @@ impl PackCache {
         Ok(())
     }
 
+    fn write_order(&self, path: &Path, chunks: &[ChunkRef]) -> io::Result<()> {
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(&encode_order(chunks))?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
     fn write_pin(&self, path: &Path, roots: &[String]) -> io::Result<()> {
         if roots.is_empty() {
             return match std::fs::remove_file(path) {
@@ -237,8 +275,39 @@ impl PackCache {
         for (_, index) in packs.into_iter().skip(KEEP) {
             let _ = std::fs::remove_file(&index);
             let _ = std::fs::remove_file(index.with_extension("pack"));
+            let _ = std::fs::remove_file(index.with_extension("order"));
         }
     }
+}
+
+/// An artifact's chunks in stream order: `RELORDR1`, then each chunk's digest (32 bytes) and
+/// length (u32 BE).
+const ORDER_MAGIC: &[u8; 8] = b"RELORDR1";
+
+fn encode_order(chunks: &[ChunkRef]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ORDER_MAGIC.len() + chunks.len() * 36);
+    out.extend_from_slice(ORDER_MAGIC);
+    for c in chunks {
+        out.extend_from_slice(c.digest.as_bytes());
+        out.extend_from_slice(&u32::try_from(c.length).unwrap_or(u32::MAX).to_be_bytes());
+    }
+    out
+}
+
+/// `None` for anything but a whole order file: a damaged one only costs deltas.
+fn decode_order(bytes: &[u8]) -> Option<Vec<ChunkRef>> {
+    let body = bytes.strip_prefix(ORDER_MAGIC)?;
+    if body.len() % 36 != 0 {
+        return None;
+    }
+    body.chunks_exact(36)
+        .map(|e| {
+            Some(ChunkRef {
+                digest: Digest::from_bytes(e[..32].try_into().ok()?),
+                length: u64::from(u32::from_be_bytes(e[32..].try_into().ok()?)),
+            })
+        })
+        .collect()
 }
 
 /// The length of the pack in `file` up to its last complete record (0 when it is not a
@@ -283,6 +352,8 @@ pub struct CacheWriter {
     entries: Vec<Entry>,
     seen: HashSet<Digest>,
     stream: Digest,
+    /// The stream's chunks in order, kept beside the pack.
+    order: Vec<ChunkRef>,
     cache: PackCache,
 }
 
@@ -317,6 +388,7 @@ impl CacheWriter {
         let (pack, index) = self.cache.paths(&self.stream);
         std::fs::rename(&partial, &pack)?;
         drop(file);
+        self.cache.write_order(&pack.with_extension("order"), &self.order)?;
         let mut tmp = self.cache.temp_file()?;
         tmp.write_all(&encode_index(&self.entries))?;
         tmp.persist(&index).map_err(|e| e.error)?;

@@ -335,6 +335,20 @@ impl Client {
         read_limited(r, limit, "batch of chunks").await
     }
 
+    /// The chunks `chunks` (of `length` bytes in all) as one zstd frame compressed against the
+    /// chunks `base` (SPEC.md §4.2); the answer is read up to the frame bound of that length.
+    pub async fn get_delta(&self, base: &[Digest], chunks: &[Digest], length: u64) -> Result<Bytes, ClientError> {
+        let body = rel_format::api::DeltaRequest {
+            base: base.to_vec(),
+            chunks: chunks.to_vec(),
+        };
+        let r = self
+            .send("POST", self.at(&["v1", "chunks", "delta"]), |r| r.json(&body))
+            .await?;
+        let limit = rel_format::chunk::frame_bound(usize::try_from(length).unwrap_or(usize::MAX)) as u64;
+        read_limited(r, limit, "delta").await
+    }
+
     pub async fn put_manifest(&self, envelope: Vec<u8>) -> Result<Stored, ClientError> {
         let envelope = Bytes::from(envelope);
         self.json("PUT", self.at(&["v1", "manifests"]), |r| {

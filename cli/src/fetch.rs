@@ -2,9 +2,11 @@
 //! and the registry, verified, into a tarball or a safe extraction.
 //!
 //! Chunks go in windows of [`WINDOW`], [`JOBS`] windows in flight: the cached ones are read
-//! locally, the rest asked for in one batch. Every chunk is verified before a byte of it is
-//! written, and the whole stream at the end; frames enter the cache as windows verify, so
-//! the next version fetches only what changed.
+//! locally, the rest asked for in one batch. Runs of missing chunks that lie where the cached
+//! artifact closest to this one has chunks of its own are asked for as deltas against those
+//! (SPEC.md §4.2), at the same time. Every chunk is verified before a byte of it is written,
+//! and the whole stream at the end; frames enter the cache as windows verify, so the next
+//! version fetches only what changed.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +14,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use rel_format::chunk::{ChunkRef, Reassembler, decompress_chunk};
+use rel_format::chunk::{ChunkRef, Reassembler, compress_chunk, decompress_chunk};
+use rel_format::delta::Aligner;
 use rel_format::manifest::{Kind, Manifest};
 use rel_format::pack::parse_pack;
 use rel_format::signing::{Expected, verify};
@@ -33,6 +36,8 @@ pub const JOBS: usize = 6;
 pub struct Transfer {
     pub fetched_chunks: usize,
     pub fetched_bytes: u64,
+    /// Of those, chunks that came as deltas against cached ones.
+    pub delta_chunks: usize,
     /// For an extraction, every member in the order of the stream.
     pub members: Option<crate::fs::MemberLog>,
 }
@@ -40,6 +45,17 @@ pub struct Transfer {
 /// Chunks per window: the cached ones are read locally, the rest asked for in one request
 /// (about 1 MiB compressed).
 pub const WINDOW: usize = 128;
+
+/// Most bytes of chunks asked for in one delta: a window's missing run is cut there, so each
+/// costs the registry one compression of at most this much against at most 4 MiB.
+const DELTA_WANT: u64 = 1 << 20;
+
+/// What deltas are computed against: the chunks, in order, of the cached artifact closest to
+/// the one being fetched.
+struct DeltaBase {
+    aligner: Aligner,
+    chunks: Vec<ChunkRef>,
+}
 
 /// Streams the canonical tar of `manifest` into `out`. The chunks go in windows, `jobs` at a
 /// time and kept in order: a chunk comes from the cache when an earlier artifact has it, the
@@ -51,10 +67,20 @@ pub async fn stream_tar<W: Write + Send + 'static>(
     cache: &PackCache,
     manifest: &Manifest,
     jobs: usize,
+    deltas: bool,
     progress: &Progress,
     out: W,
 ) -> Result<(W, Transfer)> {
     let index = Arc::new(cache.index());
+    let base = deltas
+        .then(|| cache.closest(&manifest.tar.chunks))
+        .flatten()
+        .map(|chunks| {
+            Arc::new(DeltaBase {
+                aligner: Aligner::new(&chunks, &manifest.tar.chunks),
+                chunks,
+            })
+        });
     // Frames enter the cache as their window is verified, in whatever order windows finish
     // (a pack's order is free): a window then holds its batch no longer than it takes to
     // decompress it.
@@ -72,10 +98,14 @@ pub async fn stream_tar<W: Write + Send + 'static>(
         Ok(r.finish()?)
     });
     let mut transfer = Transfer::default();
-    let mut windows = futures::stream::iter(manifest.tar.chunks.chunks(WINDOW))
-        .map(|window| {
+    let mut windows = futures::stream::iter(manifest.tar.chunks.chunks(WINDOW).enumerate())
+        .map(|(n, window)| {
             let (index, cache, cache_out) = (index.clone(), cache.clone(), cache_out.clone());
-            fetch_window(client, index, cache, cache_out, window.to_vec())
+            let at = Place {
+                start: n * WINDOW,
+                base: base.clone(),
+            };
+            fetch_window(client, index, cache, cache_out, window.to_vec(), at)
         })
         .buffered(jobs.max(1));
     let mut failure = None;
@@ -84,6 +114,7 @@ pub async fn stream_tar<W: Write + Send + 'static>(
             Ok((window, fetched)) => {
                 transfer.fetched_chunks += fetched.fetched_chunks;
                 transfer.fetched_bytes += fetched.fetched_bytes;
+                transfer.delta_chunks += fetched.delta_chunks;
                 progress.inc(window.iter().map(|(c, _)| c.length).sum());
                 if tx.send(window).await.is_err() {
                     break;
@@ -113,44 +144,83 @@ pub async fn stream_tar<W: Write + Send + 'static>(
 
 type Shared<T> = Arc<std::sync::Mutex<T>>;
 
+/// Where a window lies: its first chunk's index in the stream, and what deltas are computed
+/// against, if anything.
+struct Place {
+    start: usize,
+    base: Option<Arc<DeltaBase>>,
+}
+
+/// A delta to ask for: the target chunks and the cached chunks, concatenated, it is against.
+struct Delta {
+    want: Vec<ChunkRef>,
+    base: Vec<ChunkRef>,
+    base_data: Vec<u8>,
+}
+
 /// The chunks of one window, in order, each verified: from the cache where it has them, the
-/// rest in one batch from the registry. Their frames go to `cache_out`.
+/// rest from the registry, as deltas against cached chunks where [`Aligner`] places them and
+/// in one batch otherwise. Their frames go to `cache_out`.
 async fn fetch_window(
     client: &Client,
     index: Arc<std::collections::HashMap<rel_format::Digest, crate::cache::Location>>,
     cache: PackCache,
     cache_out: Shared<crate::cache::CacheWriter>,
     window: Vec<ChunkRef>,
+    at: Place,
 ) -> Result<(Vec<(ChunkRef, Vec<u8>)>, Transfer)> {
-    let (window, cached) = tokio::task::spawn_blocking(move || {
+    let (window, cached, deltas) = tokio::task::spawn_blocking(move || {
         let cached: Vec<Option<(Vec<u8>, Vec<u8>)>> =
             window.iter().map(|c| cache.read(index.get(&c.digest)?, c)).collect();
-        (window, cached)
+        let deltas = plan_deltas(&at, &window, &cached, |c| {
+            cache.read(index.get(&c.digest)?, c).map(|(d, _)| d)
+        });
+        (window, cached, deltas)
     })
     .await?;
     let mut wanted = Vec::new();
-    let mut asked = std::collections::HashSet::new();
+    let mut asked: std::collections::HashSet<_> = deltas.iter().flat_map(|d| d.want.iter().map(|c| c.digest)).collect();
     for (c, data) in window.iter().zip(&cached) {
         if data.is_none() && asked.insert(c.digest) {
             wanted.push(c.clone());
         }
     }
+    // The batch and the deltas at once; a registry that serves no deltas (one older than
+    // them) gets their chunks asked for in a second batch.
     let digests: Vec<_> = wanted.iter().map(|c| c.digest).collect();
-    let body = if digests.is_empty() {
-        bytes::Bytes::new()
-    } else {
-        match client.get_chunks(&digests).await {
-            // A response cut short (a pack collected while it was read): ask once more.
-            Err(crate::client::ClientError::Transport { .. }) => client.get_chunks(&digests).await?,
-            other => other?,
+    let (body, frames) = futures::future::join(
+        get_batch(client, &digests),
+        futures::future::join_all(deltas.iter().map(|d| async move {
+            let base: Vec<_> = d.base.iter().map(|c| c.digest).collect();
+            let want: Vec<_> = d.want.iter().map(|c| c.digest).collect();
+            client
+                .get_delta(&base, &want, d.want.iter().map(|c| c.length).sum())
+                .await
+        })),
+    )
+    .await;
+    let body = body?;
+    let mut fallback = Vec::new();
+    let mut answered = Vec::new();
+    for (delta, frame) in deltas.into_iter().zip(frames) {
+        match frame {
+            Ok(frame) => answered.push((delta, frame)),
+            Err(crate::client::ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
+                fallback.extend(delta.want)
+            }
+            Err(e) => return Err(e).context("cannot fetch a delta"),
         }
-    };
+    }
+    let fallback_body = get_batch(client, &fallback.iter().map(|c| c.digest).collect::<Vec<_>>()).await?;
     tokio::task::spawn_blocking(move || {
         let mut fetched = std::collections::HashMap::new();
         let mut transfer = Transfer::default();
-        let mut frames: Vec<(&ChunkRef, &[u8])> = Vec::new();
-        if !wanted.is_empty() {
-            let records = parse_pack(&body).context("the registry sent a malformed batch of chunks")?;
+        let mut frames: Vec<(&ChunkRef, std::borrow::Cow<'_, [u8]>)> = Vec::new();
+        for (wanted, body) in [(&wanted, &body), (&fallback, &fallback_body)] {
+            if wanted.is_empty() {
+                continue;
+            }
+            let records = parse_pack(body).context("the registry sent a malformed batch of chunks")?;
             if records.len() != wanted.len() {
                 bail!(
                     "the registry sent {} chunks where {} were asked for",
@@ -165,21 +235,33 @@ async fn fetch_window(
                 transfer.fetched_chunks += 1;
                 transfer.fetched_bytes += u64::from(record.size);
                 fetched.insert(c.digest, data);
-                frames.push((c, frame));
+                frames.push((c, frame.into()));
+            }
+        }
+        for (delta, frame) in &answered {
+            let chunks = rel_format::delta::decode(&delta.base_data, frame, &delta.want)
+                .context("the registry sent a bad delta")?;
+            transfer.fetched_chunks += chunks.len();
+            transfer.delta_chunks += chunks.len();
+            transfer.fetched_bytes += frame.len() as u64;
+            for (c, data) in delta.want.iter().zip(chunks) {
+                // The cache keeps frames: this chunk's own.
+                frames.push((c, compress_chunk(&data)?.into()));
+                fetched.insert(c.digest, data);
             }
         }
         frames.extend(
             window
                 .iter()
                 .zip(&cached)
-                .filter_map(|(c, d)| d.as_ref().map(|(_, frame)| (c, frame.as_slice()))),
+                .filter_map(|(c, d)| d.as_ref().map(|(_, frame)| (c, frame.as_slice().into()))),
         );
         {
             let mut out = cache_out
                 .lock()
                 .map_err(|_| anyhow::anyhow!("a cache writer panicked"))?;
             for (c, frame) in frames {
-                out.add(c, frame).context("cannot write the release into the cache")?;
+                out.add(c, &frame).context("cannot write the release into the cache")?;
             }
         }
         // A chunk the window holds twice is copied; the last use takes it.
@@ -214,6 +296,46 @@ async fn fetch_window(
     .await?
 }
 
+/// The deltas for a window's missing chunks, each with its base read from the cache; a piece
+/// whose base the cache no longer has whole is left to the batch.
+fn plan_deltas(
+    at: &Place,
+    window: &[ChunkRef],
+    cached: &[Option<(Vec<u8>, Vec<u8>)>],
+    read: impl Fn(&ChunkRef) -> Option<Vec<u8>>,
+) -> Vec<Delta> {
+    let Some(base) = &at.base else { return Vec::new() };
+    let range = at.start..at.start + window.len();
+    base.aligner
+        .plan(range, DELTA_WANT, |i| cached[i - at.start].is_none())
+        .into_iter()
+        .filter_map(|piece| {
+            let chunks = &base.chunks[piece.base];
+            let mut base_data = Vec::with_capacity(chunks.iter().map(|c| c.length as usize).sum());
+            for c in chunks {
+                base_data.extend_from_slice(&read(c)?);
+            }
+            Some(Delta {
+                want: window[piece.want.start - at.start..piece.want.end - at.start].to_vec(),
+                base: chunks.to_vec(),
+                base_data,
+            })
+        })
+        .collect()
+}
+
+/// The chunks `digests` in one batch (nothing for none), asked once more when the answer is
+/// cut short (a pack collected while it was read).
+async fn get_batch(client: &Client, digests: &[rel_format::Digest]) -> Result<bytes::Bytes> {
+    if digests.is_empty() {
+        return Ok(bytes::Bytes::new());
+    }
+    Ok(match client.get_chunks(digests).await {
+        Err(crate::client::ClientError::Transport { .. }) => client.get_chunks(digests).await?,
+        other => other?,
+    })
+}
+
 /// Where a pulled release goes.
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {
@@ -237,6 +359,7 @@ pub struct Fetcher {
     cache_dir: PathBuf,
     jobs: usize,
     quiet: bool,
+    deltas: bool,
 }
 
 impl Fetcher {
@@ -246,7 +369,14 @@ impl Fetcher {
             cache_dir: s.cache_dir.clone(),
             jobs,
             quiet: s.quiet,
+            deltas: true,
         }
+    }
+
+    /// Fetches changed chunks whole, never as deltas against cached ones.
+    pub fn without_deltas(mut self) -> Self {
+        self.deltas = false;
+        self
     }
 
     /// The release manifest of `name` `version`, verified to be exactly that release, signed
@@ -287,7 +417,7 @@ impl Fetcher {
         let transfer = match target {
             Target::File(output) => {
                 let file = crate::fs::TarFile::create(output)?;
-                let (file, transfer) = stream_tar(client, &cache, m, jobs, &progress, file).await?;
+                let (file, transfer) = stream_tar(client, &cache, m, jobs, self.deltas, &progress, file).await?;
                 file.commit()?;
                 transfer
             }
@@ -302,7 +432,7 @@ impl Fetcher {
                         confirm_rx.recv().unwrap_or(false)
                     })
                 });
-                let streamed = stream_tar(client, &cache, m, jobs, &progress, writer).await;
+                let streamed = stream_tar(client, &cache, m, jobs, self.deltas, &progress, writer).await;
                 let streamed = streamed.and_then(|(mut w, t)| {
                     w.flush()?;
                     Ok(t)

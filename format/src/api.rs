@@ -39,6 +39,18 @@ pub struct Digests {
     pub digests: Vec<Digest>,
 }
 
+/// `POST /v1/chunks/delta` request: the `chunks` wanted, as one zstd frame whose prefix is the
+/// `base` chunks, concatenated in order (SPEC.md §4.2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaRequest {
+    /// Chunks the caller holds, at most 1,024 and 4 MiB in all.
+    pub base: Vec<Digest>,
+    /// Chunks it wants, 1 to 1,024 and at most 4 MiB in all.
+    pub chunks: Vec<Digest>,
+}
+
 /// `POST /v1/packs` response.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,7 @@
 //!
 //! Artifacts, storage and trust:
 //! - [`chunk`]: content-defined chunks, reassembly and chunk compression.
+//! - [`delta`]: the chunks a host lacks, compressed against chunks it holds.
 //! - [`pack`]: many compressed chunks in one upload and one stored object, and its index.
 //! - [`manifest`]: what an artifact is, in canonical JSON.
 //! - [`signing`]: ed25519 keys, signature envelopes, verification of the artifact asked for.
@@ -45,6 +46,7 @@ pub mod archive;
 pub mod beam;
 pub mod channel;
 pub mod chunk;
+pub mod delta;
 pub mod digest;
 pub mod etf;
 pub mod manifest;

@@ -19,7 +19,7 @@
 //! body_timeout_ms = 10000               # no body byte for this long: 408
 //! body_min_bytes_per_second = 16384     # a body slower than this on average (after the above): 408
 //! max_connections = 512                 # more are answered 503 and closed
-//! max_expensive_requests = 8            # packs, manifests, batches, missing queries at once; 503 beyond
+//! max_expensive_requests = 8            # packs, manifests, batches, deltas, missing queries at once; 503 beyond
 //!
 //! [s3]                                  # overrides for the AWS_* environment
 //! endpoint = "http://127.0.0.1:9000"

@@ -21,6 +21,8 @@ struct Report {
     chunks: usize,
     fetched_chunks: usize,
     fetched_bytes: u64,
+    /// Of the fetched chunks, those that came as deltas against cached ones.
+    delta_chunks: usize,
     written: PathBuf,
 }
 
@@ -37,7 +39,10 @@ pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
         }
     }
     let trusted = s.trusted(&args.trust.trusted_keys)?;
-    let fetcher = Fetcher::new(s, args.jobs);
+    let mut fetcher = Fetcher::new(s, args.jobs);
+    if args.no_deltas {
+        fetcher = fetcher.without_deltas();
+    }
     let (version, channel_seq) = match (&args.version, &args.channel) {
         _ if args.digest.is_some() => (
             by_digest(&fetcher, &args.name, args.digest.as_ref().unwrap()).await?,
@@ -77,19 +82,24 @@ pub async fn run(s: &Settings, args: &PullArgs) -> Result<()> {
         chunks: manifest.tar.chunks.len(),
         fetched_chunks: transfer.fetched_chunks,
         fetched_bytes: transfer.fetched_bytes,
+        delta_chunks: transfer.delta_chunks,
         written,
     };
     if args.json {
         crate::print_json(&report);
     } else if !s.quiet {
         crate::say(&format!(
-            "pulled {} {} (signed by {}): {} verified; fetched {} chunks ({}), {} from the cache; wrote {}",
+            "pulled {} {} (signed by {}): {} verified; fetched {} chunks ({}{}), {} from the cache; wrote {}",
             report.name,
             report.version,
             report.signer,
             bytes(report.bytes),
             report.fetched_chunks,
             bytes(report.fetched_bytes),
+            match report.delta_chunks {
+                0 => String::new(),
+                n => format!(", {n} as deltas against cached chunks"),
+            },
             report.chunks - report.fetched_chunks.min(report.chunks),
             report.written.display()
         ));

@@ -54,6 +54,32 @@ fn push_twice_uploads_nothing_and_the_next_version_only_what_changed() {
         v2["fetched_bytes"].as_u64().unwrap() * 10 < v2["bytes"].as_u64().unwrap(),
         "{v2}"
     );
+    // Those chunks came as deltas against v1's, and cost less than whole: another host with
+    // v1 cached asks for them whole.
+    assert_eq!(v2["delta_chunks"], v2["fetched_chunks"], "{v2}");
+    let plain_host = Home::new();
+    for (v, out, extra) in [(&vs[0], "v1.tar", None), (&vs[1], "v2.tar", Some("--no-deltas"))] {
+        let mut args = vec!["demo", "--version", v, "-o"];
+        let out = plain_host.path(out);
+        args.push(out.to_str().unwrap());
+        args.extend(extra);
+        let plain = plain_host.pull(&reg, home.path("keys/ci.pub"), &args);
+        if extra.is_some() {
+            assert_eq!(
+                (&plain["fetched_chunks"], &plain["delta_chunks"]),
+                (&v2["fetched_chunks"], &0.into())
+            );
+            let (delta, whole) = (
+                v2["fetched_bytes"].as_u64().unwrap(),
+                plain["fetched_bytes"].as_u64().unwrap(),
+            );
+            assert!(delta * 2 < whole, "deltas {delta} bytes, whole {whole}");
+        }
+    }
+    assert_eq!(
+        rel_digest_of(&plain_host.path("v2.tar")),
+        rel_digest_of(&tarball(&vs[1]))
+    );
 
     // What was pulled is the release: same files as the original tarball.
     let original = rel_digest_of(&tarball(&vs[1]));
@@ -1414,4 +1440,183 @@ fn appup_show_gc_and_completions() {
 
     let out = home.rel(None).args(["completions", "bash"]).output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("build-upgrade"));
+}
+
+/// What a meddling registry makes of an answer: its status and body in, the ones sent out.
+type Meddle = fn(u16, Vec<u8>) -> (u16, Vec<u8>);
+
+/// A registry in front of `upstream` that passes every request through, one per connection,
+/// but answers `POST /v1/chunks/delta` with what `meddle` makes of the upstream's answer (its
+/// status and body): a hostile registry, or one older than deltas. It stops with the test.
+fn meddling(upstream: &str, meddle: Meddle) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let (Ok(conn), upstream) = (conn, upstream.clone()) else {
+                break;
+            };
+            std::thread::spawn(move || {
+                let _ = pass_one(conn, &upstream, meddle);
+            });
+        }
+    });
+    url
+}
+
+/// One HTTP/1.1 message from `from`: its head and its body (by `content-length`).
+fn read_message(from: &mut std::net::TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut piece = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = from.read(&mut piece)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&piece[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = from.read(&mut piece)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&piece[..n]);
+    }
+    Ok((head, buf[head_end..head_end + length].to_vec()))
+}
+
+fn pass_one(mut conn: std::net::TcpStream, upstream: &str, meddle: Meddle) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let (head, body) = read_message(&mut conn)?;
+    let mut lines = head.trim_end().split("\r\n");
+    let request = lines.next().unwrap_or_default().to_owned();
+    let headers: String = lines
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let mut up = std::net::TcpStream::connect(upstream)?;
+    up.write_all(format!("{request}\r\n{headers}connection: close\r\n\r\n").as_bytes())?;
+    up.write_all(&body)?;
+    if !request.starts_with("POST /v1/chunks/delta ") {
+        let mut answer = Vec::new();
+        up.read_to_end(&mut answer)?;
+        return conn.write_all(&answer);
+    }
+    let (head, body) = read_message(&mut up)?;
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let (status, body) = meddle(status, body);
+    let kind = if status == 200 {
+        "application/zstd"
+    } else {
+        "application/json"
+    };
+    conn.write_all(
+        format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )?;
+    conn.write_all(&body)
+}
+
+#[test]
+fn a_bad_delta_is_refused_and_a_registry_without_deltas_is_served_whole() {
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    let vs = versions();
+    for v in &vs[..2] {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(tarball(v))
+            .arg("--quiet")
+            .assert()
+            .success();
+    }
+    let trusted = home.path("keys/ci.pub");
+    let host = Home::new();
+    host.pull(
+        &reg,
+        &trusted,
+        &["demo", "--version", &vs[0], "-o", host.path("v1.tar").to_str().unwrap()],
+    );
+    let indexes = || {
+        listing(&host.path("cache"))
+            .into_iter()
+            .filter(|p| p.ends_with(".idx"))
+            .count()
+    };
+    assert_eq!(indexes(), 1);
+    fs::create_dir_all(host.path("out")).unwrap();
+    let pull_v2 = |url: &str| {
+        host.process(url)
+            .args(["pull", "demo", "--version", &vs[1], "--json", "--trusted-key"])
+            .arg(&trusted)
+            .arg("-o")
+            .arg(host.path("out/v2.tar"))
+            .output()
+            .unwrap()
+    };
+    // Bytes scrambled; a valid frame of as many bytes, all zero; a frame that says more bytes
+    // than the chunks hold. Each is refused, naming the delta, and nothing is written: no
+    // tarball, no cache entry.
+    let meddles: [(Meddle, &str); 3] = [
+        (
+            |s, body| (s, body.iter().map(|b| b ^ 0x55).collect()),
+            "not a valid zstd frame",
+        ),
+        (
+            |s, body| {
+                let n = zstd::zstd_safe::get_frame_content_size(&body).unwrap().unwrap();
+                (s, rel_format::delta::encode(&[], &vec![0; n as usize]).unwrap())
+            },
+            "its bytes were altered",
+        ),
+        (
+            |s, body| {
+                let n = zstd::zstd_safe::get_frame_content_size(&body).unwrap().unwrap();
+                (s, rel_format::delta::encode(&[], &vec![0; n as usize + 100]).unwrap())
+            },
+            "not a valid zstd frame",
+        ),
+    ];
+    for (meddle, says) in meddles {
+        let out = pull_v2(&meddling(&reg.url, meddle));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("the registry sent a bad delta") && stderr.contains(says),
+            "{says}: {stderr}"
+        );
+        assert!(
+            listing(&host.path("out")).is_empty(),
+            "{:?}",
+            listing(&host.path("out"))
+        );
+        assert_eq!(indexes(), 1, "a refused pull entered the cache");
+    }
+    // A registry that does not serve deltas: the chunks come whole.
+    let older = pull_v2(&meddling(&reg.url, |_, _| {
+        (404, br#"{"code":"not_found","message":"no such endpoint"}"#.to_vec())
+    }));
+    assert!(older.status.success(), "{}", String::from_utf8_lossy(&older.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&older.stdout).unwrap();
+    assert_eq!(report["delta_chunks"], 0, "{report}");
+    assert!(report["fetched_chunks"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(rel_digest_of(&host.path("out/v2.tar")), rel_digest_of(&tarball(&vs[1])));
 }

@@ -12,8 +12,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 use rel_format::Digest;
-use rel_format::api::{Digests, MAX_BATCH, MAX_MISSING_QUERY, PackStored};
-use rel_format::chunk::check_frame;
+use rel_format::api::{DeltaRequest, Digests, MAX_BATCH, MAX_MISSING_QUERY, PackStored};
+use rel_format::chunk::{check_frame, decompress_chunk};
+use rel_format::delta::{MAX_DELTA_CHUNKS, check_bounds};
 use rel_format::pack::{
     Entry, MAX_PACK, PACK_MAGIC, PackScanner, RECORD_HEADER, check_density, encode_index, index_entries, pack_id,
 };
@@ -31,12 +32,15 @@ use crate::store::StoreError;
 const MAX_MISSING_BODY: usize = MAX_MISSING_QUERY * 80 + 1024;
 /// Largest body of a batch request.
 const MAX_BATCH_BODY: usize = MAX_BATCH * 80 + 1024;
+/// Largest body of a delta request.
+const MAX_DELTA_BODY: usize = 2 * MAX_DELTA_CHUNKS * 80 + 1024;
 
 pub(super) fn router(expensive: &super::Expensive) -> Router<AppState> {
     Router::new()
         .route("/v1/chunks/missing", expensive.limit(post(missing)))
         .route("/v1/chunks/{digest}", get(download).head(download))
         .route("/v1/chunks/batch", expensive.limit(post(batch)))
+        .route("/v1/chunks/delta", expensive.limit(post(delta)))
         .route("/v1/packs", expensive.limit(post(upload)))
 }
 
@@ -317,6 +321,106 @@ async fn batch(State(state): State<AppState>, Caller(caller): Caller, body: Unre
         axum::body::Body::from_stream(body),
     )
         .into_response())
+}
+
+#[utoipa::path(
+    post, path = "/v1/chunks/delta", operation_id = "fetchDelta", tag = "chunks",
+    request_body(content = DeltaRequest, description = "the chunks wanted, and the chunks the caller holds to compress them against"),
+    responses(
+        (status = 200, description = "one zstd frame: the wanted chunks concatenated, compressed with the base chunks concatenated as its prefix", content_type = "application/zstd", body = Vec<u8>),
+        (status = 404, description = "a chunk of either list is not stored", body = rel_format::api::ErrorBody),
+        (status = 413, description = "over 1,024 chunks or 4 MiB in a list", body = rel_format::api::ErrorBody),
+    )
+)]
+/// `POST /v1/chunks/delta`: the asked chunks as one zstd frame compressed against the base
+/// chunks (SPEC.md §4.2). Both lists are bounded before a byte of a chunk is read, so a
+/// request costs the registry at most 8 MiB of reading and one bounded compression.
+async fn delta(State(state): State<AppState>, Caller(caller): Caller, body: Unread) -> Result<Response, ApiError> {
+    caller.require(Scope::Pull, None)?;
+    let query: DeltaRequest = body.json(MAX_DELTA_BODY, "delta request", &state.limits).await?;
+    if query.chunks.is_empty() {
+        return Err(ApiError::BadRequest(
+            "a delta request asks for at least one chunk".into(),
+        ));
+    }
+    let lists = [("base", &query.base), ("wanted", &query.chunks)];
+    for (what, digests) in lists {
+        check_bounds(0, digests.len()).map_err(|e| ApiError::TooLarge(format!("the {what} chunks: {e}")))?;
+    }
+    let mut read = Vec::with_capacity(2);
+    for (what, digests) in lists {
+        let unknown = state.packs.unknown(digests, Instant::now()).await?;
+        if let Some(first) = unknown.first() {
+            return Err(ApiError::NotFound(format!(
+                "chunk {first} is not stored ({} of the {} {what} chunks are not)",
+                unknown.len(),
+                digests.len()
+            )));
+        }
+        let mut bytes = 0u64;
+        for d in digests {
+            let location = state
+                .packs
+                .locate(d)
+                .ok_or_else(|| ApiError::NotFound(format!("chunk {d} is not stored")))?;
+            bytes += u64::from(location.entry.length);
+        }
+        check_bounds(bytes, digests.len()).map_err(|e| ApiError::TooLarge(format!("the {what} chunks: {e}")))?;
+        read.push(read_chunks(&state, digests).await?);
+    }
+    let (wanted, base) = (read.pop().expect("two lists"), read.pop().expect("two lists"));
+    let frame = tokio::task::spawn_blocking(move || {
+        let base = chunk_data(&base?, &query.base)?;
+        let wanted = chunk_data(&wanted?, &query.chunks)?;
+        rel_format::delta::encode(&base, &wanted).map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("a delta stopped: {e}")))??;
+    state.metrics.chunk_bytes_sent(frame.len() as u64);
+    Ok(([(header::CONTENT_TYPE, "application/zstd")], frame).into_response())
+}
+
+/// The records of `digests`, in order, as one pack body; `Err` (inside) when a pack was
+/// collected since this replica indexed it: the caller may ask again.
+async fn read_chunks(state: &AppState, digests: &[Digest]) -> Result<Result<Vec<u8>, ApiError>, ApiError> {
+    let runs = record_runs(state, digests)?;
+    let mut body = PACK_MAGIC.to_vec();
+    let mut reads = futures::stream::iter(runs)
+        .map(|(pack, range)| async move { state.store.get_range(&pack, range).await })
+        .buffered(4);
+    while let Some(read) = reads.next().await {
+        match read {
+            Ok(bytes) => body.extend_from_slice(&bytes),
+            Err(StoreError::NotFound(_)) => {
+                state.packs.refresh(Instant::now()).await?;
+                return Ok(Err(ApiError::Busy(
+                    "a pack was rewritten while it was read; ask again".into(),
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Ok(body))
+}
+
+/// The chunks of a pack body read by [`read_chunks`], decompressed and concatenated.
+fn chunk_data(body: &[u8], digests: &[Digest]) -> Result<Vec<u8>, ApiError> {
+    let records = rel_format::pack::parse_pack(body).map_err(|e| ApiError::Internal(format!("a stored pack: {e}")))?;
+    if records.len() != digests.len() {
+        return Err(ApiError::Internal(format!(
+            "read {} stored chunks where {} were asked for",
+            records.len(),
+            digests.len()
+        )));
+    }
+    let mut data = Vec::new();
+    for e in records {
+        let frame = &body[e.offset as usize..][..e.size as usize];
+        let chunk =
+            decompress_chunk(&e.chunk(), frame).map_err(|err| ApiError::Internal(format!("a stored chunk: {err}")))?;
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
 }
 
 #[utoipa::path(

@@ -22,6 +22,7 @@ use rel_format::api::ErrorBody;
         super::chunks::missing,
         super::chunks::upload,
         super::chunks::batch,
+        super::chunks::delta,
         super::chunks::download,
         super::manifests::upload,
         super::manifests::get_release,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::support::{Artifact, artifact, call, get, key, missing, noise, pack_of, push, upload};
 use rel_format::Kind;
 use rel_format::channel::{CHANNEL_SCHEMA, ChannelPointer, SignedChannel};
+use rel_format::chunk::decompress_chunk;
 use rel_registry::{AppState, Options, Store, app};
 
 fn memory() -> Store {
@@ -653,6 +654,74 @@ async fn batches_come_back_as_one_pack_in_the_order_asked() {
     let body = serde_json::json!({ "digests": many });
     let r = call(&app, "POST", "/v1/chunks/batch", None, &json, body.to_string()).await;
     assert_eq!(r.status, 413, "{}", r.text());
+}
+
+#[tokio::test]
+async fn deltas_give_the_chunks_against_the_base_and_are_bounded() {
+    let app = open_app();
+    let old = noise(92, 300_000);
+    // The next version: a few bytes changed here and there, a few inserted.
+    let mut new = old.clone();
+    for at in [10_000, 90_000, 200_000] {
+        new[at..at + 8].copy_from_slice(b"changed!");
+    }
+    new.splice(150_000..150_000, *b"inserted");
+    let a = artifact("demo", "1.0.0", Kind::Release, &[], &old, &key("ci"));
+    let b = artifact("demo", "2.0.0", Kind::Release, &[], &new, &key("ci"));
+    assert_eq!(upload(&app, None, &a.chunks).await.status, 201);
+    assert_eq!(upload(&app, None, &b.chunks).await.status, 201);
+    let held: std::collections::HashSet<_> = a.chunks.iter().map(|(c, _)| c.digest).collect();
+    let wanted: Vec<_> = b.chunks.iter().filter(|(c, _)| !held.contains(&c.digest)).collect();
+    assert!(
+        wanted.len() >= 3 && wanted.len() < b.chunks.len(),
+        "{} of {}",
+        wanted.len(),
+        b.chunks.len()
+    );
+    let json = [("content-type", "application/json".to_owned())];
+    let ask = |base: Vec<String>, chunks: Vec<String>| {
+        let app = app.clone();
+        let body = serde_json::json!({ "base": base, "chunks": chunks }).to_string();
+        let json = json.clone();
+        async move { call(&app, "POST", "/v1/chunks/delta", None, &json, body).await }
+    };
+    let names = |chunks: &[&(rel_format::chunk::ChunkRef, Vec<u8>)]| {
+        chunks.iter().map(|(c, _)| c.digest.to_string()).collect::<Vec<_>>()
+    };
+    let base: Vec<_> = a.chunks.iter().collect();
+    let r = ask(names(&base), names(&wanted)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let base_data: Vec<u8> = base.iter().flat_map(|(c, f)| decompress_chunk(c, f).unwrap()).collect();
+    let refs: Vec<_> = wanted.iter().map(|(c, _)| c.clone()).collect();
+    let got = rel_format::delta::decode(&base_data, &r.body, &refs).unwrap();
+    let whole: usize = wanted.iter().map(|(_, frame)| frame.len()).sum();
+    assert!(
+        r.body.len() * 20 < whole,
+        "a delta of {} bytes for {whole} bytes of frames",
+        r.body.len()
+    );
+    for (data, (c, frame)) in got.iter().zip(&wanted) {
+        assert_eq!(data, &decompress_chunk(c, frame).unwrap());
+    }
+
+    let unknown = rel_format::Digest::of(b"never stored").to_string();
+    // A base chunk not stored: 404 naming it; nothing asked for: 400.
+    let r = ask(vec![unknown.clone()], names(&wanted)).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains(&unknown) && r.text().contains("base"), "{}", r.text());
+    assert_eq!(ask(names(&base), vec![]).await.status, 400);
+    // Over 1,024 chunks, or over 4 MiB (one chunk named many times): refused before reading.
+    let many = vec![unknown; rel_format::delta::MAX_DELTA_CHUNKS + 1];
+    assert_eq!(ask(many, names(&wanted)).await.status, 413);
+    let big = vec![names(&base)[0].clone(); 1000];
+    let r = ask(names(&base), big).await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()["code"].as_str()),
+        (413, Some("too_large")),
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("wanted"), "{}", r.text());
 }
 
 #[tokio::test]

@@ -135,6 +135,12 @@ async fn matrix() {
         ),
         (
             "POST",
+            "/v1/chunks/delta".into(),
+            format!(r#"{{"base":["{0}"],"chunks":["{0}"]}}"#, chunk.0.digest).into_bytes(),
+            [401, 200, 200, 200, 200],
+        ),
+        (
+            "POST",
             "/v1/packs".into(),
             crate::support::pack_of([&chunk]),
             [401, 403, 201, 200, 200],
