@@ -210,7 +210,7 @@ json=$("$rel" pull bench --version 1.0.1 -o "$work/b.tar" --cache-dir "$work/cac
 fetched=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fetched_bytes"])')
 json=$("$rel" pull bench --version 1.0.1 -o "$work/b-plain.tar" --cache-dir "$work/cache-plain" --no-deltas --json)
 plain=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["fetched_bytes"])')
-say "next:  pulling 1.0.1 after 1.0.0 fetched $fetched of $size bytes = $(python3 -c "print(f'{100*$fetched/$size:.2f}')")% (whole chunks, --no-deltas: $plain = $(python3 -c "print(f'{100*$plain/$size:.2f}')")%) (target <= 10%: $(met "100*$fetched/$size <= 10"))"
+say "next:  pulling 1.0.1 after 1.0.0 fetched $fetched of $size bytes = $(python3 -c "print(f'{100*$fetched/$size:.3f}')")% (whole chunks, --no-deltas: $plain = $(python3 -c "print(f'{100*$plain/$size:.2f}')")%) (target <= 10%: $(met "100*$fetched/$size <= 10"))"
 
 )
 [[ $? -eq 0 ]] || say "push/pull/next: FAILED (see the output above); the other parts go on"

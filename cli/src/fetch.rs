@@ -98,14 +98,14 @@ pub async fn stream_tar<W: Write + Send + 'static>(
         Ok(r.finish()?)
     });
     let mut transfer = Transfer::default();
-    let mut windows = futures::stream::iter(manifest.tar.chunks.chunks(WINDOW).enumerate())
+    let mut windows = futures::stream::iter(manifest.tar.chunks.chunks(WINDOW).map(<[ChunkRef]>::to_vec).enumerate())
         .map(|(n, window)| {
             let (index, cache, cache_out) = (index.clone(), cache.clone(), cache_out.clone());
             let at = Place {
                 start: n * WINDOW,
                 base: base.clone(),
             };
-            fetch_window(client, index, cache, cache_out, window.to_vec(), at)
+            fetch_window(client, index, cache, cache_out, window, at)
         })
         .buffered(jobs.max(1));
     let mut failure = None;

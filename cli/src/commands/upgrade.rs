@@ -236,13 +236,7 @@ async fn obtain_step(
 ) -> Result<String> {
     let keep = |manifest: &Manifest| keep_in.map_or(Ok(()), |root| Host::keep_manifest(root, manifest));
     if kind != StepKind::Synthesised {
-        let signer = fetch_step(fetcher, trusted, name, from, to, target).await?;
-        // What `to` is as a release, for the next upgrade built here; an upgrade may be
-        // stored without its release.
-        if let Ok(Verified { manifest, .. }) = fetcher.release(trusted, name, to).await {
-            keep(&manifest)?;
-        }
-        return Ok(signer);
+        return obtain_stored(fetcher, trusted, name, from, to, target, keep_in).await;
     }
     let Verified { manifest, signer } = fetcher.release(trusted, name, to).await?;
     check_native(&manifest, &HostPlatform::detect())?;
@@ -255,6 +249,80 @@ async fn obtain_step(
     std::io::copy(&mut std::fs::File::open(&built.tar)?, &mut out)?;
     out.persist(target).map_err(|e| e.error)?;
     Ok(signer)
+}
+
+/// A stored upgrade step, fetched to `target`, and the manifest of the release it goes to
+/// kept in `keep_in` (for the next upgrade built here; an upgrade may be stored without its
+/// release). Returns its signer.
+async fn obtain_stored(
+    fetcher: &Fetcher,
+    trusted: &TrustedKeys,
+    name: &str,
+    from: &Version,
+    to: &Version,
+    target: &Path,
+    keep_in: Option<&Path>,
+) -> Result<String> {
+    let signer = fetch_step(fetcher, trusted, name, from, to, target).await?;
+    if let (Some(root), Ok(Verified { manifest, .. })) = (keep_in, fetcher.release(trusted, name, to).await) {
+        Host::keep_manifest(root, &manifest)?;
+    }
+    Ok(signer)
+}
+
+/// The next stored step of a chain, fetched while the node installs the current one.
+struct Prefetch {
+    task: tokio::task::JoinHandle<Result<String>>,
+    /// Where it is written; moved to where unpack_release looks when its turn comes.
+    file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Prefetch {
+    /// Starts fetching `step` (from `from` unless it says) into a folder of its own in `root`'s
+    /// `releases/`; nothing for a step built here, which reads the release being installed.
+    fn start(
+        fetcher: &Fetcher,
+        trusted: &TrustedKeys,
+        name: &str,
+        root: &Path,
+        from: &Version,
+        step: &rel_format::upgrade_path::Step,
+    ) -> Result<Option<Self>> {
+        if step.kind == StepKind::Synthesised {
+            return Ok(None);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(&crate::fs::temp::prefix("prefetch"))
+            .tempdir_in(root.join("releases"))?;
+        let file = dir.path().join(format!("{name}.tar.gz"));
+        let (fetcher, trusted, name, root, from, to, at) = (
+            fetcher.clone(),
+            trusted.clone(),
+            name.to_owned(),
+            root.to_owned(),
+            step.from.clone().unwrap_or_else(|| from.clone()),
+            step.to.clone(),
+            file.clone(),
+        );
+        let task =
+            tokio::spawn(async move { obtain_stored(&fetcher, &trusted, &name, &from, &to, &at, Some(&root)).await });
+        Ok(Some(Self { task, file, _dir: dir }))
+    }
+
+    /// Waits for the step, and moves it to `tarball`.
+    async fn finish(mut self, tarball: &Path) -> Result<String> {
+        let signer = (&mut self.task).await??;
+        std::fs::rename(&self.file, tarball)?;
+        Ok(signer)
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        // A chain that stopped: the next step is not wanted.
+        self.task.abort();
+    }
 }
 
 /// Fetches and verifies one upgrade step, checks its native code against this host, writes
@@ -425,6 +493,11 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
     };
     let total = plan.steps.len();
     let tarball = root.join(format!("releases/{}.tar.gz", args.name));
+    // The next stored step of a chain is fetched while the node installs this one, unless a
+    // pre-step hook must run before it is fetched.
+    let ahead = !args.dry_run && host.config.hooks.pre_step.is_empty();
+    crate::fs::temp::sweep(&root.join("releases"), Some("prefetch"));
+    let mut prefetched: Option<Prefetch> = None;
     let mut current = running.clone();
     for (i, step) in plan.steps.iter().enumerate() {
         let to = step.to.clone();
@@ -456,7 +529,18 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         let node = node.as_ref().expect("a hot upgrade has a running node");
         host.begin("upgrade", Some(from.as_str()), to.as_str())?;
         let mut obtained = std::time::Duration::ZERO;
+        let fetched_ahead = prefetched.is_some();
         let fetched = async {
+            if let Some(ahead) = prefetched.take() {
+                // What was left of it once the node had installed the previous step.
+                let started = std::time::Instant::now();
+                let signer = ahead
+                    .finish(&tarball)
+                    .await
+                    .with_context(|| format!("the node stays on {from}"))?;
+                obtained = started.elapsed();
+                return Ok(signer);
+            }
             host.config
                 .run_hooks(&root, true, &env)
                 .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
@@ -490,13 +574,18 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         let driver = host.driver(node, &host_files);
         let stepped = async {
             driver.unpack(&from, &to, &tarball).await?;
+            if ahead && let Some(next) = plan.steps.get(i + 1) {
+                // unpack_release is done with the tarball: the next step may be fetched.
+                prefetched = Prefetch::start(&fetcher, &trusted, &args.name, &root, &to, next)?;
+            }
             driver.install(&from, &to, true).await
         }
         .await;
-        let obtaining = if step.kind == StepKind::Synthesised {
-            "synthesise"
-        } else {
-            "fetch"
+        let obtaining = match (step.kind, fetched_ahead) {
+            (StepKind::Synthesised, _) => "synthesise",
+            // The time the step waited for it.
+            (_, true) => "fetch ahead",
+            _ => "fetch",
         };
         let phases: Vec<Phase> = std::iter::once(Phase::of(obtaining, obtained))
             .chain(driver.times.take().into_iter().map(|(p, d)| Phase::of(p, d)))

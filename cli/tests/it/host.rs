@@ -127,6 +127,17 @@ fn cold_install_then_a_two_step_live_upgrade_and_a_rollback() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("step 1/2") && stderr.contains("step 2/2"), "{stderr}");
+    // With no pre-step hook, the second step was fetched while the node installed the first.
+    let second = stderr.lines().find(|l| l.contains("step 2/2")).unwrap();
+    assert!(second.contains("fetch ahead"), "{stderr}");
+    assert!(
+        !stderr
+            .lines()
+            .find(|l| l.contains("step 1/2"))
+            .unwrap()
+            .contains("ahead"),
+        "{stderr}"
+    );
     assert_eq!(node.os_pid(), pid, "the node was restarted");
     assert_eq!(running(&mut node), vs[2]);
     assert_eq!(
@@ -307,7 +318,10 @@ fn dry_run_changes_nothing_and_hooks_run_around_each_step() {
     assert!(!log.exists(), "hooks ran during a dry run");
 
     let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[2]]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // A pre-step hook runs before its step is fetched: nothing is fetched ahead of it.
+    assert!(stderr.contains("step 2/2") && !stderr.contains("ahead"), "{stderr}");
     let lines: Vec<String> = fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
     assert_eq!(
         lines,
