@@ -251,9 +251,10 @@ async fn obtain_step(
     Ok(signer)
 }
 
-/// A stored upgrade step, fetched to `target`, and the manifest of the release it goes to
-/// kept in `keep_in` (for the next upgrade built here; an upgrade may be stored without its
-/// release). Returns its signer.
+/// A stored upgrade step, fetched and verified, its native code checked against this host,
+/// written to `target` (where unpack_release looks); and the manifest of the release it goes
+/// to kept in `keep_in`, for the next upgrade built here (an upgrade may be stored without
+/// its release). Returns its signer.
 async fn obtain_stored(
     fetcher: &Fetcher,
     trusted: &TrustedKeys,
@@ -263,7 +264,9 @@ async fn obtain_stored(
     target: &Path,
     keep_in: Option<&Path>,
 ) -> Result<String> {
-    let signer = fetch_step(fetcher, trusted, name, from, to, target).await?;
+    let Verified { manifest, signer } = fetcher.upgrade(trusted, name, to, from).await?;
+    check_native(&manifest, &HostPlatform::detect())?;
+    fetcher.write(&manifest, Target::File(target), "fetch").await?;
     if let (Some(root), Ok(Verified { manifest, .. })) = (keep_in, fetcher.release(trusted, name, to).await) {
         Host::keep_manifest(root, &manifest)?;
     }
@@ -323,22 +326,6 @@ impl Drop for Prefetch {
         // A chain that stopped: the next step is not wanted.
         self.task.abort();
     }
-}
-
-/// Fetches and verifies one upgrade step, checks its native code against this host, writes
-/// it where unpack_release looks. Returns its signer.
-async fn fetch_step(
-    fetcher: &Fetcher,
-    trusted: &TrustedKeys,
-    name: &str,
-    from: &Version,
-    to: &Version,
-    target: &Path,
-) -> Result<String> {
-    let Verified { manifest, signer } = fetcher.upgrade(trusted, name, to, from).await?;
-    check_native(&manifest, &HostPlatform::detect())?;
-    fetcher.write(&manifest, Target::File(target), "fetch").await?;
-    Ok(signer)
 }
 
 pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
