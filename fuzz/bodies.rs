@@ -74,6 +74,31 @@ pub(crate) fn pack(data: &[u8]) {
     }
 }
 
+/// The bytes deltas are decoded against in [`delta`], and the chunks they must give.
+pub(crate) fn delta_case() -> (Vec<u8>, Vec<u8>, Vec<rel_format::chunk::ChunkRef>) {
+    let base: Vec<u8> = (0..6000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let mut target = base.clone();
+    target[100..108].copy_from_slice(b"changed!");
+    target.extend_from_slice(b"and more at the end");
+    let chunks = target
+        .chunks(4000)
+        .map(|d| rel_format::chunk::ChunkRef {
+            digest: rel_format::Digest::of(d),
+            length: d.len() as u64,
+        })
+        .collect();
+    (base, target, chunks)
+}
+
+/// Deltas from a hostile registry: a frame decodes against its base to exactly the chunks
+/// asked for, every one verified, or is refused; never a panic, never more output than asked.
+pub(crate) fn delta(data: &[u8]) {
+    let (base, target, chunks) = delta_case();
+    if let Ok(got) = rel_format::delta::decode(&base, data, &chunks) {
+        assert_eq!(got.concat(), target, "a delta decoded to other bytes than its chunks");
+    }
+}
+
 /// Signed manifests and channel pointers: read or refused within their bounds; a read
 /// envelope written again is the same envelope, and a signature never verifies under a key
 /// that did not make it.

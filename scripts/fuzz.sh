@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs rel's fuzz targets (fuzz/, cargo-fuzz and libFuzzer) for SECONDS each, default 60:
-#   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: etf beam terms tar pack signed version
+#   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: etf beam terms tar pack signed version delta
 # Needs a nightly toolchain (rustup toolchain install nightly); installs cargo-fuzz into
 # target/tools. Each corpus (target/fuzz/corpus/TARGET) is seeded from the fixture releases
 # (built first if missing), SPEC.md's examples and a few hand-made inputs, and keeps what the
@@ -12,7 +12,7 @@ root=$PWD
 secs=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(etf beam terms tar pack signed version)
+((${#targets[@]})) || targets=(etf beam terms tar pack signed version delta)
 toolchain=${REL_FUZZ_TOOLCHAIN:-nightly}
 tools=${REL_TOOLS:-$root/target/tools}
 work=$root/target/fuzz
@@ -79,7 +79,17 @@ seed("signed", json.dumps({"signatures": ["ci:" + "A" * 86 + "=="], "signed": {
 for text in ["0.1.0+20240101-1000-49ab6e0\n0.1.0+20240101-381-eddcacc", "1.0.0-rc.1\n1.0.0",
              "2026-02-28T23:59:59Z", "0.0.1+20171116-381-eddcacc\n10.0.0-alpha.beta+build.7"]:
     seed("version", text.encode())
+# Deltas: the frame `zstd --patch-from` makes of fuzz/bodies.rs's delta case (the base as
+# its prefix, as the registry compresses).
+base = bytes(i * 31 % 251 for i in range(6000))
+target = base[:100] + b"changed!" + base[108:] + b"and more at the end"
+d = os.path.join(corpus, "delta"); os.makedirs(d, exist_ok=True)
+open(os.path.join(d, "base"), "wb").write(base); open(os.path.join(d, "target"), "wb").write(target)
 PY
+if command -v zstd >/dev/null; then
+  zstd -q -f --patch-from="$work/corpus/delta/base" "$work/corpus/delta/target" -o "$work/corpus/delta/seed-patch"
+fi
+rm "$work/corpus/delta/base" "$work/corpus/delta/target"
 
 for t in "${targets[@]}"; do
   mkdir -p "$work/artifacts/$t"

@@ -133,6 +133,15 @@ fn archives() {
 }
 
 #[test]
+fn deltas() {
+    let (base, target, _) = bodies::delta_case();
+    let seed = rel_format::delta::encode(&base, &target).unwrap();
+    // The seed itself decodes: the body's check has something to check.
+    bodies::delta(&seed);
+    run(bodies::delta, &[seed], 400);
+}
+
+#[test]
 fn packs() {
     let mut writer = PackWriter::new();
     for data in [&b"first chunk"[..], &[1u8; 5000][..], &b"third"[..]] {
