@@ -395,6 +395,66 @@ mod tests {
         ));
     }
 
+    /// The chunks of `data` as the chunker cuts them, with their bytes.
+    #[cfg(feature = "zstd")]
+    fn chunked(data: &[u8]) -> Vec<(ChunkRef, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut chunker = crate::chunk::Chunker::new(|c: &ChunkRef, d: &[u8]| {
+            out.push((c.clone(), d.to_vec()));
+            Ok(())
+        });
+        std::io::Write::write_all(&mut chunker, data).unwrap();
+        chunker.finish().unwrap();
+        out
+    }
+
+    #[cfg(feature = "zstd")]
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// A next version made by edits anywhere (bytes changed, inserted, removed), chunked
+        /// for real and planned window by window as a host does: every piece's frame gives
+        /// exactly its chunks against its base, and costs less than its chunks compressed
+        /// whole when the edits are small.
+        #[test]
+        fn deltas_of_an_edited_stream_give_its_chunks(
+            seed in 0u64..1000,
+            edits in proptest::collection::vec((0usize..600_000, 0usize..3, 1usize..200), 1..6),
+        ) {
+            let base = rel_testkit::noise(seed, 600_000);
+            let mut next = base.clone();
+            for (at, kind, len) in edits {
+                let at = at.min(next.len());
+                let (cut, with) = match kind {
+                    0 => (at..(at + len).min(next.len()), rel_testkit::noise(seed + 1, len)),
+                    1 => (at..at, rel_testkit::noise(seed + 2, len)),
+                    _ => (at..(at + len).min(next.len()), Vec::new()),
+                };
+                next.splice(cut, with);
+            }
+            let (held, wanted) = (chunked(&base), chunked(&next));
+            let held_refs: Vec<ChunkRef> = held.iter().map(|(c, _)| c.clone()).collect();
+            let wanted_refs: Vec<ChunkRef> = wanted.iter().map(|(c, _)| c.clone()).collect();
+            let have: std::collections::HashSet<Digest> = held_refs.iter().map(|c| c.digest).collect();
+            let a = Aligner::new(&held_refs, &wanted_refs);
+            let (mut delta_bytes, mut whole_bytes) = (0, 0);
+            for start in (0..wanted.len()).step_by(128) {
+                let window = start..(start + 128).min(wanted.len());
+                for p in a.plan(window, 1 << 20, |i| !have.contains(&wanted_refs[i].digest)) {
+                    let base: Vec<u8> = held[p.base.clone()].iter().flat_map(|(_, d)| d.clone()).collect();
+                    let want: Vec<u8> = wanted[p.want.clone()].iter().flat_map(|(_, d)| d.clone()).collect();
+                    let frame = encode(&base, &want).unwrap();
+                    let got = decode(&base, &frame, &wanted_refs[p.want.clone()]).unwrap();
+                    prop_assert_eq!(got.concat(), want.clone());
+                    delta_bytes += frame.len();
+                    whole_bytes += crate::chunk::compress_chunk(&want).unwrap().len();
+                }
+            }
+            prop_assert!(whole_bytes > 0, "an edited stream got no delta");
+            // Noise does not compress: whole chunks cost their size; deltas, the edits.
+            prop_assert!(delta_bytes * 4 <= whole_bytes.max(4096), "deltas {} bytes, whole {}", delta_bytes, whole_bytes);
+        }
+    }
+
     proptest! {
         /// Whatever the streams, pieces lie in the window, ask only for missing chunks, in
         /// order and never twice, and stay within the protocol's bounds.
