@@ -158,10 +158,10 @@ impl PackCache {
             cache: self.clone(),
         };
         if self.has(&stream.digest) {
-            // Cached by a rel that kept no order: keep it now.
+            // Cached by a rel that kept no order: keep it now, if the cache can be written.
             let order = self.paths(&stream.digest).0.with_extension("order");
             if !order.exists() {
-                self.write_order(&order, &stream.chunks)?;
+                let _ = self.write_order(&order, &stream.chunks);
             }
             return Ok(writer);
         }
@@ -452,6 +452,31 @@ mod tests {
     }
 
     #[test]
+    fn deltas_go_against_the_cached_artifact_sharing_the_most_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = PackCache::open(dir.path()).unwrap();
+        let (a, a_chunks) = artifact(1, 6);
+        let (b, b_chunks) = artifact(100, 6);
+        store(&cache, &a, &a_chunks);
+        store(&cache, &b, &b_chunks);
+        // Shares one chunk with a, three with b (in another order than b's).
+        let target: Vec<ChunkRef> = [&a.chunks[0], &b.chunks[4], &b.chunks[1], &b.chunks[2]]
+            .into_iter()
+            .cloned()
+            .collect();
+        assert_eq!(
+            cache.closest(&target),
+            Some(b.chunks.clone()),
+            "b's chunks, in b's order"
+        );
+        assert_eq!(cache.closest(&artifact(200, 3).0.chunks), None, "nothing shared");
+        // A damaged order file costs only that artifact's deltas.
+        let (pack, _) = cache.paths(&b.digest);
+        std::fs::write(pack.with_extension("order"), b"RELORDR1 cut").unwrap();
+        assert_eq!(cache.closest(&target), Some(a.chunks.clone()));
+    }
+
+    #[test]
     fn the_newest_artifacts_stay_and_the_old_format_goes() {
         let dir = tempfile::tempdir().unwrap();
         let cache = PackCache::open(dir.path()).unwrap();
@@ -469,6 +494,12 @@ mod tests {
         assert_eq!(kept.iter().filter(|k| **k).count(), KEEP);
         assert!(!kept[0] && !kept[1] && kept[KEEP + 1], "{kept:?}");
         assert!(!dir.path().join("0123.tar").exists() && !dir.path().join("0123.chunks").exists());
+        // An evicted artifact's order goes with it.
+        let orders = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "order"))
+            .count();
+        assert_eq!(orders, KEEP);
     }
 
     #[test]

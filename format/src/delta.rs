@@ -404,7 +404,7 @@ mod tests {
             Ok(())
         });
         std::io::Write::write_all(&mut chunker, data).unwrap();
-        chunker.finish().unwrap();
+        let (_stream, _sink) = chunker.finish().unwrap();
         out
     }
 

@@ -370,8 +370,8 @@ async fn delta(State(state): State<AppState>, Caller(caller): Caller, body: Unre
     }
     let (wanted, base) = (read.pop().expect("two lists"), read.pop().expect("two lists"));
     let frame = tokio::task::spawn_blocking(move || {
-        let base = chunk_data(&base?, &query.base)?;
-        let wanted = chunk_data(&wanted?, &query.chunks)?;
+        let base = chunk_data(&base, &query.base)?;
+        let wanted = chunk_data(&wanted, &query.chunks)?;
         rel_format::delta::encode(&base, &wanted).map_err(|e| ApiError::Internal(e.to_string()))
     })
     .await
@@ -380,9 +380,9 @@ async fn delta(State(state): State<AppState>, Caller(caller): Caller, body: Unre
     Ok(([(header::CONTENT_TYPE, "application/zstd")], frame).into_response())
 }
 
-/// The records of `digests`, in order, as one pack body; `Err` (inside) when a pack was
-/// collected since this replica indexed it: the caller may ask again.
-async fn read_chunks(state: &AppState, digests: &[Digest]) -> Result<Result<Vec<u8>, ApiError>, ApiError> {
+/// The records of `digests`, in order, as one pack body; `busy` when a pack was collected
+/// since this replica indexed it (the client asks again, and this replica has listed anew).
+async fn read_chunks(state: &AppState, digests: &[Digest]) -> Result<Vec<u8>, ApiError> {
     let runs = record_runs(state, digests)?;
     let mut body = PACK_MAGIC.to_vec();
     let mut reads = futures::stream::iter(runs)
@@ -393,14 +393,14 @@ async fn read_chunks(state: &AppState, digests: &[Digest]) -> Result<Result<Vec<
             Ok(bytes) => body.extend_from_slice(&bytes),
             Err(StoreError::NotFound(_)) => {
                 state.packs.refresh(Instant::now()).await?;
-                return Ok(Err(ApiError::Busy(
+                return Err(ApiError::Busy(
                     "a pack was rewritten while it was read; ask again".into(),
-                )));
+                ));
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(Ok(body))
+    Ok(body)
 }
 
 /// The chunks of a pack body read by [`read_chunks`], decompressed and concatenated.
