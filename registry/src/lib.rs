@@ -53,10 +53,26 @@ pub struct Inner {
     pub limits: Limits,
     /// Permits for expensive requests (SPEC.md §7.6).
     pub(crate) expensive: Arc<tokio::sync::Semaphore>,
+    /// Deltas computed lately, by request (SPEC.md §4.2): a fleet upgrading from one version
+    /// asks for the same ones, and each is computed once however many ask at once.
+    pub(crate) deltas: quick_cache::sync::Cache<rel_format::Digest, bytes::Bytes, FrameWeight>,
     /// The registry's identity, read from (or first written to) the store.
     identity: tokio::sync::OnceCell<String>,
     /// The clock, replaceable in tests.
     pub now: fn() -> SystemTime,
+}
+
+/// Bytes of delta frames a replica keeps.
+const DELTA_CACHE_BYTES: u64 = 64 << 20;
+
+/// A kept delta weighs its frame and its key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrameWeight;
+
+impl quick_cache::Weighter<rel_format::Digest, bytes::Bytes> for FrameWeight {
+    fn weight(&self, _: &rel_format::Digest, frame: &bytes::Bytes) -> u64 {
+        frame.len() as u64 + 64
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -100,6 +116,7 @@ impl AppState {
             gc_grace: options.gc_grace,
             gc: gc::GcState::default(),
             expensive: Arc::new(tokio::sync::Semaphore::new(options.limits.max_expensive)),
+            deltas: quick_cache::sync::Cache::with_weighter(4096, DELTA_CACHE_BYTES, FrameWeight),
             identity: tokio::sync::OnceCell::new(),
             limits: options.limits,
             now: SystemTime::now,

@@ -334,7 +334,8 @@ async fn batch(State(state): State<AppState>, Caller(caller): Caller, body: Unre
 )]
 /// `POST /v1/chunks/delta`: the asked chunks as one zstd frame compressed against the base
 /// chunks (SPEC.md §4.2). Both lists are bounded before a byte of a chunk is read, so a
-/// request costs the registry at most 8 MiB of reading and one bounded compression.
+/// request costs the registry at most 8 MiB of reading and one bounded compression, and a
+/// delta asked for again, or by many at once, is computed once while it is kept.
 async fn delta(State(state): State<AppState>, Caller(caller): Caller, body: Unread) -> Result<Response, ApiError> {
     caller.require(Scope::Pull, None)?;
     let query: DeltaRequest = body.json(MAX_DELTA_BODY, "delta request", &state.limits).await?;
@@ -347,7 +348,6 @@ async fn delta(State(state): State<AppState>, Caller(caller): Caller, body: Unre
     for (what, digests) in lists {
         check_bounds(0, digests.len()).map_err(|e| ApiError::TooLarge(format!("the {what} chunks: {e}")))?;
     }
-    let mut read = Vec::with_capacity(2);
     for (what, digests) in lists {
         let unknown = state.packs.unknown(digests, Instant::now()).await?;
         if let Some(first) = unknown.first() {
@@ -366,16 +366,33 @@ async fn delta(State(state): State<AppState>, Caller(caller): Caller, body: Unre
             bytes += u64::from(location.entry.length);
         }
         check_bounds(bytes, digests.len()).map_err(|e| ApiError::TooLarge(format!("the {what} chunks: {e}")))?;
-        read.push(read_chunks(&state, digests).await?);
     }
-    let (wanted, base) = (read.pop().expect("two lists"), read.pop().expect("two lists"));
-    let frame = tokio::task::spawn_blocking(move || {
-        let base = chunk_data(&base, &query.base)?;
-        let wanted = chunk_data(&wanted, &query.chunks)?;
-        rel_format::delta::encode(&base, &wanted).map_err(|e| ApiError::Internal(e.to_string()))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("a delta stopped: {e}")))??;
+    // The same request always has the same answer: chunks are named by their contents.
+    let key = {
+        let mut named = Vec::with_capacity(32 * (query.base.len() + query.chunks.len()) + 1);
+        query.base.iter().for_each(|d| named.extend_from_slice(d.as_bytes()));
+        named.push(b'|');
+        query.chunks.iter().for_each(|d| named.extend_from_slice(d.as_bytes()));
+        Digest::of(&named)
+    };
+    let frame = state
+        .deltas
+        .get_or_insert_async(&key, async {
+            let (base, wanted) = (
+                read_chunks(&state, &query.base).await?,
+                read_chunks(&state, &query.chunks).await?,
+            );
+            let (base_digests, wanted_digests) = (query.base.clone(), query.chunks.clone());
+            let frame = tokio::task::spawn_blocking(move || {
+                let base = chunk_data(&base, &base_digests)?;
+                let wanted = chunk_data(&wanted, &wanted_digests)?;
+                rel_format::delta::encode(&base, &wanted).map_err(|e| ApiError::Internal(e.to_string()))
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("a delta stopped: {e}")))??;
+            Ok::<_, ApiError>(Bytes::from(frame))
+        })
+        .await?;
     state.metrics.chunk_bytes_sent(frame.len() as u64);
     Ok(([(header::CONTENT_TYPE, "application/zstd")], frame).into_response())
 }

@@ -658,7 +658,8 @@ async fn batches_come_back_as_one_pack_in_the_order_asked() {
 
 #[tokio::test]
 async fn deltas_give_the_chunks_against_the_base_and_are_bounded() {
-    let app = open_app();
+    let store = memory();
+    let app = app(AppState::new(store.clone(), Options::default()));
     let old = noise(92, 300_000);
     // The next version: a few bytes changed here and there, a few inserted.
     let mut new = old.clone();
@@ -691,6 +692,7 @@ async fn deltas_give_the_chunks_against_the_base_and_are_bounded() {
     let base: Vec<_> = a.chunks.iter().collect();
     let r = ask(names(&base), names(&wanted)).await;
     assert_eq!(r.status, 200, "{}", r.text());
+    let first = r.body.clone();
     let base_data: Vec<u8> = base.iter().flat_map(|(c, f)| decompress_chunk(c, f).unwrap()).collect();
     let refs: Vec<_> = wanted.iter().map(|(c, _)| c.clone()).collect();
     let got = rel_format::delta::decode(&base_data, &r.body, &refs).unwrap();
@@ -722,6 +724,16 @@ async fn deltas_give_the_chunks_against_the_base_and_are_bounded() {
         r.text()
     );
     assert!(r.text().contains("wanted"), "{}", r.text());
+
+    // Asked again, it is not computed again: with every pack gone from the store, the same
+    // request still has its answer, and another one needing the same chunks has none.
+    for listed in store.list("packs").await.unwrap() {
+        store.delete(&listed.key).await.unwrap();
+    }
+    let again = ask(names(&base), names(&wanted)).await;
+    assert_eq!((again.status.as_u16(), &again.body), (200, &first));
+    let reversed: Vec<_> = base.iter().rev().copied().collect();
+    assert_ne!(ask(names(&reversed), names(&wanted)).await.status, 200);
 }
 
 #[tokio::test]
