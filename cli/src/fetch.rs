@@ -31,6 +31,15 @@ use crate::settings::Settings;
 /// to 101 MiB, with 6 at 92 to 93, over loopback at the same speed.
 pub const JOBS: usize = 6;
 
+/// Bytes this process has fetched from registries, whatever fetched them: an upgrade step
+/// reports what it cost on the wire as the difference across it.
+pub static FETCHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Bytes fetched from registries by this process so far.
+pub fn fetched_so_far() -> u64 {
+    FETCHED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What a transfer took from the registry (the rest came from the cache).
 #[derive(Debug, Default)]
 pub struct Transfer {
@@ -115,6 +124,7 @@ pub async fn stream_tar<W: Write + Send + 'static>(
                 transfer.fetched_chunks += fetched.fetched_chunks;
                 transfer.fetched_bytes += fetched.fetched_bytes;
                 transfer.delta_chunks += fetched.delta_chunks;
+                FETCHED.fetch_add(fetched.fetched_bytes, std::sync::atomic::Ordering::Relaxed);
                 progress.inc(window.iter().map(|(c, _)| c.length).sum());
                 if tx.send(window).await.is_err() {
                     break;

@@ -25,6 +25,9 @@ struct StepReport {
     from: String,
     to: String,
     bytes: u64,
+    /// What obtaining the step took from the registry: compressed frames and deltas, the
+    /// rest coming from the cache.
+    fetched_bytes: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     instructions: Vec<String>,
     /// How long each phase took, in order (`fetch` or `synthesise`, then the node's).
@@ -275,7 +278,8 @@ async fn obtain_stored(
 
 /// The next stored step of a chain, fetched while the node installs the current one.
 struct Prefetch {
-    task: tokio::task::JoinHandle<Result<String>>,
+    /// Its signer and the bytes it fetched.
+    task: tokio::task::JoinHandle<Result<(String, u64)>>,
     /// Where it is written; moved to where unpack_release looks when its turn comes.
     file: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -308,16 +312,20 @@ impl Prefetch {
             step.to.clone(),
             file.clone(),
         );
-        let task =
-            tokio::spawn(async move { obtain_stored(&fetcher, &trusted, &name, &from, &to, &at, Some(&root)).await });
+        // Nothing else fetches while it runs: the node is installing the step before.
+        let task = tokio::spawn(async move {
+            let before = crate::fetch::fetched_so_far();
+            let signer = obtain_stored(&fetcher, &trusted, &name, &from, &to, &at, Some(&root)).await?;
+            Ok((signer, crate::fetch::fetched_so_far() - before))
+        });
         Ok(Some(Self { task, file, _dir: dir }))
     }
 
-    /// Waits for the step, and moves it to `tarball`.
-    async fn finish(mut self, tarball: &Path) -> Result<String> {
-        let signer = (&mut self.task).await??;
+    /// Waits for the step, and moves it to `tarball`; its signer and the bytes it fetched.
+    async fn finish(mut self, tarball: &Path) -> Result<(String, u64)> {
+        let done = (&mut self.task).await??;
         std::fs::rename(&self.file, tarball)?;
-        Ok(signer)
+        Ok(done)
     }
 }
 
@@ -492,6 +500,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         if args.dry_run {
             let tmp = tempfile::tempdir()?;
             let file = tmp.path().join("step.tar.gz");
+            let before = crate::fetch::fetched_so_far();
             obtain_step(s, &fetcher, &trusted, &args.name, step.kind, &from, &to, &file, None).await?;
             let instructions = relup_instructions(&file, to.as_str(), from.as_str())?;
             report.steps.push(StepReport {
@@ -499,6 +508,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
                 from: from.to_string(),
                 to: to.to_string(),
                 bytes: step.bytes,
+                fetched_bytes: crate::fetch::fetched_so_far() - before,
                 instructions,
                 phases: vec![],
             });
@@ -516,22 +526,24 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         let node = node.as_ref().expect("a hot upgrade has a running node");
         host.begin("upgrade", Some(from.as_str()), to.as_str())?;
         let mut obtained = std::time::Duration::ZERO;
+        let mut fetched_bytes = 0;
         let fetched_ahead = prefetched.is_some();
         let fetched = async {
             if let Some(ahead) = prefetched.take() {
                 // What was left of it once the node had installed the previous step.
                 let started = std::time::Instant::now();
-                let signer = ahead
+                let (signer, bytes) = ahead
                     .finish(&tarball)
                     .await
                     .with_context(|| format!("the node stays on {from}"))?;
                 obtained = started.elapsed();
+                fetched_bytes = bytes;
                 return Ok(signer);
             }
             host.config
                 .run_hooks(&root, true, &env)
                 .with_context(|| format!("pre-step hook before {from} -> {to}; the node stays on {from}"))?;
-            let started = std::time::Instant::now();
+            let (started, before) = (std::time::Instant::now(), crate::fetch::fetched_so_far());
             let signer = obtain_step(
                 s,
                 &fetcher,
@@ -546,6 +558,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             .await
             .with_context(|| format!("the node stays on {from}"))?;
             obtained = started.elapsed();
+            fetched_bytes = crate::fetch::fetched_so_far() - before;
             Ok::<_, anyhow::Error>(signer)
         }
         .await;
@@ -602,11 +615,12 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             let took: f64 = phases.iter().map(|p| p.ms).sum();
             let parts: Vec<String> = phases.iter().map(|p| format!("{} {:.0} ms", p.phase, p.ms)).collect();
             crate::say(&format!(
-                "step {}/{total}: {} {from} -> {to} installed and permanent in {:.3} s ({})",
+                "step {}/{total}: {} {from} -> {to} installed and permanent in {:.3} s ({}); {} fetched",
                 i + 1,
                 args.name,
                 took / 1000.0,
-                parts.join(", ")
+                parts.join(", "),
+                crate::output::bytes(fetched_bytes)
             ));
         }
         report.steps.push(StepReport {
@@ -614,6 +628,7 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
             from: from.to_string(),
             to: to.to_string(),
             bytes: step.bytes,
+            fetched_bytes,
             instructions: vec![],
             phases,
         });

@@ -681,3 +681,24 @@ fn a_rollback_step_that_fails_its_health_check_goes_back_up_live() {
     assert_eq!(status["last"]["op"], "rollback", "{status}");
     assert_eq!(status["last"]["result"], "failed", "{status}");
 }
+
+#[test]
+fn a_step_built_here_fetches_what_the_host_lacks_as_deltas_and_says_so() {
+    let (home, reg) = world(false);
+    let vs = versions();
+    let (root, mut node) = install_and_boot(&home, &reg, &vs[0], "");
+    let out = rel_upgrade(&home, &reg, &root, &["--to", &vs[1], "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let step = &report["steps"][0];
+    assert_eq!(step["kind"], "synthesised", "{report}");
+    // The plan counts the chunks the host lacks, whole; it fetched them as deltas against
+    // the release it runs, and says what that cost.
+    let (fetched, lacking) = (step["fetched_bytes"].as_u64().unwrap(), step["bytes"].as_u64().unwrap());
+    assert!(
+        fetched > 0 && fetched * 4 < lacking,
+        "fetched {fetched} of {lacking}: {report}"
+    );
+    assert_eq!(running(&mut node), vs[1]);
+}
