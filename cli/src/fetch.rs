@@ -195,8 +195,9 @@ async fn fetch_window(
             wanted.push(c.clone());
         }
     }
-    // The batch and the deltas at once; a registry that serves no deltas (one older than
-    // them) gets their chunks asked for in a second batch.
+    // The batch and the deltas at once. A delta the registry does not give (one older than
+    // deltas answers 404; a busy or failing one, or the network, may fail it) becomes a
+    // second batch of its chunks; a delta it gives is checked like any chunk.
     let digests: Vec<_> = wanted.iter().map(|c| c.digest).collect();
     let (body, frames) = futures::future::join(
         get_batch(client, &digests),
@@ -215,10 +216,10 @@ async fn fetch_window(
     for (delta, frame) in deltas.into_iter().zip(frames) {
         match frame {
             Ok(frame) => answered.push((delta, frame)),
-            Err(crate::client::ClientError::Api { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
+            Err(e) => {
+                tracing::info!("a delta was not given ({e}); its chunks are fetched whole");
                 fallback.extend(delta.want)
             }
-            Err(e) => return Err(e).context("cannot fetch a delta"),
         }
     }
     let fallback_body = get_batch(client, &fallback.iter().map(|c| c.digest).collect::<Vec<_>>()).await?;

@@ -575,8 +575,12 @@ pub async fn run(s: &Settings, args: &HostUpgradeArgs) -> Result<()> {
         let stepped = async {
             driver.unpack(&from, &to, &tarball).await?;
             if ahead && let Some(next) = plan.steps.get(i + 1) {
-                // unpack_release is done with the tarball: the next step may be fetched.
-                prefetched = Prefetch::start(&fetcher, &trusted, &args.name, &root, &to, next)?;
+                // unpack_release is done with the tarball: the next step may be fetched. If it
+                // cannot start, the step is fetched in its turn.
+                match Prefetch::start(&fetcher, &trusted, &args.name, &root, &to, next) {
+                    Ok(started) => prefetched = started,
+                    Err(e) => crate::warn(&format!("cannot fetch the next step ahead: {e:#}")),
+                }
             }
             driver.install(&from, &to, true).await
         }

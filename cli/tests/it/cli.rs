@@ -1536,7 +1536,7 @@ fn pass_one(mut conn: std::net::TcpStream, upstream: &str, meddle: Meddle) -> st
 }
 
 #[test]
-fn a_bad_delta_is_refused_and_a_registry_without_deltas_is_served_whole() {
+fn a_bad_delta_is_refused_and_one_not_given_is_served_whole() {
     let home = Home::new();
     let reg = Registry::start(&home.path("store"), &[]);
     let vs = versions();
@@ -1562,6 +1562,7 @@ fn a_bad_delta_is_refused_and_a_registry_without_deltas_is_served_whole() {
             .count()
     };
     assert_eq!(indexes(), 1);
+    let v1_cached = listing(&host.path("cache"));
     fs::create_dir_all(host.path("out")).unwrap();
     let pull_v2 = |url: &str| {
         host.process(url)
@@ -1610,13 +1611,24 @@ fn a_bad_delta_is_refused_and_a_registry_without_deltas_is_served_whole() {
         );
         assert_eq!(indexes(), 1, "a refused pull entered the cache");
     }
-    // A registry that does not serve deltas: the chunks come whole.
-    let older = pull_v2(&meddling(&reg.url, |_, _| {
-        (404, br#"{"code":"not_found","message":"no such endpoint"}"#.to_vec())
-    }));
-    assert!(older.status.success(), "{}", String::from_utf8_lossy(&older.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&older.stdout).unwrap();
-    assert_eq!(report["delta_chunks"], 0, "{report}");
-    assert!(report["fetched_chunks"].as_u64().unwrap() > 0, "{report}");
-    assert_eq!(rel_digest_of(&host.path("out/v2.tar")), rel_digest_of(&tarball(&vs[1])));
+    // A registry that does not serve deltas, or fails to compute one: the chunks come whole.
+    let declines: [Meddle; 2] = [
+        |_, _| (404, br#"{"code":"not_found","message":"no such endpoint"}"#.to_vec()),
+        |_, _| (500, br#"{"code":"internal","message":"a stored chunk: bad"}"#.to_vec()),
+    ];
+    for decline in declines {
+        let _ = fs::remove_file(host.path("out/v2.tar"));
+        let out = pull_v2(&meddling(&reg.url, decline));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["delta_chunks"], 0, "{report}");
+        assert!(report["fetched_chunks"].as_u64().unwrap() > 0, "{report}");
+        assert_eq!(rel_digest_of(&host.path("out/v2.tar")), rel_digest_of(&tarball(&vs[1])));
+        // Start again from v1 alone in the cache.
+        for p in listing(&host.path("cache")) {
+            if !v1_cached.contains(&p) {
+                let _ = fs::remove_file(host.path("cache").join(&p));
+            }
+        }
+    }
 }
