@@ -217,9 +217,7 @@ fn tampering_is_refused_and_nothing_is_written() {
     let home = Home::new();
     let reg = Registry::start(&home.path("store"), &[]);
     let vs = versions();
-    for v in &vs[..2] {
-        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
-    }
+    home.push_versions(&reg, &vs[..2]);
     let puller = Home::new();
     let trusted = home.path("keys/ci.pub");
     let pull = |extra: &[&str]| {
@@ -351,9 +349,7 @@ fn channels_refuse_replayed_and_expired_pointers() {
     let home = Home::new();
     let reg = Registry::start(&home.path("store"), &[]);
     let vs = versions();
-    for v in &vs[..2] {
-        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
-    }
+    home.push_versions(&reg, &vs[..2]);
     let channel = home.path("store/channels/demo/production.json");
     home.rel(Some(&reg))
         .args(["promote", "demo", &vs[0], "--channel", "production"])
@@ -436,9 +432,7 @@ fn a_channel_is_renewed_at_its_version_only_from_a_pointer_it_trusts() {
     let home = Home::new();
     let reg = Registry::start(&home.path("store"), &[]);
     let vs = versions();
-    for v in &vs[..2] {
-        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
-    }
+    home.push_versions(&reg, &vs[..2]);
     let channel = home.path("store/channels/demo/production.json");
     let pointer = || -> serde_json::Value { serde_json::from_slice(&fs::read(&channel).unwrap()).unwrap() };
     let renew = |home: &Home, extra: &[&str]| {
@@ -537,9 +531,7 @@ fn list_shows_each_release_with_its_latest_version_and_channels() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no releases stored yet"));
 
     let vs = versions();
-    for v in &vs[..3] {
-        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
-    }
+    home.push_versions(&reg, &vs[..3]);
     home.rel(Some(&reg))
         .args(["promote", "demo", &vs[0], "--channel", "production", "--quiet"])
         .assert()
@@ -776,9 +768,7 @@ fn short_versions_stand_for_the_one_stored_version_they_begin() {
     let home = Home::new();
     let reg = Registry::start(&home.path("store"), &[]);
     let vs = versions();
-    for v in &vs {
-        home.rel(Some(&reg)).arg("push").arg(tarball(v)).assert().success();
-    }
+    home.push_versions(&reg, &vs);
     let short = vs[2].split('+').next().unwrap().to_owned();
     assert!(vs[..2].iter().all(|v| !v.starts_with(&short)), "{short} is unique");
     let out = home
@@ -1261,14 +1251,7 @@ fn a_damaged_cache_is_refetched_not_trusted() {
     let home = Home::new();
     let reg = Registry::start(&home.path("store"), &[]);
     let vs = versions();
-    for v in &vs[..2] {
-        home.rel(Some(&reg))
-            .arg("push")
-            .arg(tarball(v))
-            .arg("--quiet")
-            .assert()
-            .success();
-    }
+    home.push_versions(&reg, &vs[..2]);
     let host = Home::new();
     let trusted = home.path("keys/ci.pub");
     let pull = |v: &str, out: &str| {
@@ -1376,14 +1359,7 @@ fn appup_show_gc_and_completions() {
         "{appup}"
     );
 
-    for v in &vs[..2] {
-        home.rel(Some(&reg))
-            .arg("push")
-            .arg(tarball(v))
-            .arg("--quiet")
-            .assert()
-            .success();
-    }
+    home.push_versions(&reg, &vs[..2]);
     let shown = home.json(&reg, &["show", "demo", &vs[1]]);
     assert_eq!(shown["signer"], "ci");
     assert_eq!(shown["platform"]["erts"], "13.1.5");
@@ -1540,14 +1516,7 @@ fn a_bad_delta_is_refused_and_one_not_given_is_served_whole() {
     let home = Home::new();
     let reg = Registry::start(&home.path("store"), &[]);
     let vs = versions();
-    for v in &vs[..2] {
-        home.rel(Some(&reg))
-            .arg("push")
-            .arg(tarball(v))
-            .arg("--quiet")
-            .assert()
-            .success();
-    }
+    home.push_versions(&reg, &vs[..2]);
     let trusted = home.path("keys/ci.pub");
     let host = Home::new();
     host.pull(

@@ -135,6 +135,18 @@ impl Home {
     }
 
     /// Runs `rel pull ARGS --trusted-key KEY --json` and parses stdout.
+    /// Pushes the demo fixture's tarballs of `versions`, quietly, each asserted to succeed.
+    pub(crate) fn push_versions(&self, registry: &Registry, versions: &[String]) {
+        for v in versions {
+            self.rel(Some(registry))
+                .arg("push")
+                .arg(tarball(v))
+                .arg("--quiet")
+                .assert()
+                .success();
+        }
+    }
+
     pub(crate) fn pull(&self, registry: &Registry, trusted: impl AsRef<Path>, args: &[&str]) -> serde_json::Value {
         let trusted = trusted.as_ref().to_str().unwrap();
         let args: Vec<&str> = ["pull"]
