@@ -146,8 +146,10 @@ impl Aligner {
         let before = run.start.checked_sub(1).and_then(|i| self.prev[i]);
         let after = self.next.get(run.end).copied().flatten();
         let held = |t: usize| self.anchor[t].expect("an anchor is held");
-        // Bytes of the held stream: between the two anchors when they are in order and close,
-        // else the run's size placed by one anchor's offset, with slack.
+        // Bytes of the held stream. Between two anchors in order: what lies between them in the
+        // held stream, whole when the run is the whole gap and that fits, else the same share
+        // of it as the run is of the gap (a run cut at `max_want` or at a window's end), with
+        // slack. With one anchor: the run's size placed by that anchor's offset, with slack.
         let shifted = |delta: i128| {
             let at = |x: u64| (i128::from(x) + delta).clamp(0, i128::from(base_len)) as u64;
             (at(t_start.saturating_sub(SLACK)), at(t_end + SLACK))
@@ -155,11 +157,16 @@ impl Aligner {
         let (lo, hi) = match (before, after) {
             (Some(b), Some(a)) if held(b) < held(a) => {
                 let (lo, hi) = (self.base_ends[held(b)], self.base_start(held(a)));
-                if hi - lo <= MAX_DELTA_BYTES {
+                let (gap_lo, gap_hi) = (self.target_ends[b], self.target_start(a));
+                if (t_start, t_end) == (gap_lo, gap_hi) && hi - lo <= MAX_DELTA_BYTES {
                     (lo, hi)
                 } else {
-                    let (l, h) = shifted(i128::from(lo) - i128::from(self.target_ends[b]));
-                    (l.clamp(lo, hi), h.clamp(lo, hi))
+                    let share =
+                        |t: u64| lo + ((hi - lo) as u128 * (t - gap_lo) as u128 / (gap_hi - gap_lo) as u128) as u64;
+                    (
+                        share(t_start).saturating_sub(SLACK).max(lo),
+                        (share(t_end) + SLACK).min(hi),
+                    )
                 }
             }
             (Some(b), _) => shifted(i128::from(self.base_ends[held(b)]) - i128::from(self.target_ends[b])),
@@ -323,6 +330,46 @@ mod tests {
         assert_eq!(
             a.plan(2..5, MAX_DELTA_BYTES, missing),
             vec![Piece { want: 2..4, base: 1..3 }]
+        );
+    }
+
+    #[test]
+    fn a_run_cut_in_parts_takes_each_part_against_its_share_of_the_gap() {
+        // Held: A, eight chunks, B; target: A, eight changed chunks, B. Cut two chunks a piece,
+        // each piece goes against the held chunks at its place in the gap, not the whole gap.
+        let base = refs(&[
+            (1, 100),
+            (2, 60_000),
+            (3, 60_000),
+            (4, 60_000),
+            (5, 60_000),
+            (6, 60_000),
+            (7, 60_000),
+            (8, 60_000),
+            (9, 60_000),
+            (10, 100),
+        ]);
+        let target = refs(&[
+            (1, 100),
+            (12, 60_000),
+            (13, 60_000),
+            (14, 60_000),
+            (15, 60_000),
+            (16, 60_000),
+            (17, 60_000),
+            (18, 60_000),
+            (19, 60_000),
+            (10, 100),
+        ]);
+        let a = Aligner::new(&base, &target);
+        let pieces = a.plan(0..10, 120_000, |i| (1..9).contains(&i));
+        let bases: Vec<_> = pieces.iter().map(|p| p.base.clone()).collect();
+        // Gap bytes [k*120,000, (k+1)*120,000) and 64 KiB more on each side.
+        assert_eq!(bases, vec![1..5, 1..7, 3..9, 5..9]);
+        // The whole gap at once: the whole stretch between the anchors.
+        assert_eq!(
+            a.plan(0..10, MAX_DELTA_BYTES, |i| (1..9).contains(&i)),
+            vec![Piece { want: 1..9, base: 1..9 }]
         );
     }
 
