@@ -19,8 +19,8 @@
 use std::io::{self, Write};
 
 use fastcdc::v2020::{Normalization, cut, select_masks};
+use rel_sha256::{Sha256, update_pair};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::digest::{Digest, HashingWriter};
 
@@ -110,14 +110,18 @@ impl<S: ChunkSink> Chunker<S> {
         cut(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK, s, l, s << 1, l << 1).1
     }
 
-    /// Emits chunks while a full cut window is buffered (or all of it, at the end).
+    /// Emits chunks while a full cut window is buffered (or all of it, at the end). Each
+    /// chunk's bytes are hashed for the chunk and for the whole stream at once
+    /// ([`update_pair`]): the two digests cost little more than one.
     fn drain(&mut self, at_end: bool) -> io::Result<()> {
         let mut pos = 0;
         while self.buf.len() - pos >= MAX_CHUNK || (at_end && pos < self.buf.len()) {
             let n = self.cut_len(&self.buf[pos..]).max(1);
             let data = &self.buf[pos..pos + n];
+            let mut hasher = Sha256::new();
+            update_pair(&mut self.whole, data, &mut hasher, data);
             let chunk = ChunkRef {
-                digest: Digest::of(data),
+                digest: Digest::from_bytes(hasher.finalize()),
                 length: n as u64,
             };
             self.sink.put(&chunk, data)?;
@@ -132,7 +136,7 @@ impl<S: ChunkSink> Chunker<S> {
     pub fn finish(mut self) -> io::Result<(ChunkedStream, S)> {
         self.drain(true)?;
         let stream = ChunkedStream {
-            digest: Digest::from_bytes(self.whole.finalize().into()),
+            digest: Digest::from_bytes(self.whole.finalize()),
             length: self.length,
             chunking: CHUNKING.to_owned(),
             chunks: self.chunks,
@@ -143,7 +147,6 @@ impl<S: ChunkSink> Chunker<S> {
 
 impl<S: ChunkSink> Write for Chunker<S> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.whole.update(data);
         self.length += data.len() as u64;
         self.buf.extend_from_slice(data);
         if self.buf.len() >= WINDOW {
@@ -186,6 +189,11 @@ pub enum ChunkError {
 
 /// Checks that `data` is the chunk `chunk` names.
 pub fn verify_chunk(chunk: &ChunkRef, data: &[u8]) -> Result<(), ChunkError> {
+    check_length(chunk, data)?;
+    check_digest(chunk, Digest::of(data))
+}
+
+fn check_length(chunk: &ChunkRef, data: &[u8]) -> Result<(), ChunkError> {
     if data.len() as u64 != chunk.length {
         return Err(ChunkError::Length {
             digest: chunk.digest,
@@ -193,7 +201,10 @@ pub fn verify_chunk(chunk: &ChunkRef, data: &[u8]) -> Result<(), ChunkError> {
             actual: data.len() as u64,
         });
     }
-    let actual = Digest::of(data);
+    Ok(())
+}
+
+fn check_digest(chunk: &ChunkRef, actual: Digest) -> Result<(), ChunkError> {
     if actual != chunk.digest {
         return Err(ChunkError::Digest {
             expected: chunk.digest,
@@ -292,18 +303,44 @@ pub fn decompress_chunk(chunk: &ChunkRef, stored: &[u8]) -> Result<Vec<u8>, Chun
     Ok(data)
 }
 
-/// Checks that `stored` is a frame of `chunk`, decompressing into a buffer the thread reuses.
+/// Checks that each `(chunk, stored)` is a frame of its chunk, as [`decompress_chunk`] does,
+/// two at a time: both decompressed into buffers the thread reuses, then hashed at once
+/// ([`rel_sha256::digest_pair`]). The error is the first frame's that fails, in order.
 #[cfg(feature = "zstd")]
-pub fn check_frame(chunk: &ChunkRef, stored: &[u8]) -> Result<(), ChunkError> {
+pub fn check_frames<'a>(frames: impl IntoIterator<Item = (ChunkRef, &'a [u8])>) -> Result<(), ChunkError> {
     thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        static BUFS: std::cell::RefCell<[Vec<u8>; 2]> = const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
     }
-    BUF.with_borrow_mut(|buf| decompress_into(chunk, stored, buf))
+    BUFS.with_borrow_mut(|[x, y]| {
+        let mut frames = frames.into_iter();
+        while let Some((a, stored_a)) = frames.next() {
+            decompress_unverified(&a, stored_a, x)?;
+            let Some((b, stored_b)) = frames.next() else {
+                return verify_chunk(&a, x);
+            };
+            check_length(&a, x)?;
+            if let Err(e) = decompress_unverified(&b, stored_b, y).and_then(|()| check_length(&b, y)) {
+                verify_chunk(&a, x)?;
+                return Err(e);
+            }
+            let (da, db) = rel_sha256::digest_pair(x, y);
+            check_digest(&a, Digest::from_bytes(da))?;
+            check_digest(&b, Digest::from_bytes(db))?;
+        }
+        Ok(())
+    })
 }
 
 /// Decompresses `stored` into `data` (replacing what it held) and verifies it as `chunk`.
 #[cfg(feature = "zstd")]
 fn decompress_into(chunk: &ChunkRef, stored: &[u8], data: &mut Vec<u8>) -> Result<(), ChunkError> {
+    decompress_unverified(chunk, stored, data)?;
+    verify_chunk(chunk, data)
+}
+
+/// Decompresses `stored` into `data` (replacing what it held), for the caller to verify.
+#[cfg(feature = "zstd")]
+fn decompress_unverified(chunk: &ChunkRef, stored: &[u8], data: &mut Vec<u8>) -> Result<(), ChunkError> {
     thread_local! {
         static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
     }
@@ -323,5 +360,5 @@ fn decompress_into(chunk: &ChunkRef, stored: &[u8], data: &mut Vec<u8>) -> Resul
         digest: chunk.digest,
         source,
     })?;
-    verify_chunk(chunk, data)
+    Ok(())
 }

@@ -6,8 +6,8 @@ use std::io::Write;
 use fastcdc::v2020::{Normalization, cut, select_masks};
 use rel_format::Digest;
 use rel_format::chunk::{
-    AVG_CHUNK, ChunkError, ChunkRef, ChunkedStream, Chunker, MAX_CHUNK, MIN_CHUNK, Reassembler, compress_chunk,
-    compress_chunk_into, decompress_chunk, verify_chunk,
+    AVG_CHUNK, ChunkError, ChunkRef, ChunkedStream, Chunker, MAX_CHUNK, MIN_CHUNK, Reassembler, check_frames,
+    compress_chunk, compress_chunk_into, decompress_chunk, verify_chunk,
 };
 use rel_testkit::noise;
 
@@ -55,6 +55,10 @@ fn chunks_are_independent_of_write_sizes_and_within_bounds() {
     assert_eq!(a.chunks.iter().map(|c| c.length).collect::<Vec<_>>(), spec);
     assert_eq!(a.digest, Digest::of(&data));
     assert_eq!(pieces.concat(), data);
+    // Each chunk's digest, hashed together with the stream's, is its own bytes' digest.
+    for (ch, piece) in a.chunks.iter().zip(&pieces) {
+        assert_eq!(ch.digest, Digest::of(piece));
+    }
     let n = a.chunks.len();
     assert!(n > 10, "expected many chunks, got {n}");
     for (i, ch) in a.chunks.iter().enumerate() {
@@ -140,4 +144,56 @@ fn compression_round_trips_and_refuses_bombs() {
     compress_chunk_into(&data, &mut out).unwrap();
     assert_eq!(&out[..6], b"before");
     assert_eq!(out[6..], stored[..]);
+}
+
+/// A pack's frames are checked two at a time; whatever is wrong and wherever, the error is
+/// the first bad frame's, in order, as checking them one by one would say.
+#[cfg(feature = "zstd")]
+#[test]
+fn frames_checked_in_pairs_fail_at_the_first_bad_one() {
+    let data = noise(13, 400_000);
+    let (stream, pieces) = chunk_all(&data, 65536);
+    let frames: Vec<Vec<u8>> = pieces.iter().map(|p| compress_chunk(p).unwrap()).collect();
+    let all = |frames: &[Vec<u8>], n: usize| {
+        check_frames(stream.chunks[..n].iter().cloned().zip(frames.iter().map(Vec::as_slice)))
+    };
+    assert!(stream.chunks.len() >= 6);
+    // Every count, odd and even.
+    for n in 0..=6 {
+        all(&frames, n).unwrap();
+    }
+    let flipped = |i: usize| {
+        let mut bad = pieces[i].clone();
+        bad[3] ^= 1;
+        compress_chunk(&bad).unwrap()
+    };
+    let digest_of = |e: ChunkError| match e {
+        ChunkError::Digest { expected, .. } | ChunkError::Decompress { digest: expected, .. } => expected,
+        ChunkError::Length { digest, .. } => digest,
+        other => panic!("unexpected {other}"),
+    };
+    // Altered bytes: first of a pair, second of a pair, the odd one at the end.
+    for (i, n) in [(0, 6), (1, 6), (4, 5)] {
+        let mut f = frames.clone();
+        f[i] = flipped(i);
+        let e = all(&f, n).unwrap_err();
+        assert!(matches!(e, ChunkError::Digest { .. }), "{e}");
+        assert_eq!(digest_of(e), stream.chunks[i].digest, "frame {i} of {n}");
+    }
+    // The first of a pair altered, the second not zstd at all: the first is named.
+    let mut f = frames.clone();
+    f[2] = flipped(2);
+    f[3] = b"not zstd".to_vec();
+    assert_eq!(digest_of(all(&f, 6).unwrap_err()), stream.chunks[2].digest);
+    // The second of a pair not zstd, the first sound: the second is named.
+    let mut f = frames.clone();
+    f[3] = b"not zstd".to_vec();
+    let e = all(&f, 6).unwrap_err();
+    assert!(matches!(e, ChunkError::Decompress { .. }), "{e}");
+    assert_eq!(digest_of(e), stream.chunks[3].digest);
+    // A frame of another chunk, of another length, in second place.
+    let mut f = frames.clone();
+    f[1] = frames[2].clone();
+    let e = all(&f, 6).unwrap_err();
+    assert_eq!(digest_of(e), stream.chunks[1].digest);
 }

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use rel_format::Digest;
 use rel_format::api::{DeltaRequest, Digests, MAX_BATCH, MAX_MISSING_QUERY, PackStored};
-use rel_format::chunk::{check_frame, decompress_chunk};
+use rel_format::chunk::decompress_chunk;
 use rel_format::delta::{MAX_DELTA_CHUNKS, check_bounds};
 use rel_format::pack::{
     Entry, MAX_PACK, PACK_MAGIC, PackScanner, RECORD_HEADER, check_density, encode_index, index_entries, pack_id,
@@ -229,16 +229,15 @@ async fn check_frames(parts: &[Bytes], base: u64, entries: &[Entry]) -> Result<(
     let entries = entries.to_vec();
     tokio::task::spawn_blocking(move || {
         let (mut part, mut part_start) = (0, base);
-        for e in &entries {
+        let frames = entries.iter().map(|e| {
             while e.offset >= part_start + parts[part].len() as u64 {
                 part_start += parts[part].len() as u64;
                 part += 1;
             }
             let at = (e.offset - part_start) as usize;
-            check_frame(&e.chunk(), &parts[part][at..at + e.size as usize])
-                .map_err(|err| ApiError::Invalid(format!("pack refused: {err}")))?;
-        }
-        Ok(())
+            (e.chunk(), &parts[part][at..at + e.size as usize])
+        });
+        rel_format::chunk::check_frames(frames).map_err(|err| ApiError::Invalid(format!("pack refused: {err}")))
     })
     .await
     .map_err(|e| ApiError::Internal(format!("pack check stopped: {e}")))?
