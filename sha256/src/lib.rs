@@ -3,7 +3,8 @@
 //! With the x86 SHA extensions, one block's 64 rounds are a chain of `sha256rnds2`
 //! instructions, each waiting for the result of the one before: hashing one message leaves
 //! the unit idle most of the time. Two messages interleaved fill it. On the 2-core AMD EPYC
-//! the benchmarks run on, two at once go at 3.3 GB/s, where `sha2` hashes one at 1.8 GB/s.
+//! the benchmarks run on, two at once go at 3.0 GiB/s, where `sha2` hashes one after the
+//! other at 1.7 GiB/s (`cargo bench -p rel-sha256`).
 //!
 //! rel hashes pairs where a push spends its time: a chunk and the whole stream over the same
 //! bytes, as the chunker cuts them, and a registry checking the chunks of a pack two by two.
