@@ -23,7 +23,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use rel_format::Digest;
-use rel_format::chunk::{ChunkRef, ChunkedStream, decompress_chunk};
+use rel_format::chunk::{ChunkRef, ChunkedStream, decompress_chunks};
 use rel_format::pack::{Entry, PACK_MAGIC, decode_index, encode_index, record_header};
 
 /// How many artifacts the cache keeps.
@@ -137,11 +137,39 @@ impl PackCache {
 
     /// Reads a chunk: its data and its frame; `None` if it is gone or no longer what it was.
     pub fn read(&self, loc: &Location, chunk: &ChunkRef) -> Option<(Vec<u8>, Vec<u8>)> {
-        let file = File::open(&loc.pack).ok()?;
-        let mut frame = vec![0; loc.entry.size as usize];
-        file.read_exact_at(&mut frame, loc.entry.offset).ok()?;
-        let data = decompress_chunk(chunk, &frame).ok()?;
-        Some((data, frame))
+        self.read_many(&[(loc, chunk)]).pop().flatten()
+    }
+
+    /// Reads chunks, each as [`PackCache::read`] does: each pack opened once, the chunks
+    /// verified two at a time ([`decompress_chunks`]).
+    pub fn read_many(&self, wanted: &[(&Location, &ChunkRef)]) -> Vec<Option<(Vec<u8>, Vec<u8>)>> {
+        let mut packs: HashMap<&Path, Option<File>> = HashMap::new();
+        let frames: Vec<Option<Vec<u8>>> = wanted
+            .iter()
+            .map(|(loc, _)| {
+                let file = packs
+                    .entry(&loc.pack)
+                    .or_insert_with(|| File::open(&loc.pack).ok())
+                    .as_ref()?;
+                let mut frame = vec![0; loc.entry.size as usize];
+                file.read_exact_at(&mut frame, loc.entry.offset).ok()?;
+                Some(frame)
+            })
+            .collect();
+        let read: Vec<(&ChunkRef, &[u8])> = wanted
+            .iter()
+            .zip(&frames)
+            .filter_map(|((_, chunk), frame)| Some((*chunk, frame.as_deref()?)))
+            .collect();
+        let mut data = decompress_chunks(&read).into_iter();
+        frames
+            .into_iter()
+            .map(|frame| {
+                let frame = frame?;
+                let data = data.next().expect("one result per frame read").ok()?;
+                Some((data, frame))
+            })
+            .collect()
     }
 
     /// Starts writing the pack of `stream` into the cache, or goes on with the one an
@@ -444,11 +472,24 @@ mod tests {
             let (got, frame) = cache.read(&index[&c.digest], c).unwrap();
             assert_eq!((&got, frame.len() as u32), (data, index[&c.digest].entry.size));
         }
+        // Together: the same, in order; one recorded under another's digest fails alone.
+        let mut wanted: Vec<_> = chunks.iter().map(|(c, _)| (&index[&c.digest], c)).collect();
+        wanted[1].0 = &index[&chunks[0].0.digest];
+        let got = cache.read_many(&wanted);
+        assert_eq!(got.len(), 5);
+        for (i, (got, (_, data))) in got.iter().zip(&chunks).enumerate() {
+            match i {
+                1 => assert!(got.is_none()),
+                _ => assert_eq!(&got.as_ref().unwrap().0, data),
+            }
+        }
         let (pack, _) = cache.paths(&stream.digest);
         let len = std::fs::metadata(&pack).unwrap().len() as usize;
         std::fs::write(&pack, vec![0x5a; len]).unwrap();
         let (c, _) = &chunks[2];
         assert!(cache.read(&index[&c.digest], c).is_none());
+        let wanted: Vec<_> = chunks.iter().map(|(c, _)| (&index[&c.digest], c)).collect();
+        assert!(cache.read_many(&wanted).iter().all(Option::is_none));
     }
 
     #[test]

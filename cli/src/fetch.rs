@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use rel_format::chunk::{ChunkRef, Reassembler, compress_chunk, decompress_chunk};
+use rel_format::chunk::{ChunkRef, Reassembler, compress_chunk, decompress_chunks};
 use rel_format::delta::Aligner;
 use rel_format::manifest::{Kind, Manifest};
 use rel_format::pack::parse_pack;
@@ -180,8 +180,12 @@ async fn fetch_window(
     at: Place,
 ) -> Result<(Vec<(ChunkRef, Vec<u8>)>, Transfer)> {
     let (window, cached, deltas) = tokio::task::spawn_blocking(move || {
-        let cached: Vec<Option<(Vec<u8>, Vec<u8>)>> =
-            window.iter().map(|c| cache.read(index.get(&c.digest)?, c)).collect();
+        let located: Vec<_> = window.iter().filter_map(|c| Some((index.get(&c.digest)?, c))).collect();
+        let mut read = cache.read_many(&located).into_iter();
+        let cached: Vec<Option<(Vec<u8>, Vec<u8>)>> = window
+            .iter()
+            .map(|c| index.contains_key(&c.digest).then(|| read.next()).flatten().flatten())
+            .collect();
         let deltas = plan_deltas(&at, &window, &cached, |c| {
             cache.read(index.get(&c.digest)?, c).map(|(d, _)| d)
         });
@@ -239,14 +243,17 @@ async fn fetch_window(
                     wanted.len()
                 );
             }
-            for (c, record) in wanted.iter().zip(&records) {
-                let frame = &body[record.offset as usize..][..record.size as usize];
-                let data = decompress_chunk(c, frame)
-                    .with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
+            let sent: Vec<(&ChunkRef, &[u8])> = wanted
+                .iter()
+                .zip(&records)
+                .map(|(c, record)| (c, &body[record.offset as usize..][..record.size as usize]))
+                .collect();
+            for ((c, frame), data) in sent.iter().zip(decompress_chunks(&sent)) {
+                let data = data.with_context(|| format!("the registry sent a bad chunk {}", c.digest))?;
                 transfer.fetched_chunks += 1;
-                transfer.fetched_bytes += u64::from(record.size);
+                transfer.fetched_bytes += frame.len() as u64;
                 fetched.insert(c.digest, data);
-                frames.push((c, frame.into()));
+                frames.push((c, (*frame).into()));
             }
         }
         for (delta, frame) in &answered {

@@ -331,6 +331,38 @@ pub fn check_frames<'a>(frames: impl IntoIterator<Item = (ChunkRef, &'a [u8])>) 
     })
 }
 
+/// Decompresses each `(chunk, stored)` and verifies it, as [`decompress_chunk`] does, the
+/// chunks hashed two at a time; each result stands on its own.
+#[cfg(feature = "zstd")]
+pub fn decompress_chunks(frames: &[(&ChunkRef, &[u8])]) -> Vec<Result<Vec<u8>, ChunkError>> {
+    let mut out: Vec<Result<Vec<u8>, ChunkError>> = frames
+        .iter()
+        .map(|(chunk, stored)| {
+            let mut data = Vec::new();
+            decompress_unverified(chunk, stored, &mut data)?;
+            check_length(chunk, &data)?;
+            Ok(data)
+        })
+        .collect();
+    let whole: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_ok()).collect();
+    for pair in whole.chunks(2) {
+        let data = |i: usize| out[i].as_deref().unwrap_or_default();
+        let digests = match *pair {
+            [i, j] => {
+                let (a, b) = rel_sha256::digest_pair(data(i), data(j));
+                vec![Digest::from_bytes(a), Digest::from_bytes(b)]
+            }
+            _ => pair.iter().map(|&i| Digest::of(data(i))).collect(),
+        };
+        for (&i, digest) in pair.iter().zip(digests) {
+            if let Err(e) = check_digest(frames[i].0, digest) {
+                out[i] = Err(e);
+            }
+        }
+    }
+    out
+}
+
 /// Decompresses `stored` into `data` (replacing what it held) and verifies it as `chunk`.
 #[cfg(feature = "zstd")]
 fn decompress_into(chunk: &ChunkRef, stored: &[u8], data: &mut Vec<u8>) -> Result<(), ChunkError> {

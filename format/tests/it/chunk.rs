@@ -7,7 +7,7 @@ use fastcdc::v2020::{Normalization, cut, select_masks};
 use rel_format::Digest;
 use rel_format::chunk::{
     AVG_CHUNK, ChunkError, ChunkRef, ChunkedStream, Chunker, MAX_CHUNK, MIN_CHUNK, Reassembler, check_frames,
-    compress_chunk, compress_chunk_into, decompress_chunk, verify_chunk,
+    compress_chunk, compress_chunk_into, decompress_chunk, decompress_chunks, verify_chunk,
 };
 use rel_testkit::noise;
 
@@ -196,4 +196,37 @@ fn frames_checked_in_pairs_fail_at_the_first_bad_one() {
     f[1] = frames[2].clone();
     let e = all(&f, 6).unwrap_err();
     assert_eq!(digest_of(e), stream.chunks[1].digest);
+}
+
+/// Chunks decompressed together are hashed two at a time, and each result stands alone: a
+/// bad one fails by itself, whichever its partner, and the others come back whole.
+#[cfg(feature = "zstd")]
+#[test]
+fn chunks_decompressed_together_each_stand_alone() {
+    let data = noise(17, 300_000);
+    let (stream, pieces) = chunk_all(&data, 65536);
+    assert!(stream.chunks.len() >= 5);
+    let mut frames: Vec<Vec<u8>> = pieces.iter().take(5).map(|p| compress_chunk(p).unwrap()).collect();
+    let mut altered = pieces[1].clone();
+    altered[0] ^= 1;
+    frames[1] = compress_chunk(&altered).unwrap();
+    frames[3] = b"not zstd".to_vec();
+    for n in 0..=5 {
+        let asked: Vec<(&ChunkRef, &[u8])> = stream
+            .chunks
+            .iter()
+            .zip(&frames)
+            .take(n)
+            .map(|(c, f)| (c, f.as_slice()))
+            .collect();
+        let got = decompress_chunks(&asked);
+        assert_eq!(got.len(), n);
+        for (i, result) in got.into_iter().enumerate() {
+            match i {
+                1 => assert!(matches!(result, Err(ChunkError::Digest { .. })), "chunk 1 of {n}"),
+                3 => assert!(matches!(result, Err(ChunkError::Decompress { .. })), "chunk 3 of {n}"),
+                _ => assert_eq!(result.unwrap(), pieces[i], "chunk {i} of {n}"),
+            }
+        }
+    }
 }
