@@ -7,6 +7,7 @@
 use rel_format::archive::{self, Limits, Selection};
 use rel_format::beam::Beam;
 use rel_format::channel::SignedChannel;
+use rel_format::chunk;
 use rel_format::etf;
 use rel_format::pack::{self, PackScanner, PackWriter};
 use rel_format::{SecretKey, SignedManifest, TrustedKeys};
@@ -71,6 +72,45 @@ pub(crate) fn pack(data: &[u8]) {
         }
         let again = writer.finish();
         assert_eq!(pack::parse_pack(&again).expect("a written pack reads"), entries);
+
+        // Frames checked two at a time (a registry's check, a host's pull) are refused when
+        // checked alone they are, and the first refused is the one named. (How one is
+        // refused may differ: a frame that decompresses past its length fails to decompress
+        // into a buffer of that length, or decompresses into a larger one and fails the
+        // length check.)
+        let frames: Vec<_> = entries
+            .iter()
+            .map(|e| (e.chunk(), &body[e.range().start as usize..e.range().end as usize]))
+            .collect();
+        let alone: Vec<_> = frames.iter().map(|(c, f)| chunk::decompress_chunk(c, f)).collect();
+        let together = chunk::decompress_chunks(&frames.iter().map(|(c, f)| (c, *f)).collect::<Vec<_>>());
+        for (a, t) in alone.iter().zip(&together) {
+            match (a, t) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y),
+                (Err(_), Err(_)) => {}
+                (a, t) => panic!("alone: {a:?}, together: {t:?}"),
+            }
+        }
+        let checked = chunk::check_frames(frames.iter().map(|(c, f)| (c.clone(), *f)));
+        let first_refused = alone
+            .iter()
+            .zip(&frames)
+            .find(|(a, _)| a.is_err())
+            .map(|(_, (c, _))| c.digest);
+        match (checked, first_refused) {
+            (Ok(()), None) => {}
+            (Err(e), Some(first)) => assert_eq!(named(&e), first, "{e}"),
+            (c, first) => panic!("checked in pairs: {c:?}, first refused alone: {first:?}"),
+        }
+    }
+}
+
+/// The chunk a chunk error names.
+fn named(e: &chunk::ChunkError) -> rel_format::Digest {
+    match e {
+        chunk::ChunkError::Digest { expected, .. } => *expected,
+        chunk::ChunkError::Length { digest, .. } | chunk::ChunkError::Decompress { digest, .. } => *digest,
+        other => panic!("not a chunk's error: {other}"),
     }
 }
 
