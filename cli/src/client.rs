@@ -161,15 +161,25 @@ fn endpoint(base: &Url, segments: &[&str], query: &[(&str, &str)]) -> Url {
     url
 }
 
+/// Whether the client needs the system's root certificates: for a registry over TLS, or a
+/// plain-HTTP one reached through a TLS proxy (`env` gives the proxy variables reqwest reads).
+/// Loading them reads a file per certificate (about 150 on Debian, 3 ms) at every command's
+/// start, for nothing when neither is.
+fn needs_roots(base: &Url, env: impl Fn(&str) -> Option<String>) -> bool {
+    base.scheme() != "http"
+        || ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .filter_map(|k| env(k))
+            .any(|proxy| proxy.trim().to_ascii_lowercase().starts_with("https://"))
+}
+
 impl Client {
     pub fn new(base: &Url, token: Option<String>) -> Self {
         let http = reqwest::Client::builder()
             .user_agent(concat!("rel/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
-            // Loading the system's root certificates reads a file per certificate (about
-            // 150 on Debian, 3 ms), on every command: only a TLS registry needs them.
-            .tls_built_in_root_certs(base.scheme() == "https")
+            .tls_built_in_root_certs(needs_roots(base, |k| std::env::var(k).ok()))
             .build()
             .expect("the HTTP client builds");
         Self {
@@ -456,5 +466,22 @@ impl Client {
 
     fn at(&self, segments: &[&str]) -> Url {
         endpoint(&self.base, segments, &[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_certificates_only_for_tls_to_the_registry_or_a_proxy() {
+        let url = |u: &str| Url::parse(u).unwrap();
+        let none = |_: &str| None;
+        assert!(needs_roots(&url("https://rel.example.com"), none));
+        assert!(!needs_roots(&url("http://127.0.0.1:7878"), none));
+        let tls_proxy = |k: &str| (k == "http_proxy").then(|| " HTTPS://proxy:3128".to_owned());
+        assert!(needs_roots(&url("http://127.0.0.1:7878"), tls_proxy));
+        let plain_proxy = |k: &str| (k == "HTTP_PROXY").then(|| "http://proxy:3128".to_owned());
+        assert!(!needs_roots(&url("http://127.0.0.1:7878"), plain_proxy));
     }
 }
