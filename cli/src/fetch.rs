@@ -33,7 +33,7 @@ pub const JOBS: usize = 6;
 
 /// Bytes this process has fetched from registries, whatever fetched them: an upgrade step
 /// reports what it cost on the wire as the difference across it.
-pub static FETCHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static FETCHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Bytes fetched from registries by this process so far.
 pub fn fetched_so_far() -> u64 {
@@ -186,8 +186,13 @@ async fn fetch_window(
             .iter()
             .map(|c| index.contains_key(&c.digest).then(|| read.next()).flatten().flatten())
             .collect();
-        let deltas = plan_deltas(&at, &window, &cached, |c| {
-            cache.read(index.get(&c.digest)?, c).map(|(d, _)| d)
+        let deltas = plan_deltas(&at, &window, &cached, |chunks| {
+            let located: Option<Vec<_>> = chunks.iter().map(|c| Some((index.get(&c.digest)?, c))).collect();
+            cache
+                .read_many(&located?)
+                .into_iter()
+                .map(|read| read.map(|(d, _)| d))
+                .collect()
         });
         (window, cached, deltas)
     })
@@ -320,7 +325,7 @@ fn plan_deltas(
     at: &Place,
     window: &[ChunkRef],
     cached: &[Option<(Vec<u8>, Vec<u8>)>],
-    read: impl Fn(&ChunkRef) -> Option<Vec<u8>>,
+    read: impl Fn(&[ChunkRef]) -> Option<Vec<Vec<u8>>>,
 ) -> Vec<Delta> {
     let Some(base) = &at.base else { return Vec::new() };
     let range = at.start..at.start + window.len();
@@ -329,10 +334,7 @@ fn plan_deltas(
         .into_iter()
         .filter_map(|piece| {
             let chunks = &base.chunks[piece.base];
-            let mut base_data = Vec::with_capacity(chunks.iter().map(|c| c.length as usize).sum());
-            for c in chunks {
-                base_data.extend_from_slice(&read(c)?);
-            }
+            let base_data = read(chunks)?.concat();
             Some(Delta {
                 want: window[piece.want.start - at.start..piece.want.end - at.start].to_vec(),
                 base: chunks.to_vec(),

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use rel_format::Digest;
 use rel_format::api::{DeltaRequest, Digests, MAX_BATCH, MAX_MISSING_QUERY, PackStored};
-use rel_format::chunk::decompress_chunk;
+use rel_format::chunk::decompress_chunks;
 use rel_format::delta::{MAX_DELTA_CHUNKS, check_bounds};
 use rel_format::pack::{
     Entry, MAX_PACK, PACK_MAGIC, PackScanner, RECORD_HEADER, check_density, encode_index, index_entries, pack_id,
@@ -429,12 +429,15 @@ fn chunk_data(body: &[u8], digests: &[Digest]) -> Result<Vec<u8>, ApiError> {
             digests.len()
         )));
     }
+    let chunks: Vec<_> = records.iter().map(|e| e.chunk()).collect();
+    let frames: Vec<_> = records
+        .iter()
+        .zip(&chunks)
+        .map(|(e, c)| (c, &body[e.offset as usize..][..e.size as usize]))
+        .collect();
     let mut data = Vec::new();
-    for e in records {
-        let frame = &body[e.offset as usize..][..e.size as usize];
-        let chunk =
-            decompress_chunk(&e.chunk(), frame).map_err(|err| ApiError::Internal(format!("a stored chunk: {err}")))?;
-        data.extend_from_slice(&chunk);
+    for chunk in decompress_chunks(&frames) {
+        data.extend_from_slice(&chunk.map_err(|err| ApiError::Internal(format!("a stored chunk: {err}")))?);
     }
     Ok(data)
 }
