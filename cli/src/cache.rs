@@ -15,6 +15,11 @@
 //! chunks of the cached artifact that shares the most with it (SPEC.md §4.2). The newest [`KEEP`] artifacts are kept, and every artifact a host root pins:
 //! the releases installed there, from which the next upgrade is built (`<digest>.pin` lists
 //! the roots, one per line; a root that is gone no longer pins).
+//!
+//! Beside a release's pack the cache keeps its snapshot (`<digest>.snapshot`, SPEC.md §8.5):
+//! what appups and relups are made from, and where each member lies in the tar. An upgrade
+//! between two cached releases then reads neither release again, only the chunks of the
+//! members it carries.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -25,6 +30,7 @@ use std::path::{Path, PathBuf};
 use rel_format::Digest;
 use rel_format::chunk::{ChunkRef, ChunkedStream, decompress_chunks};
 use rel_format::pack::{Entry, PACK_MAGIC, decode_index, encode_index, record_header};
+use rel_format::snapshot::{MemberSpan, ReleaseSnapshot, decode_stored, encode_stored};
 
 /// How many artifacts the cache keeps.
 pub const KEEP: usize = 8;
@@ -172,6 +178,87 @@ impl PackCache {
             .collect()
     }
 
+    /// The bytes of `ranges` (in stream order, apart) of the cached artifact `stream`, one
+    /// after the other: only the chunks they touch are read, each verified. `None` when the
+    /// artifact is not cached whole, or a chunk of it no longer reads back.
+    pub fn read_ranges(&self, stream: &ChunkedStream, ranges: &[(u64, u64)]) -> Option<Vec<u8>> {
+        let (pack, index) = self.paths(&stream.digest);
+        let entries: HashMap<Digest, Entry> = decode_index(&std::fs::read(index).ok()?)
+            .ok()?
+            .into_iter()
+            .map(|e| (e.digest, e))
+            .collect();
+        // Each chunk a range touches, with where it starts in the stream.
+        let mut touched: Vec<(u64, Location, &ChunkRef)> = Vec::new();
+        let (mut at, mut next) = (0u64, ranges.iter().peekable());
+        for chunk in &stream.chunks {
+            let end = at + chunk.length;
+            while next.peek().is_some_and(|(_, e)| *e <= at) {
+                next.next();
+            }
+            if next.peek().is_some_and(|(s, _)| *s < end) {
+                let entry = *entries.get(&chunk.digest)?;
+                touched.push((
+                    at,
+                    Location {
+                        pack: pack.clone(),
+                        entry,
+                    },
+                    chunk,
+                ));
+            }
+            at = end;
+        }
+        let wanted: Vec<(&Location, &ChunkRef)> = touched.iter().map(|(_, l, c)| (l, *c)).collect();
+        let data = self.read_many(&wanted).into_iter().collect::<Option<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(ranges.iter().map(|(s, e)| (e - s) as usize).sum());
+        let mut first = 0;
+        for &(start, end) in ranges {
+            while touched.get(first).is_some_and(|(at, _, c)| at + c.length <= start) {
+                first += 1;
+            }
+            for ((at, _, chunk), (bytes, _)) in touched[first..].iter().zip(&data[first..]) {
+                if *at >= end {
+                    break;
+                }
+                let (from, to) = (start.max(*at), end.min(at + chunk.length));
+                if from < to {
+                    out.extend_from_slice(&bytes[(from - at) as usize..(to - at) as usize]);
+                }
+            }
+        }
+        (out.len() as u64 == ranges.iter().map(|(s, e)| e - s).sum::<u64>()).then_some(out)
+    }
+
+    /// The snapshot kept beside the cached artifact whose tar is `tar`, and its member
+    /// spans; `None` when there is none or it does not read back whole (it is then dropped).
+    pub fn snapshot(&self, tar: &Digest) -> Option<(ReleaseSnapshot, Vec<MemberSpan>)> {
+        let path = self.paths(tar).0.with_extension("snapshot");
+        let bytes = std::fs::read(&path).ok()?;
+        match decode_stored(tar, &bytes) {
+            Ok(kept) => Some(kept),
+            Err(e) => {
+                tracing::warn!("{e}; reading the release again");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Keeps the snapshot of the cached artifact whose tar is `tar` beside it, for the next
+    /// upgrade built from or to it; nothing when the artifact is not cached.
+    pub fn keep_snapshot(&self, tar: &Digest, snapshot: &ReleaseSnapshot, spans: &[MemberSpan]) -> io::Result<()> {
+        if !self.has(tar) {
+            return Ok(());
+        }
+        let bytes = encode_stored(tar, snapshot, spans).map_err(io::Error::other)?;
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(&bytes)?;
+        tmp.persist(self.paths(tar).0.with_extension("snapshot"))
+            .map_err(|e| e.error)?;
+        Ok(())
+    }
+
     /// Starts writing the pack of `stream` into the cache, or goes on with the one an
     /// interrupted pull left; nothing when the artifact is cached, or when another pull is
     /// writing it.
@@ -304,6 +391,7 @@ impl PackCache {
             let _ = std::fs::remove_file(&index);
             let _ = std::fs::remove_file(index.with_extension("pack"));
             let _ = std::fs::remove_file(index.with_extension("order"));
+            let _ = std::fs::remove_file(index.with_extension("snapshot"));
         }
     }
 }

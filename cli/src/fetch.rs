@@ -427,11 +427,16 @@ impl Fetcher {
         Ok(Verified { manifest, signer })
     }
 
+    /// The local cache.
+    pub fn cache(&self) -> Result<PackCache> {
+        PackCache::open(&self.cache_dir)
+            .with_context(|| format!("cannot open the cache `{}`", self.cache_dir.display()))
+    }
+
     /// Writes the artifact of a verified manifest to `target`. Nothing appears there unless
     /// every chunk and the whole stream verified. `label` names the transfer on progress bars.
     pub async fn write(&self, m: &Manifest, target: Target<'_>, label: &str) -> Result<Transfer> {
-        let cache = PackCache::open(&self.cache_dir)
-            .with_context(|| format!("cannot open the cache `{}`", self.cache_dir.display()))?;
+        let cache = self.cache()?;
         let (client, jobs) = (&self.client, self.jobs);
         let progress = Progress::bytes(m.tar.length, label, self.quiet);
         let transfer = match target {

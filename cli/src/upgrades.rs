@@ -1,16 +1,18 @@
 //! Making upgrades: appups and a relup computed from two (or more) releases, and the upgrade
 //! artifact that carries them with only what changed (SPEC.md §8). The releases come from
 //! tarballs, folders or the registry (verified); a user's appups and `.extra` additions are
-//! read from a folder.
+//! read from a folder. A stored release's snapshot is kept in the cache beside its chunks
+//! (SPEC.md §8.5): a host builds its next upgrade without reading either release again, and
+//! cuts the members the upgrade carries out of the cached chunks.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use rel_format::appup::{AppupPlan, Extra, plan_appups};
 use rel_format::relup::{RelupError, make_relup};
-use rel_format::snapshot::{ParsedModules, ReleaseSnapshot};
+use rel_format::snapshot::{MemberSpan, ParsedModules, ReleaseSnapshot};
 use rel_format::term::{Term, parse_term};
-use rel_format::{TrustedKeys, Version};
+use rel_format::{Manifest, TrustedKeys, Version};
 
 use crate::UsageError;
 use crate::fetch::{Fetcher, Target};
@@ -63,20 +65,76 @@ pub async fn materialise(
             })
         }
         ReleaseRef::Stored { name: named, version } => {
-            let name = named
-                .as_deref()
-                .or(name)
-                .ok_or_else(|| UsageError::new(format!("say which release `{version}` is: NAME@{version}")))?;
-            let trusted = trusted.ok_or_else(|| UsageError::new(NO_TRUSTED_KEYS))?;
+            let (name, trusted) = stored_name(named.as_deref().or(name), version, trusted)?;
             let manifest = fetcher.release(trusted, name, version).await?.manifest;
-            fetcher.write(&manifest, Target::File(&tar), "fetch").await?;
-            Ok(Materialised {
-                path: tar,
-                label: format!("{name}@{version} (from the registry)"),
-                _tmp: Some(tmp),
-            })
+            fetch_whole(fetcher, &manifest, stored_label(name, version)).await
         }
     }
+}
+
+/// The release name and trusted keys a stored release `version` is read with.
+fn stored_name<'a>(
+    name: Option<&'a str>,
+    version: &Version,
+    trusted: Option<&'a TrustedKeys>,
+) -> Result<(&'a str, &'a TrustedKeys)> {
+    let name = name.ok_or_else(|| UsageError::new(format!("say which release `{version}` is: NAME@{version}")))?;
+    Ok((name, trusted.ok_or_else(|| UsageError::new(NO_TRUSTED_KEYS))?))
+}
+
+fn stored_label(name: &str, version: &Version) -> String {
+    format!("{name}@{version} (from the registry)")
+}
+
+/// The verified artifact of `manifest` as a tar file in a temporary folder.
+async fn fetch_whole(fetcher: &Fetcher, manifest: &Manifest, label: String) -> Result<Materialised> {
+    let tmp = tempfile::tempdir()?;
+    let tar = tmp.path().join("release.tar");
+    fetcher.write(manifest, Target::File(&tar), "fetch").await?;
+    Ok(Materialised {
+        path: tar,
+        label,
+        _tmp: Some(tmp),
+    })
+}
+
+/// A stored release as an upgrade is built from it: its verified manifest, and where each
+/// member of its tar lies, to cut an upgrade's members out of the cached chunks.
+#[derive(Debug)]
+struct Stored {
+    manifest: Manifest,
+    spans: Vec<MemberSpan>,
+    label: String,
+}
+
+/// The stored release `name` `version`: its manifest, verified, and the snapshot the cache
+/// keeps beside its pack, if it does.
+async fn open_stored(
+    fetcher: &Fetcher,
+    trusted: &TrustedKeys,
+    name: &str,
+    version: &Version,
+) -> Result<(Stored, Option<ReleaseSnapshot>)> {
+    let manifest = fetcher.release(trusted, name, version).await?.manifest;
+    let kept = fetcher.cache()?.snapshot(&manifest.tar.digest);
+    let (snapshot, spans) = kept.map_or((None, Vec::new()), |(s, spans)| (Some(s), spans));
+    let label = stored_label(name, version);
+    Ok((Stored { manifest, spans, label }, snapshot))
+}
+
+/// Reads the snapshot of a stored release the cache keeps none of, from the release
+/// (fetched through the cache and verified), and keeps it there.
+async fn read_stored(fetcher: &Fetcher, stored: &mut Stored, parsed: &mut ParsedModules) -> Result<ReleaseSnapshot> {
+    let m = fetch_whole(fetcher, &stored.manifest, stored.label.clone()).await?;
+    let file = std::io::BufReader::new(std::fs::File::open(&m.path)?);
+    let (snapshot, spans) = ReleaseSnapshot::from_tar_indexed(file, None, parsed)
+        .with_context(|| format!("cannot read the release `{}`", stored.label))?;
+    let tar = stored.manifest.tar.digest;
+    if let Err(e) = fetcher.cache()?.keep_snapshot(&tar, &snapshot, &spans) {
+        tracing::warn!("cannot keep the snapshot of {} in the cache: {e}", stored.label);
+    }
+    stored.spans = spans;
+    Ok(snapshot)
 }
 
 /// The snapshot of a release reference; a folder is read in place, on every core.
@@ -94,8 +152,9 @@ pub async fn snapshot(
 }
 
 /// The snapshots of `refs`, in order. Folders are read in place together, on every core,
-/// each module they share byte for byte parsed once; anything else is read from its tar,
-/// each module `parsed` knows (from the other tars) not parsed again.
+/// each module they share byte for byte parsed once; a stored release's snapshot comes
+/// from the cache when it keeps one; anything else is read from its tar, each module
+/// `parsed` knows (from the other tars, and the kept snapshots) not parsed again.
 pub async fn snapshots(
     fetcher: &Fetcher,
     trusted: Option<&TrustedKeys>,
@@ -103,6 +162,18 @@ pub async fn snapshots(
     refs: &[&ReleaseRef],
     parsed: &mut ParsedModules,
 ) -> Result<Vec<ReleaseSnapshot>> {
+    let read = read_releases(fetcher, trusted, name, refs, parsed).await?;
+    Ok(read.into_iter().map(|(snapshot, _)| snapshot).collect())
+}
+
+/// [`snapshots`], with what was learnt of each stored release.
+async fn read_releases(
+    fetcher: &Fetcher,
+    trusted: Option<&TrustedKeys>,
+    name: Option<&str>,
+    refs: &[&ReleaseRef],
+    parsed: &mut ParsedModules,
+) -> Result<Vec<(ReleaseSnapshot, Option<Stored>)>> {
     let folder = |r: &ReleaseRef| match r {
         ReleaseRef::Path(dir) if dir.is_dir() => Some(dir.clone()),
         _ => None,
@@ -118,11 +189,38 @@ pub async fn snapshots(
         }
     }
     .into_iter();
-    let mut out = Vec::with_capacity(refs.len());
+    let mut opened = Vec::with_capacity(refs.len());
     for r in refs {
-        out.push(match folder(r) {
-            Some(_) => read.next().expect("a snapshot per folder"),
-            None => snapshot_of(&materialise(fetcher, trusted, name, r).await?, parsed)?,
+        opened.push(match r {
+            ReleaseRef::Stored { name: named, version } => {
+                let (name, trusted) = stored_name(named.as_deref().or(name), version, trusted)?;
+                Some(open_stored(fetcher, trusted, name, version).await?)
+            }
+            ReleaseRef::Path(_) => None,
+        });
+    }
+    // A release read from its tar parses only the modules no kept snapshot has.
+    let unread = refs.iter().zip(&opened).any(|(r, o)| match o {
+        Some((_, kept)) => kept.is_none(),
+        None => folder(r).is_none(),
+    });
+    if unread {
+        for (stored, kept) in opened.iter().flatten() {
+            if let Some(kept) = kept {
+                parsed.learn(kept, &stored.spans);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(refs.len());
+    for (r, o) in refs.iter().zip(opened) {
+        out.push(match (folder(r), o) {
+            (Some(_), _) => (read.next().expect("a snapshot per folder"), None),
+            (None, Some((stored, Some(kept)))) => (kept, Some(stored)),
+            (None, Some((mut stored, None))) => (read_stored(fetcher, &mut stored, parsed).await?, Some(stored)),
+            (None, None) => (
+                snapshot_of(&materialise(fetcher, trusted, name, r).await?, parsed)?,
+                None,
+            ),
         });
     }
     Ok(out)
@@ -204,35 +302,37 @@ pub struct BuiltUpgrade {
 
 /// Where the release an upgrade goes to is read from.
 enum ToRelease {
-    /// A tar file (a tarball as it is, or a stored release fetched and verified).
+    /// A tarball, as it is.
     Tar(Materialised),
     /// A release folder, read in place.
     Folder(PathBuf),
+    /// A stored release, through the cache.
+    Stored(Box<Stored>),
 }
 
 /// Builds the upgrade artifact of `req`.
 pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeRequest) -> Result<BuiltUpgrade> {
     let fetcher = Fetcher::new(s, crate::fetch::JOBS);
     let name = Some(req.name.as_str());
-    // A folder is read in place with the --from folders; its upgrade's members are archived
-    // from it once the appups say what they are. Anything else is materialised as a tar.
-    let source = match &req.to {
-        ReleaseRef::Path(dir) if dir.is_dir() => ToRelease::Folder(dir.clone()),
-        other => ToRelease::Tar(materialise(&fetcher, trusted, name, other).await?),
-    };
-    let mut refs: Vec<&ReleaseRef> = req.from.iter().collect();
-    if let ToRelease::Folder(_) = source {
-        refs.push(&req.to);
-    }
+    // Every release is read at once: folders in place, together; stored ones from the
+    // snapshots the cache keeps. The upgrade's members are then taken from TO's folder, its
+    // cached chunks or its tar, once the appups say what they are.
     let mut parsed = ParsedModules::default();
-    let mut froms = snapshots(&fetcher, trusted, name, &refs, &mut parsed).await?;
-    let to = match &source {
-        ToRelease::Tar(m) => snapshot_of(m, &mut parsed)?,
-        ToRelease::Folder(_) => froms.pop().expect("the snapshot of --to"),
+    let mut refs: Vec<&ReleaseRef> = req.from.iter().collect();
+    refs.push(&req.to);
+    let mut read = read_releases(&fetcher, trusted, name, &refs, &mut parsed).await?;
+    let (to, stored) = read.pop().expect("the snapshot of --to");
+    let froms: Vec<ReleaseSnapshot> = read.into_iter().map(|(snapshot, _)| snapshot).collect();
+    let source = match (&req.to, stored) {
+        (_, Some(stored)) => ToRelease::Stored(Box::new(stored)),
+        (ReleaseRef::Path(dir), None) if dir.is_dir() => ToRelease::Folder(dir.clone()),
+        // A tarball is read where it is, not copied.
+        (other, None) => ToRelease::Tar(materialise(&fetcher, trusted, name, other).await?),
     };
     let to_label = match &source {
         ToRelease::Tar(m) => m.label.clone(),
         ToRelease::Folder(dir) => dir.display().to_string(),
+        ToRelease::Stored(s) => s.label.clone(),
     };
     if to.spec.name != req.name {
         bail!("`{to_label}` is release {}, not {}", to.spec.name, req.name);
@@ -265,10 +365,30 @@ pub async fn build(s: &Settings, trusted: Option<&TrustedKeys>, req: &UpgradeReq
     let tar = tmp.path().join(format!("{}-{}.upgrade.tar", req.name, to.spec.version));
     {
         let file = std::io::BufWriter::new(std::fs::File::create(&tar)?);
+        let specs: Vec<_> = froms.iter().map(|f| &f.spec).collect();
         let to_tar: Box<dyn std::io::Read> = match &source {
             ToRelease::Tar(m) => Box::new(std::io::BufReader::new(std::fs::File::open(&m.path)?)),
+            ToRelease::Stored(s) => {
+                // The members the upgrade keeps, cut from the cached chunks; the whole
+                // release fetched again if the cache no longer has them.
+                let keeps = rel_format::upgrade::upgrade_keeps(&to.spec, &specs);
+                let mut ranges: Vec<(u64, u64)> = Vec::new();
+                for m in s.spans.iter().filter(|m| keeps(&m.path)) {
+                    match ranges.last_mut() {
+                        Some(last) if last.1 == m.start => last.1 = m.end,
+                        _ => ranges.push((m.start, m.end)),
+                    }
+                }
+                match fetcher.cache()?.read_ranges(&s.manifest.tar, &ranges) {
+                    Some(members) => Box::new(std::io::Cursor::new(members)),
+                    None => {
+                        // Open before the temporary folder goes: the open file stays readable.
+                        let m = fetch_whole(&fetcher, &s.manifest, s.label.clone()).await?;
+                        Box::new(std::io::BufReader::new(std::fs::File::open(&m.path)?))
+                    }
+                }
+            }
             ToRelease::Folder(dir) => {
-                let specs: Vec<_> = froms.iter().map(|f| &f.spec).collect();
                 let keeps = rel_format::upgrade::upgrade_keeps(&to.spec, &specs);
                 let selection = rel_format::archive::Selection::default();
                 // TO's releases/<vsn>/ is walked for its files; write_upgrade leaves out the

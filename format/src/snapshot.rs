@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
+use serde::{Deserialize, Serialize};
+
 use crate::archive::{ArchiveError, Limits, check_entry, decompress};
 use crate::beam::{Beam, BeamError};
 use crate::release::{ReleaseError, ReleaseSpec};
@@ -14,7 +16,7 @@ use crate::supervision::{Deferred, SupervisionIndex};
 use crate::term::{Term, TermError, parse_term};
 
 /// What the appup generator needs to know about a module.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModuleSummary {
     pub name: String,
     /// [`Beam::identity`]: equal exactly when the md5s (as `beam_lib:md5/1`) are.
@@ -65,7 +67,7 @@ impl ModuleSummary {
 }
 
 /// One application of a release.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AppSnapshot {
     pub name: String,
     pub vsn: String,
@@ -81,8 +83,9 @@ pub struct AppSnapshot {
 }
 
 /// A release: its `.rel` and its applications.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReleaseSnapshot {
+    #[serde(with = "stored_spec")]
     pub spec: ReleaseSpec,
     pub apps: BTreeMap<String, AppSnapshot>,
     /// Elixir's consolidated protocols (`releases/<vsn>/consolidated/`), by module; empty for
@@ -110,6 +113,8 @@ pub enum SnapshotError {
     Extra(#[from] crate::appup::ExtraError),
     #[error("`{path}`: {what}")]
     App { path: String, what: String },
+    #[error("the stored snapshot of {tar}: {what}")]
+    Stored { tar: crate::Digest, what: String },
 }
 
 /// Largest single file read while snapshotting a release (beams, boot files, configs).
@@ -168,13 +173,46 @@ pub struct ParsedModules(std::collections::HashMap<crate::Digest, ModuleSummary>
 impl ParsedModules {
     /// The summary of the BEAM file `bytes` at `path`, parsed unless already known.
     pub fn summary(&mut self, path: &str, bytes: Vec<u8>) -> Result<ModuleSummary, SnapshotError> {
+        Ok(self.summary_keyed(path, bytes)?.1)
+    }
+
+    /// [`ParsedModules::summary`], with the SHA-256 of the file.
+    fn summary_keyed(&mut self, path: &str, bytes: Vec<u8>) -> Result<(crate::Digest, ModuleSummary), SnapshotError> {
         let key = crate::Digest::of(&bytes);
         if let Some(known) = self.0.get(&key) {
-            return Ok(known.clone());
+            return Ok((key, known.clone()));
         }
         let module = ModuleSummary::of(&Beam::parse(path, bytes)?)?;
         self.0.insert(key, module.clone());
-        Ok(module)
+        Ok((key, module))
+    }
+
+    /// Learns the modules of a snapshot read with its spans: those whose spans carry the
+    /// file's digest, so that a release read next parses only the modules it does not share.
+    pub fn learn(&mut self, snapshot: &ReleaseSnapshot, spans: &[MemberSpan]) {
+        let dirs: std::collections::HashMap<String, &AppSnapshot> = snapshot
+            .apps
+            .values()
+            .map(|a| (format!("{}-{}", a.name, a.vsn), a))
+            .collect();
+        for span in spans {
+            let (Some(digest), Some(place)) = (span.digest, BeamPlace::of(&span.path)) else {
+                continue;
+            };
+            let Some(name) = span.path.rsplit('/').next().and_then(|f| f.strip_suffix(".beam")) else {
+                continue;
+            };
+            let module = match place {
+                BeamPlace::Lib(dir) => dirs.get(&dir).and_then(|a| a.beams.get(name)),
+                BeamPlace::Consolidated(vsn) if vsn == snapshot.spec.version.as_str() => {
+                    snapshot.consolidated.get(name)
+                }
+                BeamPlace::Consolidated(_) => None,
+            };
+            if let Some(module) = module {
+                self.0.entry(digest).or_insert_with(|| module.clone());
+            }
+        }
     }
 }
 
@@ -288,26 +326,82 @@ impl ReleaseSnapshot {
     pub fn from_tar_sharing<R: Read>(
         input: R,
         want: Option<&str>,
+        parsed: Option<&mut ParsedModules>,
+    ) -> Result<Self, SnapshotError> {
+        Self::read_tar(input, want, parsed, None)
+    }
+
+    /// [`ReleaseSnapshot::from_tar_sharing`], with where each member of the (uncompressed)
+    /// tar lies in it.
+    pub fn from_tar_indexed<R: Read>(
+        input: R,
+        want: Option<&str>,
+        parsed: &mut ParsedModules,
+    ) -> Result<(Self, Vec<MemberSpan>), SnapshotError> {
+        let mut spans = Vec::new();
+        let snapshot = Self::read_tar(input, want, Some(parsed), Some(&mut spans))?;
+        Ok((snapshot, spans))
+    }
+
+    fn read_tar<R: Read>(
+        input: R,
+        want: Option<&str>,
         mut parsed: Option<&mut ParsedModules>,
+        mut spans: Option<&mut Vec<MemberSpan>>,
     ) -> Result<Self, SnapshotError> {
         let limits = Limits::default();
         let mut archive = tar::Archive::new(decompress(input)?);
         let mut builder = SnapshotBuilder::default();
+        let mut claimed: std::collections::HashMap<(String, String), usize> = Default::default();
+        let mut end = 0;
         for entry in archive.entries().map_err(ArchiveError::Read)? {
             let mut entry = entry.map_err(ArchiveError::Read)?;
+            let start = end;
+            end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
             let Some(member) = check_entry(&entry, &limits)? else {
                 continue;
             };
             let Some(path) = member.path else { continue };
-            if !matches!(member.kind, crate::archive::MemberKind::File { .. })
-                || !snapshot_wants(&path)
-                || member.size > MAX_SMALL_FILE
+            let mut digest = None;
+            if matches!(member.kind, crate::archive::MemberKind::File { .. })
+                && snapshot_wants(&path)
+                && member.size <= MAX_SMALL_FILE
             {
-                continue;
+                let mut bytes = Vec::with_capacity(member.size as usize);
+                entry.read_to_end(&mut bytes).map_err(ArchiveError::Read)?;
+                match (BeamPlace::of(&path), parsed.as_deref_mut()) {
+                    (Some(place), Some(parsed)) => {
+                        let (key, module) = parsed.summary_keyed(&path, bytes)?;
+                        // Known again by its file only when the file is the one its module
+                        // is kept from: named for it, and the only one in its folder.
+                        let folder = path.rsplit_once('/').map_or("", |(f, _)| f).to_owned();
+                        let claims = claimed.entry((folder, module.name.clone())).or_insert(0);
+                        *claims += 1;
+                        if path.ends_with(&format!("/{}.beam", module.name)) {
+                            digest = Some(key);
+                        }
+                        builder.add_beam(place, module);
+                    }
+                    _ => builder.add(&path, bytes)?,
+                }
             }
-            let mut bytes = Vec::with_capacity(member.size as usize);
-            entry.read_to_end(&mut bytes).map_err(ArchiveError::Read)?;
-            builder.add_sharing(&path, bytes, parsed.as_deref_mut())?;
+            if let Some(spans) = spans.as_deref_mut() {
+                spans.push(MemberSpan {
+                    path,
+                    start,
+                    end,
+                    digest,
+                });
+            }
+        }
+        if let Some(spans) = spans {
+            for span in spans.iter_mut().filter(|s| s.digest.is_some()) {
+                let (folder, file) = span.path.rsplit_once('/').unwrap_or(("", &span.path));
+                let module = file.strip_suffix(".beam").unwrap_or(file);
+                if claimed.get(&(folder.to_owned(), module.to_owned())) != Some(&1) {
+                    span.digest = None;
+                }
+            }
         }
         builder.finish(want)
     }
@@ -382,6 +476,103 @@ pub fn app_modules(file: &str, text: &str) -> Result<Vec<String>, SnapshotError>
     Ok(vec![])
 }
 
+/// A member of a release's tar and where its bytes lie in the stream: from the end of the
+/// member before it (extension headers such as a long name's included) to the end of its
+/// padded data. The members an upgrade keeps are cut from the stream by these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSpan {
+    pub path: String,
+    pub start: u64,
+    pub end: u64,
+    /// The SHA-256 of a BEAM file the snapshot read, by which [`ParsedModules::learn`]
+    /// knows it again.
+    pub digest: Option<crate::Digest>,
+}
+
+/// The first bytes of a stored snapshot; the digit is the layout's version.
+const STORED_MAGIC: &[u8; 16] = b"rel snapshot 01\n";
+
+/// A snapshot and its member spans as a host keeps them (SPEC.md §8.5): the magic, the
+/// digest of the release tar they were read from, the two in postcard, and the SHA-256 of
+/// all that.
+pub fn encode_stored(
+    tar: &crate::Digest,
+    snapshot: &ReleaseSnapshot,
+    spans: &[MemberSpan],
+) -> Result<Vec<u8>, SnapshotError> {
+    let mut out = STORED_MAGIC.to_vec();
+    out.extend_from_slice(tar.as_bytes());
+    let out = postcard::to_extend(&(snapshot, spans), out).map_err(|e| SnapshotError::Stored {
+        tar: *tar,
+        what: e.to_string(),
+    })?;
+    let mut out = out;
+    let sum = crate::Digest::of(&out);
+    out.extend_from_slice(sum.as_bytes());
+    Ok(out)
+}
+
+/// Reads back what [`encode_stored`] wrote for the release tar `tar`; anything else (another
+/// release's, another layout's, altered or cut short) is refused.
+pub fn decode_stored(tar: &crate::Digest, bytes: &[u8]) -> Result<(ReleaseSnapshot, Vec<MemberSpan>), SnapshotError> {
+    let bad = |what: &str| SnapshotError::Stored {
+        tar: *tar,
+        what: what.to_owned(),
+    };
+    let head = STORED_MAGIC.len() + 32;
+    if bytes.len() < head + 32 {
+        return Err(bad("cut short"));
+    }
+    let (body, sum) = bytes.split_at(bytes.len() - 32);
+    if !body.starts_with(STORED_MAGIC) {
+        return Err(bad("not a snapshot of this layout"));
+    }
+    if crate::Digest::of(body).as_bytes() != sum {
+        return Err(bad("its checksum does not match"));
+    }
+    if &body[STORED_MAGIC.len()..head] != tar.as_bytes() {
+        return Err(bad("it is another release's"));
+    }
+    postcard::from_bytes(&body[head..]).map_err(|e| bad(&e.to_string()))
+}
+
+/// A `.rel` as a snapshot stores it: its fields in order (the JSON form leaves empty ones
+/// out, which a format without field names cannot).
+mod stored_spec {
+    use super::*;
+    use crate::Version;
+    use crate::release::RelApp;
+
+    type App = (String, Version, Option<String>, Vec<String>);
+
+    pub(super) fn serialize<S: serde::Serializer>(spec: &ReleaseSpec, s: S) -> Result<S::Ok, S::Error> {
+        let apps: Vec<_> = spec
+            .apps
+            .iter()
+            .map(|a| (&a.name, &a.version, &a.start_type, &a.included))
+            .collect();
+        (&spec.name, &spec.version, &spec.erts, apps).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ReleaseSpec, D::Error> {
+        let (name, version, erts, apps): (String, Version, Version, Vec<App>) = Deserialize::deserialize(d)?;
+        Ok(ReleaseSpec {
+            name,
+            version,
+            erts,
+            apps: apps
+                .into_iter()
+                .map(|(name, version, start_type, included)| RelApp {
+                    name,
+                    version,
+                    start_type,
+                    included,
+                })
+                .collect(),
+        })
+    }
+}
+
 /// Hand-made snapshots for unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {
@@ -425,5 +616,237 @@ pub(crate) mod test_support {
             apps: [(name.to_owned(), app)].into(),
             consolidated: consolidated.into_iter().map(|m| (m.name.clone(), m)).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+    use rel_testkit::fixtures::Fixture;
+
+    /// Version `v` of a fixture as the plain tar its stream is.
+    fn plain(fixture: &Fixture, v: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let file = std::fs::File::open(fixture.tarball(v)).unwrap();
+        flate2::read::GzDecoder::new(file).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    fn read(tar: &[u8], parsed: &mut ParsedModules) -> (ReleaseSnapshot, Vec<MemberSpan>) {
+        ReleaseSnapshot::from_tar_indexed(tar, None, parsed).unwrap()
+    }
+
+    /// Every module of both, equal (their supervision answers included, read on both sides).
+    fn assert_same_modules(a: &ReleaseSnapshot, b: &ReleaseSnapshot) {
+        assert_eq!(a.spec, b.spec);
+        assert_eq!(a.consolidated, b.consolidated);
+        assert_eq!(a.apps.keys().collect::<Vec<_>>(), b.apps.keys().collect::<Vec<_>>());
+        for (app, x) in &a.apps {
+            let y = &b.apps[app];
+            assert_eq!(
+                (&x.vsn, &x.app_modules, &x.appup),
+                (&y.vsn, &y.app_modules, &y.appup),
+                "{app}"
+            );
+            assert_eq!(x.beams, y.beams, "{app}");
+        }
+    }
+
+    #[test]
+    fn a_kept_snapshot_reads_back_as_it_was_made() {
+        for fixture in [Fixture::shop(), Fixture::ledger(), Fixture::demo()] {
+            for v in fixture.versions() {
+                let tar = plain(&fixture, &v);
+                let digest = crate::Digest::of(&tar);
+                let (snapshot, spans) = read(&tar, &mut ParsedModules::default());
+                let kept = encode_stored(&digest, &snapshot, &spans).unwrap();
+                let (back, back_spans) = decode_stored(&digest, &kept).unwrap();
+                assert_eq!(back_spans, spans, "{} {v}", fixture.name);
+                assert_same_modules(&snapshot, &back);
+                assert_eq!(encode_stored(&digest, &back, &back_spans).unwrap(), kept);
+                // What supervision analysis reads went along: some supervisor's children
+                // are known on both sides.
+                let supervisors = back
+                    .apps
+                    .values()
+                    .flat_map(|a| a.beams.values())
+                    .filter(|m| m.is_supervisor() && m.supervision.get().init.is_some())
+                    .count();
+                assert!(supervisors > 0, "{} {v}: no supervisor read back", fixture.name);
+            }
+        }
+    }
+
+    #[test]
+    fn spans_cut_each_member_out_of_the_tar() {
+        let shop = Fixture::shop();
+        let v = &shop.versions()[0];
+        let tar = plain(&shop, v);
+        let (snapshot, spans) = read(&tar, &mut ParsedModules::default());
+        assert!(spans.len() > 100, "{} members", spans.len());
+        let mut end = 0;
+        for span in &spans {
+            assert_eq!(span.start, end, "{} starts where the member before ends", span.path);
+            end = span.end;
+            let mut archive = tar::Archive::new(&tar[span.start as usize..span.end as usize]);
+            let paths: Vec<String> = archive
+                .entries()
+                .unwrap()
+                .map(|e| {
+                    e.unwrap()
+                        .path()
+                        .unwrap()
+                        .to_string_lossy()
+                        .trim_end_matches('/')
+                        .to_owned()
+                })
+                .collect();
+            assert_eq!(paths.len(), 1, "{}: {paths:?}", span.path);
+            assert!(
+                paths[0].trim_start_matches("./") == span.path,
+                "{paths:?} for {}",
+                span.path
+            );
+        }
+        // Nothing but the end-of-archive blocks follows the last member.
+        assert!(tar[end as usize..].iter().all(|b| *b == 0));
+        // Every module file is known by its digest, and by nothing else.
+        let beams = spans.iter().filter(|s| BeamPlace::of(&s.path).is_some());
+        assert!(
+            beams
+                .clone()
+                .all(|s| s.digest == Some(crate::Digest::of(&member(&tar, s))))
+        );
+        assert!(spans.iter().filter(|s| s.digest.is_some()).count() == beams.count());
+        // The members an upgrade keeps, cut out and put together, read as those members.
+        let keep: Vec<&MemberSpan> = spans.iter().filter(|s| s.path.starts_with("lib/shop-")).collect();
+        let cut: Vec<u8> = keep
+            .iter()
+            .flat_map(|s| tar[s.start as usize..s.end as usize].to_vec())
+            .collect();
+        let mut archive = tar::Archive::new(cut.as_slice());
+        assert_eq!(archive.entries().unwrap().count(), keep.len());
+        assert!(snapshot.apps.contains_key("shop"));
+    }
+
+    /// The data of the member a span holds.
+    fn member(tar: &[u8], span: &MemberSpan) -> Vec<u8> {
+        let mut archive = tar::Archive::new(&tar[span.start as usize..span.end as usize]);
+        let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+        let mut out = Vec::new();
+        entry.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_kept_snapshot_that_is_not_whole_is_refused() {
+        let demo = Fixture::demo();
+        let tar = plain(&demo, &demo.versions()[0]);
+        let digest = crate::Digest::of(&tar);
+        let (snapshot, spans) = read(&tar, &mut ParsedModules::default());
+        let kept = encode_stored(&digest, &snapshot, &spans).unwrap();
+        let refused = |bytes: &[u8], tar: &crate::Digest, what: &str| {
+            let e = decode_stored(tar, bytes).unwrap_err().to_string();
+            assert!(e.contains(&tar.to_string()) && e.contains(what), "{e}");
+        };
+        for cut in [0, 10, 47, 48 + 31, kept.len() / 2, kept.len() - 1] {
+            refused(&kept[..cut], &digest, if cut < 80 { "cut short" } else { "checksum" });
+        }
+        for at in [0, 20, kept.len() / 3, kept.len() - 40, kept.len() - 1] {
+            let mut altered = kept.clone();
+            altered[at] ^= 0x20;
+            refused(&altered, &digest, if at < 16 { "layout" } else { "checksum" });
+        }
+        refused(&kept, &crate::Digest::of(b"another release"), "another release's");
+        // A whole file of the layout around what is not a snapshot.
+        let mut forged = STORED_MAGIC.to_vec();
+        forged.extend_from_slice(digest.as_bytes());
+        forged.extend_from_slice(&[0xff; 64]);
+        let sum = crate::Digest::of(&forged);
+        forged.extend_from_slice(sum.as_bytes());
+        let e = decode_stored(&digest, &forged).unwrap_err();
+        assert!(matches!(e, SnapshotError::Stored { .. }), "{e}");
+    }
+
+    #[test]
+    fn modules_learnt_from_a_kept_snapshot_are_not_parsed_again() {
+        let shop = Fixture::shop();
+        let vs = shop.versions();
+        let (first, second) = (plain(&shop, &vs[0]), plain(&shop, &vs[1]));
+        let (snapshot, spans) = read(&first, &mut ParsedModules::default());
+        let mut parsed = ParsedModules::default();
+        parsed.learn(&snapshot, &spans);
+        let learnt = spans.iter().filter(|s| s.digest.is_some()).count();
+        assert_eq!(parsed.0.len(), learnt);
+        // Each file is known as what reading it gives.
+        for span in spans.iter().filter(|s| s.digest.is_some()) {
+            let fresh = ModuleSummary::of(&Beam::parse(&span.path, member(&first, span)).unwrap()).unwrap();
+            assert_eq!(parsed.0[&span.digest.unwrap()], fresh, "{}", span.path);
+        }
+        // The next version parses only what it does not share, and reads as it does alone.
+        let (next, _) = read(&second, &mut parsed);
+        let (alone, next_spans) = read(&second, &mut ParsedModules::default());
+        assert_same_modules(&next, &alone);
+        let shared = next_spans
+            .iter()
+            .filter(|s| s.digest.is_some_and(|d| spans.iter().any(|f| f.digest == Some(d))))
+            .count();
+        assert_eq!(
+            parsed.0.len(),
+            learnt + next_spans.iter().filter(|s| s.digest.is_some()).count() - shared
+        );
+        assert!(shared > 0 && shared < learnt);
+    }
+
+    #[test]
+    fn a_module_file_not_named_for_its_module_is_not_learnt() {
+        let demo = Fixture::demo();
+        let v = &demo.versions()[0];
+        let tar = plain(&demo, v);
+        let (_, spans) = read(&tar, &mut ParsedModules::default());
+        let (a, b) = {
+            let mut beams = spans
+                .iter()
+                .filter(|s| s.path.ends_with(".beam") && s.path.contains("/ebin/"));
+            (beams.next().unwrap().clone(), beams.next().unwrap().clone())
+        };
+        let (bytes_a, bytes_b) = (member(&tar, &a), member(&tar, &b));
+        // A folder where the two files swapped names.
+        let dir = a.path.rsplit_once('/').unwrap().0;
+        let name = |s: &MemberSpan| s.path.rsplit_once('/').unwrap().1.to_owned();
+        let spans_of = |files: &[(String, &Vec<u8>)]| {
+            let mut builder = tar::Builder::new(Vec::new());
+            for (file, bytes) in files {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder
+                    .append_data(&mut header, format!("{dir}/{file}"), bytes.as_slice())
+                    .unwrap();
+            }
+            let tar = builder.into_inner().unwrap();
+            let mut spans = Vec::new();
+            // No `.rel`: the snapshot itself fails, once every member is spanned.
+            ReleaseSnapshot::read_tar(
+                tar.as_slice(),
+                None,
+                Some(&mut ParsedModules::default()),
+                Some(&mut spans),
+            )
+            .unwrap_err();
+            spans
+        };
+        let digests = |spans: Vec<MemberSpan>| spans.into_iter().map(|s| s.digest).collect::<Vec<_>>();
+        // Alone and rightly named, a file is learnt.
+        let right = spans_of(&[(name(&a), &bytes_a)]);
+        assert_eq!(digests(right), [Some(crate::Digest::of(&bytes_a))]);
+        // Two files that swapped names.
+        let swapped = spans_of(&[(name(&b), &bytes_a), (name(&a), &bytes_b)]);
+        assert_eq!(digests(swapped), [None, None]);
+        // A rightly named file, and a copy of it under another name: the module is kept from
+        // the copy, read last.
+        let copied = spans_of(&[(name(&a), &bytes_a), ("zz_copy.beam".into(), &bytes_a)]);
+        assert_eq!(digests(copied), [None, None]);
     }
 }

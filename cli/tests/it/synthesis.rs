@@ -194,11 +194,10 @@ fn what_a_host_builds_is_byte_for_byte_what_ci_builds() {
                     fixture.tarball(to).to_str().unwrap(),
                     "ci.tar",
                 );
-                let stored = build(
-                    &format!("{}@{from}", fixture.name),
-                    &format!("{}@{to}", fixture.name),
-                    "stored.tar",
-                );
+                let stored_pair = [format!("{}@{from}", fixture.name), format!("{}@{to}", fixture.name)];
+                let stored = build(&stored_pair[0], &stored_pair[1], "stored.tar");
+                // Built again, from the snapshots the cache now keeps of both releases.
+                let kept = build(&stored_pair[0], &stored_pair[1], "kept.tar");
                 let unpacked = |v: &str| home.path(&format!("unpacked/{v}")).to_str().unwrap().to_owned();
                 let folders = build(&unpacked(from), &unpacked(to), "folders.tar");
                 let of_folders = build(
@@ -209,13 +208,133 @@ fn what_a_host_builds_is_byte_for_byte_what_ci_builds() {
                 assert!(ci.len() > 10_000, "{} {from} -> {to}: {} bytes", fixture.name, ci.len());
                 assert!(ci == stored, "{} {from} -> {to}: the upgrades differ", fixture.name);
                 assert!(
+                    ci == kept,
+                    "{} {from} -> {to}: the upgrade built from kept snapshots differs",
+                    fixture.name
+                );
+                assert!(
                     folders == of_folders,
                     "{} {from} -> {to}: the upgrade built from folders differs",
                     fixture.name
                 );
             }
         }
+        // One snapshot kept per stored release, beside its pack.
+        let kept = std::fs::read_dir(home.path("cache"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "snapshot"))
+            .count();
+        assert_eq!(kept, vs.len(), "{}", fixture.name);
     }
+}
+
+/// The snapshots a host keeps are only a shortcut: one damaged, one of another release put
+/// in its place, or one whose release's chunks left the cache, and the host builds the same
+/// upgrade, reading again (and keeping again) what it must.
+#[test]
+fn a_kept_snapshot_that_cannot_be_used_costs_a_read_never_a_wrong_upgrade() {
+    let shop = Fixture::shop();
+    let vs = shop.versions();
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    for v in &vs[..2] {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(shop.tarball(v))
+            .arg("--quiet")
+            .assert()
+            .success();
+    }
+    let (from, to) = (format!("shop@{}", vs[0]), format!("shop@{}", vs[1]));
+    let build = |out: &str| {
+        let out = home.path(out);
+        let run = home
+            .rel(Some(&reg))
+            .args(["build-upgrade", "shop", "--from", &from, "--to", &to, "-o"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+        assert!(run.status.success(), "{stderr}");
+        (std::fs::read(out).unwrap(), stderr)
+    };
+    let (first, _) = build("first.tar");
+    let cache = home.path("cache");
+    let with_ext = |ext: &str| -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .collect();
+        found.sort();
+        found
+    };
+    let snapshots = with_ext("snapshot");
+    assert_eq!(snapshots.len(), 2);
+    // The cache names a release's files for its tar's digest.
+    let tar_digest = |v: &str| {
+        let tar = home.path(&format!("{v}.tar"));
+        home.rel(Some(&reg))
+            .args(["pull", "shop", "--version", v, "--quiet", "-o"])
+            .arg(&tar)
+            .assert()
+            .success();
+        rel_format::Digest::of(&std::fs::read(tar).unwrap()).hex()
+    };
+    let (from_digest, to_digest) = (tar_digest(&vs[0]), tar_digest(&vs[1]));
+    let to_snapshot = cache.join(format!("{to_digest}.snapshot"));
+    let from_snapshot = cache.join(format!("{from_digest}.snapshot"));
+    assert_eq!(snapshots, {
+        let mut both = vec![to_snapshot.clone(), from_snapshot.clone()];
+        both.sort();
+        both
+    });
+
+    // Kept ones are used as they are: building again rewrites neither.
+    let inode = |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let inodes = [inode(&from_snapshot), inode(&to_snapshot)];
+    let (again, _) = build("again.tar");
+    assert!(again == first, "the upgrade differs when built again");
+    assert_eq!([inode(&from_snapshot), inode(&to_snapshot)], inodes);
+
+    // A damaged one: refused, named, read again and kept again.
+    let mut bytes = std::fs::read(&to_snapshot).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&to_snapshot, &bytes).unwrap();
+    let (again, stderr) = build("damaged.tar");
+    assert!(again == first, "the upgrade differs after a damaged snapshot");
+    assert!(
+        stderr.contains("checksum does not match") && stderr.contains(&to_digest),
+        "{stderr}"
+    );
+    assert_ne!(
+        std::fs::read(&to_snapshot).unwrap(),
+        bytes,
+        "the snapshot was not kept again"
+    );
+
+    // Another release's, put in its place.
+    std::fs::copy(&from_snapshot, &to_snapshot).unwrap();
+    let (again, stderr) = build("swapped.tar");
+    assert!(again == first, "the upgrade differs after a swapped snapshot");
+    assert!(stderr.contains("another release's"), "{stderr}");
+
+    // The target's chunks are gone from the cache, its snapshot is not: the members the
+    // upgrade carries are fetched again.
+    for ext in ["pack", "idx", "order"] {
+        std::fs::remove_file(cache.join(format!("{to_digest}.{ext}"))).unwrap();
+    }
+    let (again, stderr) = build("refetched.tar");
+    assert!(
+        again == first,
+        "the upgrade differs once the chunks were gone: {stderr}"
+    );
+    assert!(
+        cache.join(format!("{to_digest}.pack")).exists(),
+        "the release was not fetched again"
+    );
+    assert_eq!(inode(&from_snapshot), inodes[0]);
 }
 
 /// The generator is not sure of shop v1 -> v4: the store's state changed shape in v2 and

@@ -237,7 +237,7 @@ pub(crate) fn drain(callers: Vec<String>) -> Option<Term> {
 /// User additions to the generated instructions of one application: the terms of an
 /// `<app>.extra` file (SPEC.md §8.2), each `{up_before | up_after | down_before | down_after,
 /// [Instruction]}` or `{code_change, [{Module, FromVsn | '_', Extra}]}`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Extra {
     pub up_before: Vec<Term>,
     pub up_after: Vec<Term>,
@@ -250,7 +250,7 @@ pub struct Extra {
 }
 
 /// One `{Module, FromVsn | '_', Extra}` of an `.extra`'s `code_change` list.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CodeChangeExtra {
     pub module: String,
     pub from: Option<String>,

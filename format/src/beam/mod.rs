@@ -51,7 +51,7 @@ pub struct BeamError {
 }
 
 /// A parsed BEAM file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Beam {
     file: String,
     bytes: Vec<u8>,

@@ -230,6 +230,29 @@ impl PartialEq for Deferred {
     }
 }
 
+/// Stored as what it reads from (the kept chunks and whether the module starts supervisors),
+/// never as an answer: a stored snapshot is read again as it was made, unanswered. An answer
+/// known without code (hand-made in tests) cannot be stored.
+impl serde::Serialize for Deferred {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.code.is_none() && self.read.get().is_some_and(|r| *r != Supervision::default()) {
+            return Err(serde::ser::Error::custom("a supervision known without its code"));
+        }
+        serde::Serialize::serialize(&(self.code.as_deref(), self.starts_supervisors), s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Deferred {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (code, starts_supervisors): (Option<Beam>, bool) = serde::Deserialize::deserialize(d)?;
+        Ok(Deferred {
+            code: code.map(Arc::new),
+            starts_supervisors,
+            read: Arc::new(OnceLock::new()),
+        })
+    }
+}
+
 impl fmt::Debug for Deferred {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Deferred")

@@ -24,7 +24,7 @@ use std::fmt::{self, Write as _};
 pub use parse::{TermError, parse_term, parse_terms};
 
 /// An Erlang term.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Term {
     Atom(String),
     Integer(i128),
