@@ -433,6 +433,17 @@ impl Fetcher {
             .with_context(|| format!("cannot open the cache `{}`", self.cache_dir.display()))
     }
 
+    /// Streams the artifact of a verified manifest into `out`, each chunk verified before a
+    /// byte of it is written and the whole stream at the end: what reached `out` is only the
+    /// artifact's if this returns `Ok`.
+    pub async fn stream<W: Write + Send + 'static>(&self, m: &Manifest, out: W, label: &str) -> Result<(W, Transfer)> {
+        let cache = self.cache()?;
+        let progress = Progress::bytes(m.tar.length, label, self.quiet);
+        let streamed = stream_tar(&self.client, &cache, m, self.jobs, self.deltas, &progress, out).await?;
+        progress.finish();
+        Ok(streamed)
+    }
+
     /// Writes the artifact of a verified manifest to `target`. Nothing appears there unless
     /// every chunk and the whole stream verified. `label` names the transfer on progress bars.
     pub async fn write(&self, m: &Manifest, target: Target<'_>, label: &str) -> Result<Transfer> {

@@ -116,19 +116,35 @@ async fn open_stored(
     version: &Version,
 ) -> Result<(Stored, Option<ReleaseSnapshot>)> {
     let manifest = fetcher.release(trusted, name, version).await?.manifest;
-    let kept = fetcher.cache()?.snapshot(&manifest.tar.digest);
+    let (cache, tar) = (fetcher.cache()?, manifest.tar.digest);
+    let kept = tokio::task::spawn_blocking(move || cache.snapshot(&tar)).await?;
     let (snapshot, spans) = kept.map_or((None, Vec::new()), |(s, spans)| (Some(s), spans));
     let label = stored_label(name, version);
     Ok((Stored { manifest, spans, label }, snapshot))
 }
 
 /// Reads the snapshot of a stored release the cache keeps none of, from the release
-/// (fetched through the cache and verified), and keeps it there.
+/// (fetched through the cache and verified), and keeps it there. The release is read as it
+/// streams, on a core of its own; nothing of it is written but the cache's pack.
 async fn read_stored(fetcher: &Fetcher, stored: &mut Stored, parsed: &mut ParsedModules) -> Result<ReleaseSnapshot> {
-    let m = fetch_whole(fetcher, &stored.manifest, stored.label.clone()).await?;
-    let file = std::io::BufReader::new(std::fs::File::open(&m.path)?);
-    let (snapshot, spans) = ReleaseSnapshot::from_tar_indexed(file, None, parsed)
-        .with_context(|| format!("cannot read the release `{}`", stored.label))?;
+    let (mut reader, writer) = crate::fs::pipe();
+    let mut known = std::mem::take(parsed);
+    let reading = tokio::task::spawn_blocking(move || {
+        let read = ReleaseSnapshot::from_tar_indexed(&mut reader, None, &mut known);
+        // What follows the last member (the end-of-archive blocks) is read too, so that the
+        // stream always ends.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        (read, known)
+    });
+    let streamed = fetcher
+        .stream(&stored.manifest, writer, "fetch")
+        .await
+        .and_then(|(mut w, _)| Ok(std::io::Write::flush(&mut w)?));
+    let (read, known) = reading.await?;
+    *parsed = known;
+    // A stream that did not verify is the error, whatever the reading made of it.
+    streamed?;
+    let (snapshot, spans) = read.with_context(|| format!("cannot read the release `{}`", stored.label))?;
     let tar = stored.manifest.tar.digest;
     if let Err(e) = fetcher.cache()?.keep_snapshot(&tar, &snapshot, &spans) {
         tracing::warn!("cannot keep the snapshot of {} in the cache: {e}", stored.label);
@@ -189,16 +205,18 @@ async fn read_releases(
         }
     }
     .into_iter();
-    let mut opened = Vec::with_capacity(refs.len());
-    for r in refs {
-        opened.push(match r {
+    // Stored releases are opened together: their manifests fetched and verified, the
+    // snapshots the cache keeps of them read, each on a core of its own.
+    let opened = futures::future::try_join_all(refs.iter().map(|r| async move {
+        match r {
             ReleaseRef::Stored { name: named, version } => {
                 let (name, trusted) = stored_name(named.as_deref().or(name), version, trusted)?;
-                Some(open_stored(fetcher, trusted, name, version).await?)
+                Ok::<_, anyhow::Error>(Some(open_stored(fetcher, trusted, name, version).await?))
             }
-            ReleaseRef::Path(_) => None,
-        });
-    }
+            ReleaseRef::Path(_) => Ok(None),
+        }
+    }))
+    .await?;
     // A release read from its tar parses only the modules no kept snapshot has.
     let unread = refs.iter().zip(&opened).any(|(r, o)| match o {
         Some((_, kept)) => kept.is_none(),

@@ -20,6 +20,7 @@ use crate::term::{Term, TermError, parse_term};
 pub struct ModuleSummary {
     pub name: String,
     /// [`Beam::identity`]: equal exactly when the md5s (as `beam_lib:md5/1`) are.
+    #[serde(with = "raw32")]
     pub identity: [u8; 32],
     pub behaviours: Vec<String>,
     /// Exports `code_change/3`, `code_change/4` or `system_code_change/4`.
@@ -486,6 +487,7 @@ pub struct MemberSpan {
     pub end: u64,
     /// The SHA-256 of a BEAM file the snapshot read, by which [`ParsedModules::learn`]
     /// knows it again.
+    #[serde(with = "raw_digest")]
     pub digest: Option<crate::Digest>,
 }
 
@@ -534,6 +536,46 @@ pub fn decode_stored(tar: &crate::Digest, bytes: &[u8]) -> Result<(ReleaseSnapsh
         return Err(bad("it is another release's"));
     }
     postcard::from_bytes(&body[head..]).map_err(|e| bad(&e.to_string()))
+}
+
+/// 32 bytes stored as bytes: not a tuple of 32 numbers, nor a digest's text.
+mod raw32 {
+    use serde::de::{Error, Visitor};
+
+    pub(super) fn serialize<S: serde::Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        struct Raw;
+        impl Visitor<'_> for Raw {
+            type Value = [u8; 32];
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("32 bytes")
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<[u8; 32], E> {
+                v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
+            }
+        }
+        d.deserialize_bytes(Raw)
+    }
+}
+
+/// An optional digest stored as its 32 bytes.
+mod raw_digest {
+    use super::Deserialize;
+    use crate::Digest;
+
+    #[derive(serde::Serialize, Deserialize)]
+    struct Raw(#[serde(with = "super::raw32")] [u8; 32]);
+
+    pub(super) fn serialize<S: serde::Serializer>(digest: &Option<Digest>, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&digest.map(|d| Raw(*d.as_bytes())), s)
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Digest>, D::Error> {
+        Ok(Option::<Raw>::deserialize(d)?.map(|Raw(bytes)| Digest::from_bytes(bytes)))
+    }
 }
 
 /// A `.rel` as a snapshot stores it: its fields in order (the JSON form leaves empty ones

@@ -195,7 +195,7 @@ fn refused_pull(home: &Home, reg: &Registry, args: &[&str], expect: &str) -> Str
 }
 
 /// The stored packs, each with the path of its index.
-fn pack_files(store: &std::path::Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+pub(crate) fn pack_files(store: &std::path::Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
     let mut out = Vec::new();
     let Ok(dirs) = fs::read_dir(store.join("packs")) else {
         return out;

@@ -337,6 +337,81 @@ fn a_kept_snapshot_that_cannot_be_used_costs_a_read_never_a_wrong_upgrade() {
     assert_eq!(inode(&from_snapshot), inodes[0]);
 }
 
+/// A stored release whose stream does not verify is never read into a snapshot: building
+/// an upgrade to it fails with the registry's fault named, and the cache keeps nothing of
+/// it (the release it starts from, which verified, is kept).
+#[test]
+fn a_release_that_does_not_verify_leaves_no_snapshot() {
+    let shop = Fixture::shop();
+    let vs = shop.versions();
+    let home = Home::new();
+    let reg = Registry::start(&home.path("store"), &[]);
+    for v in &vs[..2] {
+        home.rel(Some(&reg))
+            .arg("push")
+            .arg(shop.tarball(v))
+            .arg("--quiet")
+            .assert()
+            .success();
+    }
+    // A byte flipped in a chunk only the second release has.
+    let manifest = |v: &str| -> serde_json::Value {
+        let path = home.path("store/manifests/shop").join(v).join("release.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let chunks = |v: &str| -> Vec<String> {
+        manifest(v)["signed"]["tar"]["chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (first, second) = (chunks(&vs[0]), chunks(&vs[1]));
+    let victim = second
+        .iter()
+        .find(|c| !first.contains(c))
+        .expect("a chunk of its own")
+        .clone();
+    let (pack, entry) = crate::cli::pack_files(&home.path("store"))
+        .into_iter()
+        .find_map(|(pack, index)| {
+            let entries = rel_format::pack::decode_index(&std::fs::read(index).unwrap()).unwrap();
+            let entry = entries.into_iter().find(|e| e.digest.to_string() == victim)?;
+            Some((pack, entry))
+        })
+        .expect("a pack holds the chunk");
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[(entry.offset + u64::from(entry.size) / 2) as usize] ^= 0x40;
+    std::fs::write(&pack, bytes).unwrap();
+
+    let out = home
+        .rel(Some(&reg))
+        .args(["build-upgrade", "shop", "--from", &format!("shop@{}", vs[0])])
+        .args(["--to", &format!("shop@{}", vs[1]), "-o"])
+        .arg(home.path("up.tar"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("the registry sent a bad chunk"),
+        "{stderr}"
+    );
+    assert!(!home.path("up.tar").exists());
+    let second_tar = manifest(&vs[1])["signed"]["tar"]["digest"].as_str().unwrap().to_owned();
+    let second_tar = second_tar.trim_start_matches("sha256:");
+    let kept: Vec<String> = std::fs::read_dir(home.path("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        kept.iter()
+            .all(|f| !f.starts_with(second_tar) || f.ends_with(".partial")),
+        "{kept:?}"
+    );
+    assert_eq!(kept.iter().filter(|f| f.ends_with(".snapshot")).count(), 1, "{kept:?}");
+}
+
 /// The generator is not sure of shop v1 -> v4: the store's state changed shape in v2 and
 /// again in v4, and v4's code_change/3 was written for v2's shape. The host refuses, and
 /// says how to go on.

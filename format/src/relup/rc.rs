@@ -287,55 +287,60 @@ fn dep_mods(i: &Term) -> Vec<String> {
 /// modules it depends on).
 struct Graph {
     nodes: BTreeMap<String, (usize, Term, Vec<String>)>,
-    order: Vec<String>,
+    /// Each module's neighbours, dependencies and dependents alike.
+    undirected: HashMap<String, Vec<String>>,
 }
 
 impl Graph {
     fn new(instrs: &[Term]) -> Result<Self, RelupError> {
         let mut nodes = BTreeMap::new();
-        let mut order = Vec::new();
         for (n, i) in instrs.iter().filter(|i| is_dep(i)).enumerate() {
             let m = dep_module(i);
             if nodes.insert(m.clone(), (n + 1, i.clone(), dep_mods(i))).is_some() {
                 return Err(RelupError::MuldefModule(m));
             }
-            order.push(m);
         }
-        for (_, _, deps) in nodes.values() {
+        let mut undirected: HashMap<String, Vec<String>> = HashMap::new();
+        for (v, (_, _, deps)) in &nodes {
             if let Some(d) = deps.iter().find(|d| !nodes.contains_key(*d)) {
                 return Err(RelupError::UndefModule(d.clone()));
             }
+            for d in deps {
+                undirected.entry(v.clone()).or_default().push(d.clone());
+                undirected.entry(d.clone()).or_default().push(v.clone());
+            }
         }
-        Ok(Graph { nodes, order })
+        Ok(Graph { nodes, undirected })
     }
 
     /// The weakly connected component of `m`, in instruction order.
     fn component(&self, m: &str) -> Vec<String> {
-        let mut undirected: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (v, (_, _, deps)) in &self.nodes {
-            for d in deps {
-                undirected.entry(v).or_default().push(d);
-                undirected.entry(d).or_default().push(v);
-            }
-        }
-        let mut seen = std::collections::HashSet::from([m.to_owned()]);
-        let mut stack = vec![m.to_owned()];
+        let mut seen = std::collections::HashSet::from([m]);
+        let mut stack = vec![m];
         while let Some(v) = stack.pop() {
-            for n in undirected.get(v.as_str()).into_iter().flatten() {
-                if seen.insert((*n).to_owned()) {
-                    stack.push((*n).to_owned());
+            for n in self.undirected.get(v).into_iter().flatten() {
+                if seen.insert(n.as_str()) {
+                    stack.push(n);
                 }
             }
         }
-        self.order.iter().filter(|v| seen.contains(*v)).cloned().collect()
+        let mut comp: Vec<&str> = seen.into_iter().collect();
+        comp.sort_by_key(|v| self.nodes[*v].0);
+        comp.into_iter().map(str::to_owned).collect()
     }
 
     /// `get_dependent_instructions/3`: the component's instructions, dependents before
     /// their dependencies, each strongly connected group in instruction order.
     fn dependent_instructions(&self, m: &str) -> Vec<Term> {
         let comp = self.component(m);
+        let members: std::collections::HashSet<&String> = comp.iter().collect();
         let sccs = tarjan(&comp, |v| {
-            self.nodes[v].2.iter().filter(|d| comp.contains(d)).cloned().collect()
+            self.nodes[v]
+                .2
+                .iter()
+                .filter(|d| members.contains(d))
+                .cloned()
+                .collect()
         });
         // Tarjan yields components dependencies-first; OTP's topsort puts dependents first.
         let mut out = Vec::new();
@@ -578,15 +583,20 @@ pub(crate) fn translate_scripts(
     let graph = Graph::new(&after)?;
     let mut nbefore = Vec::new();
     let mut nafter = Vec::new();
-    let mut rest = after;
-    while !rest.is_empty() {
-        let i = rest.remove(0);
+    // Each dependent instruction goes with the first of its component to come; the graph
+    // holds one instruction per module, so a module done is its instruction done.
+    let mut done = std::collections::HashSet::new();
+    for i in after {
         if is_dep(&i) {
-            let dep_is = graph.dependent_instructions(&dep_module(&i));
+            let m = dep_module(&i);
+            if done.contains(&m) {
+                continue;
+            }
+            let dep_is = graph.dependent_instructions(&m);
+            done.extend(dep_is.iter().map(dep_module));
             let (b, a) = dep_to_low(mode, &dep_is, appls)?;
             nbefore.extend(b);
             nafter.extend(a);
-            rest.retain(|x| !dep_is.contains(x));
         } else {
             nafter.push(i);
         }
