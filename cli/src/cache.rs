@@ -379,6 +379,13 @@ impl PackCache {
         {
             let _ = std::fs::remove_file(old);
         }
+        // A snapshot whose artifact left the cache some other way.
+        for orphan in paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "snapshot") && !p.with_extension("idx").exists())
+        {
+            let _ = std::fs::remove_file(orphan);
+        }
         let mut packs: Vec<(std::time::SystemTime, PathBuf)> = paths
             .into_iter()
             .filter(|p| p.extension().is_some_and(|x| x == "idx"))
@@ -612,9 +619,13 @@ mod tests {
         std::fs::write(dir.path().join("0123.tar"), b"an old cache entry").unwrap();
         std::fs::write(dir.path().join("0123.chunks"), b"[]").unwrap();
         let mut streams = Vec::new();
+        let orphan = dir.path().join(format!("{}.snapshot", Digest::of(b"gone").hex()));
+        std::fs::write(&orphan, b"a snapshot whose pack is gone").unwrap();
         for seed in 0..KEEP as u8 + 2 {
             let (stream, chunks) = artifact(seed * 10, 2);
             store(&cache, &stream, &chunks);
+            let (pack, _) = cache.paths(&stream.digest);
+            std::fs::write(pack.with_extension("snapshot"), b"its snapshot").unwrap();
             streams.push(stream);
             // Modification times tell the newest; keep them apart.
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -623,12 +634,50 @@ mod tests {
         assert_eq!(kept.iter().filter(|k| **k).count(), KEEP);
         assert!(!kept[0] && !kept[1] && kept[KEEP + 1], "{kept:?}");
         assert!(!dir.path().join("0123.tar").exists() && !dir.path().join("0123.chunks").exists());
-        // An evicted artifact's order goes with it.
-        let orders = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "order"))
-            .count();
-        assert_eq!(orders, KEEP);
+        // An evicted artifact's order and snapshot go with it; a snapshot alone goes too.
+        let count = |ext: &str| {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == ext))
+                .count()
+        };
+        assert_eq!((count("order"), count("snapshot")), (KEEP, KEEP));
+        assert!(!orphan.exists());
+    }
+
+    #[test]
+    fn ranges_are_cut_from_the_chunks_they_touch() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = PackCache::open(dir.path()).unwrap();
+        let (stream, chunks) = artifact(7, 5);
+        store(&cache, &stream, &chunks);
+        let whole: Vec<u8> = chunks.iter().flat_map(|(_, d)| d.clone()).collect();
+        let len = whole.len() as u64;
+        let cases: [&[(u64, u64)]; 5] = [
+            &[],
+            &[(0, len)],
+            &[(0, 10), (999, 1001), (1500, 3100)],
+            &[(2002, 2003), (len - 1, len)],
+            &[(3000, 4006)],
+        ];
+        for ranges in cases {
+            let want: Vec<u8> = ranges
+                .iter()
+                .flat_map(|&(s, e)| whole[s as usize..e as usize].to_vec())
+                .collect();
+            assert_eq!(cache.read_ranges(&stream, ranges), Some(want), "{ranges:?}");
+        }
+        // Past the end, or a chunk that no longer reads back: nothing.
+        assert_eq!(cache.read_ranges(&stream, &[(len - 1, len + 1)]), None);
+        let (pack, index) = cache.paths(&stream.digest);
+        let mut bytes = std::fs::read(&pack).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 1;
+        std::fs::write(&pack, bytes).unwrap();
+        assert_eq!(cache.read_ranges(&stream, &[(0, 10)]), Some(whole[..10].to_vec()));
+        assert_eq!(cache.read_ranges(&stream, &[(0, len)]), None);
+        std::fs::remove_file(index).unwrap();
+        assert_eq!(cache.read_ranges(&stream, &[(0, 10)]), None);
     }
 
     #[test]
