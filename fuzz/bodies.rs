@@ -204,3 +204,22 @@ pub(crate) fn version(data: &[u8]) {
         assert_eq!(x == y, x.cmp(y) == std::cmp::Ordering::Equal);
     }
 }
+
+/// Kept snapshots (SPEC.md §8.5): `data` is the body, given a whole file's magic, digest and
+/// checksum so that the decoder reads it. It reads back or errs, never panics nor runs out of
+/// stack; one that reads back is stored again as the same bytes.
+pub(crate) fn snapshot(data: &[u8]) {
+    use rel_format::snapshot::{STORED_MAGIC, decode_stored, encode_stored};
+    let tar = rel_format::Digest::of(b"a release");
+    let _ = decode_stored(&tar, data);
+    let mut file = STORED_MAGIC.to_vec();
+    file.extend_from_slice(tar.as_bytes());
+    file.extend_from_slice(data);
+    let sum = rel_format::Digest::of(&file);
+    file.extend_from_slice(sum.as_bytes());
+    if let Ok((snapshot, spans)) = decode_stored(&tar, &file) {
+        let again = encode_stored(&tar, &snapshot, &spans).expect("a snapshot read back stores again");
+        let (snapshot, spans) = decode_stored(&tar, &again).expect("a stored snapshot reads back");
+        assert_eq!(encode_stored(&tar, &snapshot, &spans).expect("stores again"), again);
+    }
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs rel's fuzz targets (fuzz/, cargo-fuzz and libFuzzer) for SECONDS each, default 60:
-#   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: etf beam terms tar pack signed version delta
+#   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: etf beam terms tar pack signed version delta snapshot
 # Needs a nightly toolchain (rustup toolchain install nightly); installs cargo-fuzz into
 # target/tools. Each corpus (target/fuzz/corpus/TARGET) is seeded from the fixture releases
 # (built first if missing), SPEC.md's examples and a few hand-made inputs, and keeps what the
@@ -12,7 +12,7 @@ root=$PWD
 secs=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(etf beam terms tar pack signed version delta)
+((${#targets[@]})) || targets=(etf beam terms tar pack signed version delta snapshot)
 toolchain=${REL_FUZZ_TOOLCHAIN:-nightly}
 tools=${REL_TOOLS:-$root/target/tools}
 work=$root/target/fuzz
@@ -90,6 +90,10 @@ if command -v zstd >/dev/null; then
   zstd -q -f --patch-from="$work/corpus/delta/base" "$work/corpus/delta/target" -o "$work/corpus/delta/seed-patch"
 fi
 rm "$work/corpus/delta/base" "$work/corpus/delta/target"
+# Kept snapshots: the body of the demo fixture's, which only rel-format writes.
+mkdir -p "$work/corpus/snapshot"
+REL_FUZZ_SEEDS=$work/corpus/snapshot CARGO_TARGET_DIR=$root/target \
+  cargo test --quiet -p rel-format --test it fuzz_seeds::kept_snapshots > /dev/null
 
 for t in "${targets[@]}"; do
   mkdir -p "$work/artifacts/$t"

@@ -77,6 +77,7 @@ pub struct AppSnapshot {
     /// The beams in its `ebin/`, by module name.
     pub beams: BTreeMap<String, ModuleSummary>,
     /// `ebin/<app>.appup`, when the release ships one.
+    #[serde(with = "crate::term::stored::option")]
     pub appup: Option<Term>,
     /// `priv/rel/<app>.extra`, additions to the generated appup the release ships (SPEC.md
     /// §8.2).
@@ -492,7 +493,7 @@ pub struct MemberSpan {
 }
 
 /// The first bytes of a stored snapshot; the digit is the layout's version.
-const STORED_MAGIC: &[u8; 16] = b"rel snapshot 01\n";
+pub const STORED_MAGIC: &[u8; 16] = b"rel snapshot 01\n";
 
 /// A snapshot and its member spans as a host keeps them (SPEC.md §8.5): the magic, the
 /// digest of the release tar they were read from, the two in postcard, and the SHA-256 of
@@ -535,7 +536,7 @@ pub fn decode_stored(tar: &crate::Digest, bytes: &[u8]) -> Result<(ReleaseSnapsh
     if &body[STORED_MAGIC.len()..head] != tar.as_bytes() {
         return Err(bad("it is another release's"));
     }
-    postcard::from_bytes(&body[head..]).map_err(|e| bad(&e.to_string()))
+    postcard::from_bytes(&body[head..]).map_err(|e| bad(&format!("its body does not read as one ({e})")))
 }
 
 /// 32 bytes stored as bytes: not a tuple of 32 numbers, nor a digest's text.
@@ -690,6 +691,7 @@ mod stored_tests {
                 (&y.vsn, &y.app_modules, &y.appup),
                 "{app}"
             );
+            assert_eq!(format!("{:?}", x.extra), format!("{:?}", y.extra), "{app}");
             assert_eq!(x.beams, y.beams, "{app}");
         }
     }
@@ -808,6 +810,38 @@ mod stored_tests {
         forged.extend_from_slice(sum.as_bytes());
         let e = decode_stored(&digest, &forged).unwrap_err();
         assert!(matches!(e, SnapshotError::Stored { .. }), "{e}");
+    }
+
+    /// Terms are stored as text and read back by the term parser, so a stored term nested
+    /// past its bounds is refused, not followed down the stack.
+    #[test]
+    fn a_kept_snapshot_nesting_past_the_bounds_is_refused() {
+        let demo = Fixture::demo();
+        let tar = plain(&demo, &demo.versions()[0]);
+        let digest = crate::Digest::of(&tar);
+        let (snapshot, spans) = read(&tar, &mut ParsedModules::default());
+        // The stored text of an appup, replaced by lists nested `depth` deep.
+        let nested = |depth: usize| {
+            let mut snapshot = snapshot.clone();
+            let placeholder = "a".repeat(2 * depth);
+            snapshot.apps.values_mut().next().unwrap().appup = Some(Term::atom(&placeholder));
+            let mut kept = encode_stored(&digest, &snapshot, &spans).unwrap();
+            kept.truncate(kept.len() - 32);
+            let at = kept
+                .windows(placeholder.len())
+                .position(|w| w == placeholder.as_bytes())
+                .unwrap();
+            let lists = "[".repeat(depth) + &"]".repeat(depth);
+            kept[at..at + lists.len()].copy_from_slice(lists.as_bytes());
+            let sum = crate::Digest::of(&kept);
+            kept.extend_from_slice(sum.as_bytes());
+            decode_stored(&digest, &kept)
+        };
+        let (back, _) = nested(3).unwrap();
+        let appup = back.apps.values().next().unwrap().appup.clone();
+        assert_eq!(appup.unwrap().to_string(), "[[[]]]");
+        let e = nested(100_000).unwrap_err().to_string();
+        assert!(e.contains("does not read as one"), "{e}");
     }
 
     #[test]

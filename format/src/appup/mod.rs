@@ -239,9 +239,13 @@ pub(crate) fn drain(callers: Vec<String>) -> Option<Term> {
 /// [Instruction]}` or `{code_change, [{Module, FromVsn | '_', Extra}]}`.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Extra {
+    #[serde(with = "crate::term::stored::list")]
     pub up_before: Vec<Term>,
+    #[serde(with = "crate::term::stored::list")]
     pub up_after: Vec<Term>,
+    #[serde(with = "crate::term::stored::list")]
     pub down_before: Vec<Term>,
+    #[serde(with = "crate::term::stored::list")]
     pub down_after: Vec<Term>,
     /// The `Extra` of `{update, M, {advanced, Extra}, _}` per module and from-version (`None`:
     /// any), both ways: what `code_change/3` is given, for instance which older shape a
@@ -254,6 +258,7 @@ pub struct Extra {
 pub struct CodeChangeExtra {
     pub module: String,
     pub from: Option<String>,
+    #[serde(with = "crate::term::stored")]
     pub extra: Term,
 }
 

@@ -51,7 +51,7 @@ pub struct BeamError {
 }
 
 /// A parsed BEAM file.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Beam {
     file: String,
     bytes: Vec<u8>,
@@ -155,6 +155,21 @@ impl Beam {
     /// parse time (atoms, exports, imports, attributes). What reads other chunks (the md5,
     /// [`Beam::compile_info`]) is meaningless on it: it exists to keep what a later reading
     /// needs without keeping the whole file.
+    /// The BEAM file of this module's chunks (of those [`Beam::trimmed`] kept), which
+    /// [`Beam::parse`] reads back as this module.
+    pub(crate) fn to_file(&self) -> Vec<u8> {
+        let mut out = b"FOR1\0\0\0\0BEAM".to_vec();
+        for &(id, start, len) in &self.chunks {
+            out.extend_from_slice(&id);
+            out.extend_from_slice(&u32::try_from(len).expect("a chunk of a BEAM file").to_be_bytes());
+            out.extend_from_slice(&self.bytes[start..start + len]);
+            out.resize(out.len().next_multiple_of(4), 0);
+        }
+        let size = u32::try_from(out.len() - 8).expect("the size of a BEAM file");
+        out[4..8].copy_from_slice(&size.to_be_bytes());
+        out
+    }
+
     pub(crate) fn trimmed(&self, keep: &[&[u8; 4]]) -> Beam {
         let mut bytes = Vec::new();
         let mut chunks = Vec::new();

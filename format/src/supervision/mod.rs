@@ -173,6 +173,12 @@ impl Questions {
     }
 }
 
+/// The chunks a [`Deferred`] keeps: those the analysis reads, and those that make them a BEAM
+/// file again (a kept snapshot stores it so, SPEC.md §8.5).
+const KEPT_CHUNKS: &[&[u8; 4]] = &[
+    b"AtU8", b"Atom", b"Code", b"StrT", b"ImpT", b"ExpT", b"LitT", b"FunT", b"Attr",
+];
+
 /// A module's [`Supervision`], read from its code the first time it is asked for.
 ///
 /// A release has thousands of modules and an upgrade changes a few. So a snapshot keeps, for
@@ -193,9 +199,7 @@ impl Deferred {
     pub fn of(beam: &Beam) -> Deferred {
         let questions = Questions::of(beam);
         Deferred {
-            code: questions
-                .any()
-                .then(|| Arc::new(beam.trimmed(&[b"Code", b"LitT", b"FunT"]))),
+            code: questions.any().then(|| Arc::new(beam.trimmed(KEPT_CHUNKS))),
             starts_supervisors: questions.starts,
             read: Arc::new(OnceLock::new()),
         }
@@ -238,13 +242,28 @@ impl serde::Serialize for Deferred {
         if self.code.is_none() && self.read.get().is_some_and(|r| *r != Supervision::default()) {
             return Err(serde::ser::Error::custom("a supervision known without its code"));
         }
-        serde::Serialize::serialize(&(self.code.as_deref(), self.starts_supervisors), s)
+        let file = self.code.as_deref().map(Beam::to_file);
+        serde::Serialize::serialize(&(file.as_deref().map(Bytes), self.starts_supervisors), s)
+    }
+}
+
+/// Bytes as bytes, not as a sequence of numbers.
+struct Bytes<'a>(&'a [u8]);
+
+impl serde::Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Deferred {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (code, starts_supervisors): (Option<Beam>, bool) = serde::Deserialize::deserialize(d)?;
+        let (file, starts_supervisors): (Option<&[u8]>, bool) = serde::Deserialize::deserialize(d)?;
+        // Read back as any BEAM file is, with its bounds.
+        let code = file
+            .map(|bytes| Beam::parse("a module of a stored snapshot", bytes.to_vec()))
+            .transpose()
+            .map_err(serde::de::Error::custom)?;
         Ok(Deferred {
             code: code.map(Arc::new),
             starts_supervisors,

@@ -19,12 +19,65 @@
 
 mod parse;
 
+/// Terms stored (in a kept snapshot, SPEC.md §8.5) as their text, and read back with the
+/// text parser and its bounds: whatever the stored bytes, reading them cannot nest deeper
+/// than a term file can.
+pub(crate) mod stored {
+    use super::{Term, parse_term};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const FILE: &str = "a term of a stored snapshot";
+
+    pub(crate) fn serialize<S: Serializer>(term: &Term, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{term}."))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Term, D::Error> {
+        let text = <&str>::deserialize(d)?;
+        parse_term(FILE, text).map_err(serde::de::Error::custom)
+    }
+
+    /// An optional term.
+    pub(crate) mod option {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(term: &Option<Term>, s: S) -> Result<S::Ok, S::Error> {
+            match term {
+                Some(t) => s.serialize_some(&format!("{t}.")),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Term>, D::Error> {
+            Option::<&str>::deserialize(d)?
+                .map(|text| parse_term(FILE, text).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+
+    /// A list of terms.
+    pub(crate) mod list {
+        use super::*;
+
+        pub(crate) fn serialize<S: Serializer>(terms: &[Term], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(terms.iter().map(|t| format!("{t}.")))
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Term>, D::Error> {
+            Vec::<&str>::deserialize(d)?
+                .into_iter()
+                .map(|text| parse_term(FILE, text).map_err(serde::de::Error::custom))
+                .collect()
+        }
+    }
+}
+
 use std::fmt::{self, Write as _};
 
 pub use parse::{TermError, parse_term, parse_terms};
 
 /// An Erlang term.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Term {
     Atom(String),
     Integer(i128),

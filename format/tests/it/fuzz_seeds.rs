@@ -82,6 +82,24 @@ fn run(target: fn(&[u8]), seeds: &[Vec<u8>], per_seed: usize) {
 }
 
 #[test]
+fn kept_snapshots() {
+    let demo = Fixture::demo();
+    let mut tar = Vec::new();
+    let file = std::fs::File::open(demo.tarball(&demo.versions()[0])).unwrap();
+    flate2::read::GzDecoder::new(file).read_to_end(&mut tar).unwrap();
+    let digest = rel_format::Digest::of(&tar);
+    let (snapshot, spans) =
+        rel_format::snapshot::ReleaseSnapshot::from_tar_indexed(tar.as_slice(), None, &mut Default::default()).unwrap();
+    let kept = rel_format::snapshot::encode_stored(&digest, &snapshot, &spans).unwrap();
+    // The body alone, as the target takes it; `scripts/fuzz.sh` seeds its corpus with it.
+    let body = kept[rel_format::snapshot::STORED_MAGIC.len() + 32..kept.len() - 32].to_vec();
+    if let Some(dir) = std::env::var_os("REL_FUZZ_SEEDS") {
+        std::fs::write(std::path::Path::new(&dir).join("seed-demo"), &body).unwrap();
+    }
+    run(bodies::snapshot, &[body, kept], 150);
+}
+
+#[test]
 fn beams() {
     run(bodies::beam, &fixture_files(&[".beam"], 8), 150);
 }
