@@ -228,11 +228,8 @@ fn what_a_host_builds_is_byte_for_byte_what_ci_builds() {
     }
 }
 
-/// The snapshots a host keeps are only a shortcut: one damaged, one of another release put
-/// in its place, or one whose release's chunks left the cache, and the host builds the same
-/// upgrade, reading again (and keeping again) what it must.
-#[test]
-fn a_kept_snapshot_that_cannot_be_used_costs_a_read_never_a_wrong_upgrade() {
+/// Shop's versions, and a registry of a fresh home holding the first two.
+fn shop_first_two_pushed() -> (Vec<String>, Home, Registry) {
     let shop = Fixture::shop();
     let vs = shop.versions();
     let home = Home::new();
@@ -245,6 +242,15 @@ fn a_kept_snapshot_that_cannot_be_used_costs_a_read_never_a_wrong_upgrade() {
             .assert()
             .success();
     }
+    (vs, home, reg)
+}
+
+/// The snapshots a host keeps are only a shortcut: one damaged, one of another release put
+/// in its place, or one whose release's chunks left the cache, and the host builds the same
+/// upgrade, reading again (and keeping again) what it must.
+#[test]
+fn a_kept_snapshot_that_cannot_be_used_costs_a_read_never_a_wrong_upgrade() {
+    let (vs, home, reg) = shop_first_two_pushed();
     let (from, to) = (format!("shop@{}", vs[0]), format!("shop@{}", vs[1]));
     let build = |out: &str| {
         let out = home.path(out);
@@ -342,18 +348,7 @@ fn a_kept_snapshot_that_cannot_be_used_costs_a_read_never_a_wrong_upgrade() {
 /// it (the release it starts from, which verified, is kept).
 #[test]
 fn a_release_that_does_not_verify_leaves_no_snapshot() {
-    let shop = Fixture::shop();
-    let vs = shop.versions();
-    let home = Home::new();
-    let reg = Registry::start(&home.path("store"), &[]);
-    for v in &vs[..2] {
-        home.rel(Some(&reg))
-            .arg("push")
-            .arg(shop.tarball(v))
-            .arg("--quiet")
-            .assert()
-            .success();
-    }
+    let (vs, home, reg) = shop_first_two_pushed();
     // A byte flipped in a chunk only the second release has.
     let manifest = |v: &str| -> serde_json::Value {
         let path = home.path("store/manifests/shop").join(v).join("release.json");
