@@ -377,6 +377,8 @@ pub struct Verified {
 pub struct Fetcher {
     pub client: Client,
     cache_dir: PathBuf,
+    /// The cache, opened (and swept of what interrupted runs left) once.
+    cache: std::sync::OnceLock<PackCache>,
     jobs: usize,
     quiet: bool,
     deltas: bool,
@@ -387,6 +389,7 @@ impl Fetcher {
         Self {
             client: s.client(),
             cache_dir: s.cache_dir.clone(),
+            cache: std::sync::OnceLock::new(),
             jobs,
             quiet: s.quiet,
             deltas: true,
@@ -429,8 +432,12 @@ impl Fetcher {
 
     /// The local cache.
     pub fn cache(&self) -> Result<PackCache> {
-        PackCache::open(&self.cache_dir)
-            .with_context(|| format!("cannot open the cache `{}`", self.cache_dir.display()))
+        if let Some(cache) = self.cache.get() {
+            return Ok(cache.clone());
+        }
+        let cache = PackCache::open(&self.cache_dir)
+            .with_context(|| format!("cannot open the cache `{}`", self.cache_dir.display()))?;
+        Ok(self.cache.get_or_init(|| cache).clone())
     }
 
     /// Streams the artifact of a verified manifest into `out`, each chunk verified before a
@@ -439,23 +446,30 @@ impl Fetcher {
     pub async fn stream<W: Write + Send + 'static>(&self, m: &Manifest, out: W, label: &str) -> Result<(W, Transfer)> {
         let cache = self.cache()?;
         let progress = Progress::bytes(m.tar.length, label, self.quiet);
-        let streamed = stream_tar(&self.client, &cache, m, self.jobs, self.deltas, &progress, out).await?;
+        let (out, transfer) = stream_tar(&self.client, &cache, m, self.jobs, self.deltas, &progress, out).await?;
         progress.finish();
-        Ok(streamed)
+        tracing::info!(
+            name = %m.name,
+            version = %m.version,
+            chunks = m.tar.chunks.len(),
+            fetched_chunks = transfer.fetched_chunks,
+            fetched_bytes = transfer.fetched_bytes,
+            "{label}: {} of {} chunks came from the registry, the rest from the cache",
+            transfer.fetched_chunks,
+            m.tar.chunks.len()
+        );
+        Ok((out, transfer))
     }
 
     /// Writes the artifact of a verified manifest to `target`. Nothing appears there unless
     /// every chunk and the whole stream verified. `label` names the transfer on progress bars.
     pub async fn write(&self, m: &Manifest, target: Target<'_>, label: &str) -> Result<Transfer> {
-        let cache = self.cache()?;
-        let (client, jobs) = (&self.client, self.jobs);
-        let progress = Progress::bytes(m.tar.length, label, self.quiet);
-        let transfer = match target {
+        match target {
             Target::File(output) => {
                 let file = crate::fs::TarFile::create(output)?;
-                let (file, transfer) = stream_tar(client, &cache, m, jobs, self.deltas, &progress, file).await?;
+                let (file, transfer) = self.stream(m, file, label).await?;
                 file.commit()?;
-                transfer
+                Ok(transfer)
             }
             Target::Dir(into) => {
                 // Extraction reads the stream as it is verified; it renames its work into place
@@ -468,8 +482,7 @@ impl Fetcher {
                         confirm_rx.recv().unwrap_or(false)
                     })
                 });
-                let streamed = stream_tar(client, &cache, m, jobs, self.deltas, &progress, writer).await;
-                let streamed = streamed.and_then(|(mut w, t)| {
+                let streamed = self.stream(m, writer, label).await.and_then(|(mut w, t)| {
                     w.flush()?;
                     Ok(t)
                 });
@@ -478,23 +491,11 @@ impl Fetcher {
                 // When extraction stops early the writer only sees a broken pipe: the extraction's
                 // own error is the one to report.
                 let report = extracted?;
-                Transfer {
+                Ok(Transfer {
                     members: Some(report.members),
                     ..streamed?
-                }
+                })
             }
-        };
-        progress.finish();
-        tracing::info!(
-            name = %m.name,
-            version = %m.version,
-            chunks = m.tar.chunks.len(),
-            fetched_chunks = transfer.fetched_chunks,
-            fetched_bytes = transfer.fetched_bytes,
-            "{label}: {} of {} chunks came from the registry, the rest from the cache",
-            transfer.fetched_chunks,
-            m.tar.chunks.len()
-        );
-        Ok(transfer)
+        }
     }
 }

@@ -376,11 +376,12 @@ impl ReleaseSnapshot {
                         let (key, module) = parsed.summary_keyed(&path, bytes)?;
                         // Known again by its file only when the file is the one its module
                         // is kept from: named for it, and the only one in its folder.
-                        let folder = path.rsplit_once('/').map_or("", |(f, _)| f).to_owned();
-                        let claims = claimed.entry((folder, module.name.clone())).or_insert(0);
-                        *claims += 1;
-                        if path.ends_with(&format!("/{}.beam", module.name)) {
-                            digest = Some(key);
+                        if spans.is_some() {
+                            let folder = path.rsplit_once('/').map_or("", |(f, _)| f).to_owned();
+                            *claimed.entry((folder, module.name.clone())).or_insert(0) += 1;
+                            if path.ends_with(&format!("/{}.beam", module.name)) {
+                                digest = Some(key);
+                            }
                         }
                         builder.add_beam(place, module);
                     }
